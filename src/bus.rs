@@ -1,0 +1,319 @@
+//! The bus handle and its builder: configuration, thread lifecycle, subscribe.
+
+use std::fmt;
+use std::thread::ThreadId;
+
+use crate::error::{BusError, ConfigError};
+use crate::event::Event;
+use crate::publisher::Publisher;
+use crate::queue::SubQueue;
+use crate::registry::Registry;
+use crate::ring::Ring;
+use crate::subscriber::Subscriber;
+use crate::subscription::Subscription;
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{spawn_named, thread::JoinHandle, Arc, Mutex};
+use crate::wait::WaitStrategy;
+
+/// Smallest ring.
+pub const MIN_RING_CAPACITY: usize = 2;
+/// Largest ring.
+pub const MAX_RING_CAPACITY: usize = 1 << 22;
+/// Most dispatcher shards.
+pub const MAX_DISPATCHERS: usize = 64;
+
+/// State shared by the bus handle, the publisher, the subscribers and the shards.
+pub(crate) struct Shared<E> {
+    pub(crate) ring: Arc<Ring<Arc<Event<E>>>>,
+    pub(crate) shards: Box<[Registry<E>]>,
+    /// Set by `Bus::close`: `Overflow::Block` pushes stop waiting.
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) wait_strategy: WaitStrategy,
+    publisher_taken: AtomicBool,
+    next_id: AtomicU64,
+    queue_capacity: usize,
+    /// Serialises subscribes, so least-loaded placement sees every earlier one.
+    placement: Mutex<()>,
+}
+
+/// Configures and builds a [`Bus`].
+#[derive(Debug, Clone)]
+pub struct BusBuilder {
+    ring_capacity: usize,
+    dispatchers: usize,
+    queue_capacity: usize,
+    wait_strategy: WaitStrategy,
+    thread_name: String,
+}
+
+impl Default for BusBuilder {
+    fn default() -> Self {
+        BusBuilder {
+            ring_capacity: 4096,
+            dispatchers: 1,
+            queue_capacity: 1024,
+            wait_strategy: WaitStrategy::default(),
+            thread_name: "ringcast".to_owned(),
+        }
+    }
+}
+
+impl BusBuilder {
+    /// Ring slots: a power of two in `2..=4_194_304`; default 4096. The ring holds events
+    /// published but not yet dispatched by every shard; it never drops, the publisher waits.
+    pub fn ring_capacity(mut self, capacity: usize) -> Self {
+        self.ring_capacity = capacity;
+        self
+    }
+
+    /// Dispatcher shards (one thread each), `1..=64`; default 1. Subscribers are spread
+    /// over shards; each event's fan-out work is split between them.
+    pub fn dispatchers(mut self, shards: usize) -> Self {
+        self.dispatchers = shards;
+        self
+    }
+
+    /// Default per-subscriber queue capacity, at least 1; default 1024.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// How the publisher, the shards and blocking receives wait; default
+    /// [`WaitStrategy::Adaptive`].
+    pub fn wait_strategy(mut self, strategy: WaitStrategy) -> Self {
+        self.wait_strategy = strategy;
+        self
+    }
+
+    /// Prefix of the dispatcher threads' names: `"{name}-dispatch-{i}"`; default
+    /// `"ringcast"`.
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// Checks the configuration and starts the dispatcher threads.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the field and its bound.
+    pub fn build<E: Send + Sync + 'static>(self) -> Result<Bus<E>, ConfigError> {
+        if !self.ring_capacity.is_power_of_two()
+            || !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&self.ring_capacity)
+        {
+            return Err(ConfigError::new(
+                "ring_capacity",
+                self.ring_capacity,
+                "a power of two in 2..=4194304",
+            ));
+        }
+        if !(1..=MAX_DISPATCHERS).contains(&self.dispatchers) {
+            return Err(ConfigError::new("dispatchers", self.dispatchers, "1..=64"));
+        }
+        check_queue_capacity("queue_capacity", self.queue_capacity)?;
+        if self.thread_name.contains('\0') {
+            return Err(ConfigError::new(
+                "thread_name",
+                format!("{:?}", self.thread_name),
+                "no NUL byte",
+            ));
+        }
+        let shared = Arc::new(Shared {
+            ring: Arc::new(Ring::new(self.ring_capacity, self.dispatchers)),
+            shards: (0..self.dispatchers).map(|_| Registry::new()).collect(),
+            shutdown: AtomicBool::new(false),
+            wait_strategy: self.wait_strategy,
+            publisher_taken: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            queue_capacity: self.queue_capacity,
+            placement: Mutex::new(()),
+        });
+        let mut threads = Vec::with_capacity(self.dispatchers);
+        for index in 0..self.dispatchers {
+            let worker = Arc::clone(&shared);
+            let name = format!("{}-dispatch-{index}", self.thread_name);
+            match spawn_named(name, move || crate::dispatch::run(worker, index)) {
+                Ok(handle) => threads.push(handle),
+                Err(e) => {
+                    // Never a half-built bus: stop the shards already started.
+                    let handle =
+                        BusHandle { shared, threads: Mutex::new(threads), thread_ids: Vec::new() };
+                    drop(handle);
+                    return Err(ConfigError::new(
+                        "dispatchers",
+                        format!("{} ({e})", self.dispatchers),
+                        "as many threads as the OS can spawn",
+                    ));
+                }
+            }
+        }
+        #[cfg(not(loom))]
+        let thread_ids = threads.iter().map(|t| t.thread().id()).collect();
+        #[cfg(loom)]
+        let thread_ids = Vec::new();
+        Ok(Bus { handle: Arc::new(BusHandle { shared, threads: Mutex::new(threads), thread_ids }) })
+    }
+}
+
+fn check_queue_capacity(field: &'static str, capacity: usize) -> Result<(), ConfigError> {
+    if capacity == 0 {
+        return Err(ConfigError::new(field, capacity, "at least 1"));
+    }
+    // `ArrayQueue` allocates the slots up front; refuse sizes that cannot be allocated
+    // rather than abort on allocation failure.
+    if capacity > 1 << 26 {
+        return Err(ConfigError::new(field, capacity, "at most 67108864"));
+    }
+    Ok(())
+}
+
+/// A handle to an event bus. Cheap to clone; the last handle dropped closes the bus and
+/// joins its dispatcher threads.
+///
+/// ```
+/// use ringcast::{Bus, Event, Subscription, Topic};
+///
+/// let bus: Bus<String> = Bus::builder().dispatchers(2).build()?;
+/// let mut audit = bus.subscribe(Subscription::all().name("audit"))?;
+/// let mut publisher = bus.publisher()?;
+/// publisher.publish(Event::new(Topic::new("orders.eu.created")?, "order 1".to_owned()))?;
+/// drop(publisher); // close: what was published is still delivered
+///
+/// let delivery = audit.recv()?;
+/// assert_eq!((delivery.seq(), delivery.payload().as_str()), (0, "order 1"));
+/// assert_eq!(audit.recv().unwrap_err(), ringcast::RecvError::Closed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Bus<E> {
+    handle: Arc<BusHandle<E>>,
+}
+
+struct BusHandle<E> {
+    shared: Arc<Shared<E>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    thread_ids: Vec<ThreadId>,
+}
+
+impl<E> Clone for Bus<E> {
+    fn clone(&self) -> Self {
+        Bus { handle: Arc::clone(&self.handle) }
+    }
+}
+
+impl Bus<()> {
+    /// A builder with the defaults.
+    pub fn builder() -> BusBuilder {
+        BusBuilder::default()
+    }
+}
+
+impl<E: Send + Sync + 'static> Bus<E> {
+    /// Takes the bus's one publisher.
+    ///
+    /// # Errors
+    /// `PublisherTaken` if a publisher was already taken (a bus has one publisher for its
+    /// whole life: dropping it closes the bus); `Closed` if the bus is closed.
+    pub fn publisher(&self) -> Result<Publisher<E>, BusError> {
+        let shared = &self.handle.shared;
+        if shared.ring.is_closed() {
+            return Err(BusError::Closed);
+        }
+        // Relaxed: the flag guards only itself; the publisher's state comes from the ring.
+        if shared.publisher_taken.swap(true, Ordering::Relaxed) {
+            return Err(BusError::PublisherTaken);
+        }
+        Ok(Publisher::new(Arc::clone(shared)))
+    }
+
+    /// Subscribes. The subscriber receives every matching event published after this
+    /// returns, in order, exactly once, unless its own queue overflows (then losses are
+    /// counted and reported as `Lagged`).
+    ///
+    /// # Errors
+    /// `Closed` after the bus closed; `Config` for a capacity of 0.
+    pub fn subscribe(&self, subscription: Subscription<E>) -> Result<Subscriber<E>, BusError> {
+        let shared = &self.handle.shared;
+        let capacity = subscription.capacity.unwrap_or(shared.queue_capacity);
+        check_queue_capacity("capacity", capacity)?;
+        let queue = Arc::new(SubQueue::new(capacity, subscription.overflow));
+        let _placement = shared.placement.lock();
+        let shard = (0..shared.shards.len()).min_by_key(|&i| shared.shards[i].len()).unwrap_or(0);
+        // Relaxed: ids need only be unique.
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let start = || (!shared.ring.is_closed()).then(|| shared.ring.published_acquire());
+        shared.shards[shard].insert(id, Arc::clone(&queue), start).map_err(|_| BusError::Closed)?;
+        let name = subscription.name.unwrap_or_else(|| format!("sub-{id}"));
+        Ok(Subscriber::new(queue, Arc::clone(shared), shard, id, name))
+    }
+
+    /// Closes the bus and waits for its dispatchers to finish: the publisher's next publish
+    /// fails, events already published are delivered, then every receiver sees `Closed`
+    /// after draining its queue. A shard waiting on a full `Overflow::Block` subscriber
+    /// stops waiting (that event is counted as dropped). Idempotent.
+    pub fn close(&self) {
+        self.handle.close();
+    }
+
+    /// Whether the bus is closed (by [`close`](Self::close) or the publisher's drop).
+    pub fn is_closed(&self) -> bool {
+        self.handle.shared.ring.is_closed()
+    }
+
+    /// Live subscribers, over all shards.
+    pub fn subscriber_count(&self) -> usize {
+        self.handle.shared.shards.iter().map(|r| r.len()).sum()
+    }
+
+    /// Events published so far.
+    pub fn published(&self) -> u64 {
+        self.handle.shared.ring.published()
+    }
+
+    /// Number of dispatcher shards.
+    pub fn dispatchers(&self) -> usize {
+        self.handle.shared.shards.len()
+    }
+}
+
+impl<E> BusHandle<E> {
+    fn close(&self) {
+        let shared = &self.shared;
+        // Release: pairs with the Acquire loads in `SubQueue::push_blocking`.
+        shared.shutdown.store(true, Ordering::Release);
+        shared.ring.close();
+        for registry in shared.shards.iter() {
+            for entry in registry.load().iter() {
+                entry.queue.wake_shard_if_registered();
+            }
+        }
+        #[cfg(not(loom))]
+        if self.thread_ids.contains(&std::thread::current().id()) {
+            // Called from a dispatcher thread (a subscriber's code holding a bus handle):
+            // joining itself would deadlock; the last handle's drop joins.
+            return;
+        }
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for thread in threads {
+            // A shard that panicked already closed what it owned (dispatch's `Finish`).
+            let _ = thread.join();
+        }
+    }
+}
+
+impl<E> Drop for BusHandle<E> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<E> fmt::Debug for Bus<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = &self.handle.shared;
+        f.debug_struct("Bus")
+            .field("dispatchers", &shared.shards.len())
+            .field("ring_capacity", &shared.ring.capacity())
+            .field("published", &shared.ring.published())
+            .field("closed", &shared.ring.is_closed())
+            .finish()
+    }
+}

@@ -1,0 +1,309 @@
+//! Every public error type.
+//!
+//! They follow crossbeam and tokio: errors that hand a value back (`TryPublishError<T>`) never
+//! require `T: Debug` for their own `Debug`, so `.unwrap()` works for any payload; `Display` is
+//! lowercase; every type implements [`std::error::Error`]. One word for a finished bus
+//! everywhere: `Closed`.
+
+use std::fmt;
+
+/// A builder or subscription value outside its documented bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    field: &'static str,
+    value: String,
+    expected: &'static str,
+}
+
+impl ConfigError {
+    pub(crate) fn new(
+        field: &'static str,
+        value: impl fmt::Display,
+        expected: &'static str,
+    ) -> Self {
+        Self { field, value: value.to_string(), expected }
+    }
+
+    /// The builder field that was rejected, e.g. `"ring_capacity"`.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {} {}: expected {}", self.field, self.value, self.expected)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Why a topic string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicError {
+    input: String,
+    kind: TopicErrorKind,
+}
+
+/// What is wrong with a topic, and where (byte offsets into the input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TopicErrorKind {
+    /// The topic is the empty string.
+    Empty,
+    /// A token is empty (`a..b`, `.a`, `a.`); the byte offset where it starts.
+    EmptyToken(usize),
+    /// A byte that may not appear in a topic: not printable ASCII, a space, `*` or `>`.
+    InvalidByte {
+        /// The offending byte.
+        byte: u8,
+        /// Its offset.
+        at: usize,
+    },
+    /// Longer than [`Topic::MAX_LEN`](crate::Topic::MAX_LEN) bytes.
+    TooLong,
+    /// More than [`Topic::MAX_TOKENS`](crate::Topic::MAX_TOKENS) tokens.
+    TooManyTokens,
+}
+
+impl TopicError {
+    pub(crate) fn new(input: &str, kind: TopicErrorKind) -> Self {
+        // Keep error messages bounded even for huge inputs.
+        let input: String = input.chars().take(64).collect();
+        Self { input, kind }
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> TopicErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for TopicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid topic {:?}: ", self.input)?;
+        match self.kind {
+            TopicErrorKind::Empty => f.write_str("empty topic"),
+            TopicErrorKind::EmptyToken(at) => write!(f, "empty token at byte {at}"),
+            TopicErrorKind::InvalidByte { byte, at } => {
+                write!(f, "invalid byte {:?} at byte {at}", char::from(byte))
+            }
+            TopicErrorKind::TooLong => {
+                write!(f, "topic exceeds {} bytes", crate::Topic::MAX_LEN)
+            }
+            TopicErrorKind::TooManyTokens => {
+                write!(f, "topic has more than {} tokens", crate::Topic::MAX_TOKENS)
+            }
+        }
+    }
+}
+
+impl std::error::Error for TopicError {}
+
+/// An operation on the bus that cannot proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The bus is closed: no new publishers or subscribers.
+    Closed,
+    /// Another [`Publisher`](crate::Publisher) was already taken from this bus.
+    PublisherTaken,
+    /// A subscription option is out of bounds.
+    Config(ConfigError),
+}
+
+impl fmt::Display for BusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BusError::Closed => f.write_str("bus closed"),
+            BusError::PublisherTaken => f.write_str("the bus already has a publisher"),
+            BusError::Config(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for BusError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BusError::Config(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ConfigError> for BusError {
+    fn from(e: ConfigError) -> Self {
+        BusError::Config(e)
+    }
+}
+
+/// [`Publisher::publish`](crate::Publisher::publish) failed: the bus is closed. The event is
+/// handed back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct PublishError<T>(pub T);
+
+impl<T> PublishError<T> {
+    /// The event that was not published.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PublishError(..)")
+    }
+}
+
+impl<T> fmt::Display for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("publishing on a closed bus")
+    }
+}
+
+impl<T> std::error::Error for PublishError<T> {}
+
+macro_rules! full_or_closed {
+    ($(#[$doc:meta])* $name:ident, $full:ident, $is_full:ident, $full_msg:literal) => {
+        $(#[$doc])*
+        #[derive(PartialEq, Eq, Clone, Copy)]
+        pub enum $name<T> {
+            #[doc = concat!("The event could not be published: ", $full_msg, ".")]
+            $full(T),
+            /// The bus is closed.
+            Closed(T),
+        }
+
+        impl<T> $name<T> {
+            /// The event that was not published.
+            pub fn into_inner(self) -> T {
+                match self {
+                    Self::$full(t) | Self::Closed(t) => t,
+                }
+            }
+
+            #[doc = concat!("Whether the error is `", stringify!($full), "`.")]
+            pub fn $is_full(&self) -> bool {
+                matches!(self, Self::$full(_))
+            }
+
+            /// Whether the bus is closed.
+            pub fn is_closed(&self) -> bool {
+                matches!(self, Self::Closed(_))
+            }
+        }
+
+        impl<T> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    Self::$full(_) => f.write_str(concat!(stringify!($full), "(..)")),
+                    Self::Closed(_) => f.write_str("Closed(..)"),
+                }
+            }
+        }
+
+        impl<T> fmt::Display for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    Self::$full(_) => f.write_str($full_msg),
+                    Self::Closed(_) => f.write_str("publishing on a closed bus"),
+                }
+            }
+        }
+
+        impl<T> std::error::Error for $name<T> {}
+
+        impl<T> From<PublishError<T>> for $name<T> {
+            fn from(e: PublishError<T>) -> Self {
+                Self::Closed(e.0)
+            }
+        }
+    };
+}
+
+full_or_closed!(
+    /// [`Publisher::try_publish`](crate::Publisher::try_publish) failed; the event is handed back.
+    TryPublishError,
+    Full,
+    is_full,
+    "ring full"
+);
+
+full_or_closed!(
+    /// [`Publisher::publish_timeout`](crate::Publisher::publish_timeout) failed; the event is
+    /// handed back.
+    PublishTimeoutError,
+    Timeout,
+    is_timeout,
+    "timed out waiting for ring space"
+);
+
+/// [`Subscriber::recv`](crate::Subscriber::recv) and `recv_async` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvError {
+    /// The bus closed and this subscriber's queue is drained (or it was disconnected by
+    /// `Overflow::Disconnect`).
+    Closed,
+    /// This many events were lost since the last receive. The subscription continues: the
+    /// next call returns the next event.
+    Lagged(u64),
+}
+
+/// [`Subscriber::try_recv`](crate::Subscriber::try_recv) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// No event is queued right now.
+    Empty,
+    /// The bus closed and this subscriber's queue is drained.
+    Closed,
+    /// This many events were lost since the last receive.
+    Lagged(u64),
+}
+
+/// [`Subscriber::recv_timeout`](crate::Subscriber::recv_timeout) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvTimeoutError {
+    /// No event arrived in time.
+    Timeout,
+    /// The bus closed and this subscriber's queue is drained.
+    Closed,
+    /// This many events were lost since the last receive.
+    Lagged(u64),
+}
+
+fn fmt_lagged(f: &mut fmt::Formatter<'_>, n: u64) -> fmt::Result {
+    write!(f, "subscriber lagged by {n} event{}", if n == 1 { "" } else { "s" })
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            RecvError::Closed => f.write_str("bus closed"),
+            RecvError::Lagged(n) => fmt_lagged(f, n),
+        }
+    }
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TryRecvError::Empty => f.write_str("no event queued"),
+            TryRecvError::Closed => f.write_str("bus closed"),
+            TryRecvError::Lagged(n) => fmt_lagged(f, n),
+        }
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            RecvTimeoutError::Timeout => f.write_str("timed out waiting for an event"),
+            RecvTimeoutError::Closed => f.write_str("bus closed"),
+            RecvTimeoutError::Lagged(n) => fmt_lagged(f, n),
+        }
+    }
+}
+
+impl std::error::Error for RecvError {}
+impl std::error::Error for TryRecvError {}
+impl std::error::Error for RecvTimeoutError {}

@@ -1,0 +1,62 @@
+//! ringcast: a lock-free, high-throughput in-process event bus.
+//!
+//! One [`Publisher`] writes events into a broadcast ring; dispatcher shards (one thread
+//! each) read the ring and push each event into the bounded queue of every matching
+//! [`Subscriber`] of their shard; subscribers receive synchronously or asynchronously. A
+//! slow subscriber only hurts itself: its own queue overflows under its own
+//! [`Overflow`] policy, and every loss is counted and reported as `Lagged(n)`.
+//!
+//! ```
+//! use ringcast::{Bus, Event, Overflow, Subscription, Topic};
+//!
+//! struct Order { id: u64 }
+//!
+//! let bus: Bus<Order> = Bus::builder().ring_capacity(4096).dispatchers(2).build()?;
+//! let mut audit = bus.subscribe(
+//!     Subscription::all().capacity(256).overflow(Overflow::DropOldest).name("audit"),
+//! )?;
+//! let mut publisher = bus.publisher()?;
+//! let topic = Topic::new("orders.eu.created")?;
+//! for id in 0..3 {
+//!     publisher.publish(Event::new(topic.clone(), Order { id }))?;
+//! }
+//! publisher.close();
+//! let mut ids = Vec::new();
+//! while let Ok(delivery) = audit.recv() {
+//!     ids.push(delivery.payload().id);
+//! }
+//! assert_eq!(ids, [0, 1, 2]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! See `DESIGN.md` in the repository for the architecture; each module's docs give its
+//! invariants and a `# Orderings` table of the atomics it relies on.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+mod bus;
+mod dispatch;
+mod error;
+mod event;
+mod publisher;
+mod queue;
+mod registry;
+mod ring;
+mod subscriber;
+mod subscription;
+mod sync;
+mod topic;
+mod wait;
+
+pub use bus::{Bus, BusBuilder, MAX_DISPATCHERS, MAX_RING_CAPACITY, MIN_RING_CAPACITY};
+pub use error::{
+    BusError, ConfigError, PublishError, PublishTimeoutError, RecvError, RecvTimeoutError,
+    TopicError, TopicErrorKind, TryPublishError, TryRecvError,
+};
+pub use event::{Delivery, Event};
+pub use publisher::Publisher;
+pub use subscriber::{Recv, Subscriber};
+pub use subscription::{Overflow, Subscription};
+pub use topic::Topic;
+pub use wait::WaitStrategy;

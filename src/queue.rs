@@ -1,0 +1,394 @@
+//! A subscriber's bounded queue: written by its dispatcher shard, read by its `Subscriber`,
+//! with the overflow policy, loss accounting and the wake protocol in both directions.
+//!
+//! # Loss accounting
+//! Every event the shard matches for this subscriber gets the next *match index* (0, 1, 2,
+//! ...), whether it is queued or lost. The queue stores `(index, item)`; the receiver knows
+//! the index it expects next, so a gap is exactly the number of events lost right there,
+//! and it reports `Lagged(gap)` once, at that position, before the event after the gap. At
+//! close, `matched` (the count of indices handed out) tells about losses at the very end.
+//! `dropped` counts every loss for `Subscriber::dropped()`; it has one writer, the shard.
+//!
+//! # Wake protocol
+//! `rx` is a word the shard bumps by [`RX_UNIT`] after each batch it pushed into this
+//! queue. A receiver that finds the queue empty reads `rx`, tries once more, registers its
+//! thread or waker, and sets [`RX_WAITING`] with a compare-and-swap from the value it read:
+//! if the shard pushed meanwhile, the CAS fails and the receiver retries instead of
+//! sleeping; if the CAS succeeds, the shard's later `fetch_add` sees the bit and wakes it.
+//! Either way no wake-up is lost, without a `SeqCst` fence. `tx` is the same protocol the
+//! other way, used only by `Overflow::Block` (the receiver bumps it per pop, the shard
+//! waits on it).
+//!
+//! # Orderings
+//! | write (Release) | read (Acquire) | what it publishes |
+//! |---|---|---|
+//! | shard's `rx.fetch_add` in [`SubQueue::notify`] | receiver's `rx` load and CAS in `prepare_wait` | the pushes of the batch (also published by the queue itself) |
+//! | shard's `rx.fetch_or(RX_CLOSED)` in [`SubQueue::close`] | receiver's `rx` loads | every push, `matched` and `dropped` store before close |
+//! | receiver's `tx.fetch_add` after a pop (Block) | shard's `tx` load and CAS | the freed slot |
+//! | `gone.store(true)` in [`SubQueue::disconnect_receiver`] | shard's `gone` loads | the receiver left; stop delivering and stop waiting |
+//!
+//! Modelled in `loom-tests/tests/queue.rs` and `loom-tests/tests/wake.rs`.
+
+use std::task::Waker;
+
+use crossbeam_utils::CachePadded;
+
+use crate::subscription::Overflow;
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::thread::{self, Thread};
+use crate::sync::Mutex;
+use crate::wait::{spin_or_yield, WaitStrategy};
+
+/// `rx`: the shard will push nothing more.
+pub(crate) const RX_CLOSED: u64 = 1;
+/// `rx`: the receiver may be parked (or its task pending).
+pub(crate) const RX_WAITING: u64 = 2;
+/// `rx`: one notification.
+pub(crate) const RX_UNIT: u64 = 4;
+/// `tx`: the shard may be parked waiting for space.
+const TX_WAITING: u64 = 1;
+/// `tx`: one pop.
+const TX_UNIT: u64 = 2;
+
+/// The bounded MPMC array queue from crossbeam; a mutex-guarded `VecDeque` under loom,
+/// which cannot run crossbeam's internals (see `sync`).
+#[cfg(not(loom))]
+struct Queue<T>(crossbeam_queue::ArrayQueue<T>);
+#[cfg(loom)]
+struct Queue<T>(Mutex<std::collections::VecDeque<T>>, usize);
+
+#[cfg(not(loom))]
+impl<T> Queue<T> {
+    fn new(capacity: usize) -> Self {
+        Queue(crossbeam_queue::ArrayQueue::new(capacity))
+    }
+    fn push(&self, value: T) -> Result<(), T> {
+        self.0.push(value)
+    }
+    fn force_push(&self, value: T) -> Option<T> {
+        self.0.force_push(value)
+    }
+    fn pop(&self) -> Option<T> {
+        self.0.pop()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(loom)]
+impl<T> Queue<T> {
+    fn new(capacity: usize) -> Self {
+        Queue(Mutex::new(std::collections::VecDeque::with_capacity(capacity)), capacity)
+    }
+    fn push(&self, value: T) -> Result<(), T> {
+        let mut q = self.0.lock();
+        if q.len() == self.1 {
+            return Err(value);
+        }
+        q.push_back(value);
+        Ok(())
+    }
+    fn force_push(&self, value: T) -> Option<T> {
+        let mut q = self.0.lock();
+        let old = if q.len() == self.1 { q.pop_front() } else { None };
+        q.push_back(value);
+        old
+    }
+    fn pop(&self) -> Option<T> {
+        self.0.lock().pop_front()
+    }
+    fn len(&self) -> usize {
+        self.0.lock().len()
+    }
+    fn is_empty(&self) -> bool {
+        self.0.lock().is_empty()
+    }
+}
+
+#[derive(Default)]
+struct RxWaiter {
+    thread: Option<Thread>,
+    waker: Option<Waker>,
+}
+
+/// What [`SubQueue::push`] did with an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued (possibly evicting the oldest, which was counted as dropped).
+    Queued,
+    /// Lost and counted (and, under `Disconnect`, the queue is now closed).
+    Dropped,
+    /// The receiver is gone; nothing was counted.
+    Gone,
+}
+
+pub(crate) struct SubQueue<T> {
+    items: Queue<(u64, T)>,
+    capacity: usize,
+    overflow: Overflow,
+    rx: CachePadded<AtomicU64>,
+    tx: CachePadded<AtomicU64>,
+    /// Match indices handed out. Written only by the shard (`push`).
+    matched: AtomicU64,
+    /// Events lost. Written only by the shard (`push`).
+    dropped: AtomicU64,
+    /// The receiver was dropped.
+    gone: AtomicBool,
+    rx_waiter: Mutex<RxWaiter>,
+    tx_waiter: Mutex<Option<Thread>>,
+}
+
+impl<T> SubQueue<T> {
+    /// `capacity >= 1` (the subscription checks).
+    pub(crate) fn new(capacity: usize, overflow: Overflow) -> Self {
+        SubQueue {
+            items: Queue::new(capacity),
+            capacity,
+            overflow,
+            rx: CachePadded::new(AtomicU64::new(0)),
+            tx: CachePadded::new(AtomicU64::new(0)),
+            matched: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            gone: AtomicBool::new(false),
+            rx_waiter: Mutex::new(RxWaiter::default()),
+            tx_waiter: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Events lost so far. Relaxed: a counter read, ordered by nothing.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether the shard should skip this queue: closed (disconnected) or receiver gone.
+    pub(crate) fn is_dead(&self) -> bool {
+        // Relaxed: a stale `false` only means one more push into a queue nobody reads;
+        // `push` re-checks `gone` with Acquire before it would wait.
+        self.gone.load(Ordering::Relaxed) || self.rx.load(Ordering::Relaxed) & RX_CLOSED != 0
+    }
+
+    // ---- shard side -------------------------------------------------------------------
+
+    /// Pushes `item` under this queue's overflow policy. Shard only. `abort` is checked
+    /// while an `Overflow::Block` push waits (bus shutdown).
+    pub(crate) fn push(&self, item: T, strategy: WaitStrategy, abort: &AtomicBool) -> Pushed {
+        // Relaxed: only this thread writes `matched`; the receiver reads it after the
+        // Release close.
+        let index = self.matched.load(Ordering::Relaxed);
+        self.matched.store(index + 1, Ordering::Relaxed);
+        let entry = (index, item);
+        match self.overflow {
+            Overflow::DropNewest => match self.items.push(entry) {
+                Ok(()) => Pushed::Queued,
+                Err(_) => self.count_drop(),
+            },
+            Overflow::DropOldest => {
+                if self.items.force_push(entry).is_some() {
+                    self.count_drop();
+                }
+                Pushed::Queued
+            }
+            Overflow::Disconnect => match self.items.push(entry) {
+                Ok(()) => Pushed::Queued,
+                Err(_) => {
+                    self.count_drop();
+                    self.close();
+                    Pushed::Dropped
+                }
+            },
+            Overflow::Block => self.push_blocking(entry, strategy, abort),
+        }
+    }
+
+    fn count_drop(&self) -> Pushed {
+        // Relaxed: one writer; readers see it via `close` (Release) or as a gauge.
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        self.dropped.store(dropped + 1, Ordering::Relaxed);
+        Pushed::Dropped
+    }
+
+    fn push_blocking(
+        &self,
+        mut entry: (u64, T),
+        strategy: WaitStrategy,
+        abort: &AtomicBool,
+    ) -> Pushed {
+        let mut n = 0;
+        loop {
+            // Acquire: pairs with the receiver's Release `fetch_add` in `popped`.
+            let seen = self.tx.load(Ordering::Acquire);
+            entry = match self.items.push(entry) {
+                Ok(()) => return Pushed::Queued,
+                Err(entry) => entry,
+            };
+            // Acquire: pairs with the Release store in `disconnect_receiver` / bus shutdown.
+            if self.gone.load(Ordering::Acquire) {
+                return Pushed::Gone;
+            }
+            if abort.load(Ordering::Acquire) {
+                return self.count_drop();
+            }
+            if !spin_or_yield(strategy.step(n)) {
+                n = n.saturating_add(1);
+                continue;
+            }
+            *self.tx_waiter.lock() = Some(thread::current());
+            // Re-check after registering: `disconnect_receiver` and shutdown store their
+            // flag before they take the registered thread (under the same lock) to unpark it.
+            if self.gone.load(Ordering::Acquire) || abort.load(Ordering::Acquire) {
+                continue;
+            }
+            // AcqRel: orders the bit against the receiver's `fetch_add` (module docs).
+            if self
+                .tx
+                .compare_exchange(seen, seen | TX_WAITING, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                thread::park();
+            }
+        }
+    }
+
+    /// Called by the shard once per batch that pushed into this queue: wakes the receiver
+    /// if it waits.
+    pub(crate) fn notify(&self) {
+        // Release: pairs with the receiver's Acquire load/CAS of `rx`.
+        let old = self.rx.fetch_add(RX_UNIT, Ordering::AcqRel);
+        if old & RX_WAITING != 0 {
+            self.wake_receiver();
+        }
+    }
+
+    /// No more pushes: the bus closed, or `Disconnect` overflowed. Shard (or close path).
+    pub(crate) fn close(&self) {
+        // Release: pairs with the receiver's Acquire loads of `rx`; every push, `matched`
+        // and `dropped` store before this is visible to a receiver that sees RX_CLOSED.
+        let old = self.rx.fetch_or(RX_CLOSED, Ordering::AcqRel);
+        if old & RX_WAITING != 0 {
+            self.wake_receiver();
+        }
+    }
+
+    fn wake_receiver(&self) {
+        // AcqRel: clears the bit for the next wait; see "Wake protocol".
+        self.rx.fetch_and(!RX_WAITING, Ordering::AcqRel);
+        let (thread, waker) = {
+            let mut waiter = self.rx_waiter.lock();
+            (waiter.thread.take(), waiter.waker.take())
+        };
+        // Wake outside the lock: a waker may re-enter (poll the receiver at once).
+        if let Some(thread) = thread {
+            thread.unpark();
+        }
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    // ---- receiver side ------------------------------------------------------------------
+
+    /// Takes the next queued `(index, item)`.
+    pub(crate) fn pop(&self) -> Option<(u64, T)> {
+        let entry = self.items.pop()?;
+        if self.overflow == Overflow::Block {
+            // Release: pairs with the shard's Acquire load/CAS of `tx` in `push_blocking`.
+            let old = self.tx.fetch_add(TX_UNIT, Ordering::AcqRel);
+            if old & TX_WAITING != 0 {
+                self.wake_shard();
+            }
+        }
+        Some(entry)
+    }
+
+    fn wake_shard(&self) {
+        self.tx.fetch_and(!TX_WAITING, Ordering::AcqRel);
+        let thread = self.tx_waiter.lock().take();
+        if let Some(thread) = thread {
+            thread.unpark();
+        }
+    }
+
+    /// The `rx` word, for a receiver about to wait: if the queue is still empty after this
+    /// load, pass the value to [`wait_thread`](Self::wait_thread) or
+    /// [`register_waker`](Self::register_waker).
+    pub(crate) fn rx_state(&self) -> u64 {
+        // Acquire: pairs with `notify` and `close` (Release).
+        self.rx.load(Ordering::Acquire)
+    }
+
+    /// Match indices handed out so far; exact once [`rx_state`](Self::rx_state) showed
+    /// [`RX_CLOSED`].
+    pub(crate) fn matched(&self) -> u64 {
+        // Relaxed: called after an Acquire load of `rx` saw RX_CLOSED (see `close`).
+        self.matched.load(Ordering::Relaxed)
+    }
+
+    /// Registers the current thread and sets `RX_WAITING` if `rx` still is `seen`. Returns
+    /// `true` if the caller may park (a later `notify`/`close` will unpark it).
+    pub(crate) fn prepare_park(&self, seen: u64) -> bool {
+        // Always re-register: the subscriber may have moved to another thread since.
+        self.rx_waiter.lock().thread = Some(thread::current());
+        self.set_waiting(seen)
+    }
+
+    /// Registers `waker` and sets `RX_WAITING` if `rx` still is `seen`. Returns `true` if
+    /// the task may return `Pending`.
+    pub(crate) fn register_waker(&self, seen: u64, waker: &Waker) -> bool {
+        {
+            let mut waiter = self.rx_waiter.lock();
+            match &waiter.waker {
+                Some(w) if w.will_wake(waker) => {}
+                _ => waiter.waker = Some(waker.clone()),
+            }
+        }
+        self.set_waiting(seen)
+    }
+
+    /// Forgets a registered waker (a cancelled `recv_async`): nothing is left behind.
+    pub(crate) fn clear_waker(&self) {
+        let waker = self.rx_waiter.lock().waker.take();
+        drop(waker);
+    }
+
+    fn set_waiting(&self, seen: u64) -> bool {
+        // Always a CAS, even when `seen` already has the bit: the RMW is what orders this
+        // wait against the shard's next `fetch_add` (and against a `fetch_and` clearing a
+        // stale bit, which is then followed by taking our registration and waking us).
+        // AcqRel: orders the bit against the shard's `fetch_add` in `notify` (module docs).
+        self.rx
+            .compare_exchange(seen, seen | RX_WAITING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The receiver is dropped: the shard stops delivering and stops waiting for space.
+    pub(crate) fn disconnect_receiver(&self) {
+        // Release: pairs with the shard's Acquire loads of `gone` in `push_blocking`.
+        self.gone.store(true, Ordering::Release);
+        self.clear_waker();
+        self.wake_shard_if_registered();
+    }
+
+    /// Unparks a shard blocked in `push_blocking` so it re-checks its abort flags.
+    pub(crate) fn wake_shard_if_registered(&self) {
+        let thread = self.tx_waiter.lock().take();
+        if let Some(thread) = thread {
+            thread.unpark();
+        }
+    }
+}
