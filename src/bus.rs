@@ -191,6 +191,7 @@ pub struct Bus<E> {
 struct BusHandle<E> {
     shared: Arc<Shared<E>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    #[cfg_attr(loom, allow(dead_code))]
     thread_ids: Vec<ThreadId>,
 }
 

@@ -39,6 +39,9 @@ mod bus;
 mod dispatch;
 mod error;
 mod event;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_api;
 mod publisher;
 mod queue;
 mod registry;
@@ -56,7 +59,8 @@ pub use error::{
 };
 pub use event::{Delivery, Event};
 pub use publisher::Publisher;
-pub use subscriber::{Recv, Subscriber};
+pub use queue::Recv;
+pub use subscriber::Subscriber;
 pub use subscription::{Overflow, Subscription};
 pub use topic::Topic;
 pub use wait::WaitStrategy;

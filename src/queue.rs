@@ -29,14 +29,18 @@
 //!
 //! Modelled in `loom-tests/tests/queue.rs` and `loom-tests/tests/wake.rs`.
 
-use std::task::Waker;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
+use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::subscription::Overflow;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::thread::{self, Thread};
-use crate::sync::Mutex;
+use crate::sync::{park_timeout, Arc, Mutex};
 use crate::wait::{spin_or_yield, WaitStrategy};
 
 /// `rx`: the shard will push nothing more.
@@ -389,6 +393,167 @@ impl<T> SubQueue<T> {
         let thread = self.tx_waiter.lock().take();
         if let Some(thread) = thread {
             thread.unpark();
+        }
+    }
+}
+
+/// The receiving side of a [`SubQueue`]: lag accounting and waiting. Owned by one
+/// `Subscriber` (or a loom model).
+pub(crate) struct Receiver<T> {
+    queue: Arc<SubQueue<T>>,
+    strategy: WaitStrategy,
+    /// Match index of the next item we expect ("Loss accounting").
+    expected: u64,
+    /// The item right after a gap: returned by the call after the one that said `Lagged`.
+    pending: Option<T>,
+}
+
+impl<T> Receiver<T> {
+    pub(crate) fn new(queue: Arc<SubQueue<T>>, strategy: WaitStrategy) -> Self {
+        Receiver { queue, strategy, expected: 0, pending: None }
+    }
+
+    pub(crate) fn queue(&self) -> &SubQueue<T> {
+        &self.queue
+    }
+
+    /// Items queued now, including one held back behind a `Lagged` report.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len() + usize::from(self.pending.is_some())
+    }
+
+    pub(crate) fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        if let Some(item) = self.pending.take() {
+            return Ok(item);
+        }
+        if let Some((index, item)) = self.queue.pop() {
+            return self.accept(index, item);
+        }
+        if self.queue.rx_state() & RX_CLOSED == 0 {
+            return Err(TryRecvError::Empty);
+        }
+        // Closed: every push before the close is visible now (Acquire in `rx_state`).
+        if let Some((index, item)) = self.queue.pop() {
+            return self.accept(index, item);
+        }
+        let matched = self.queue.matched();
+        if matched > self.expected {
+            let lost = matched - self.expected;
+            self.expected = matched;
+            return Err(TryRecvError::Lagged(lost));
+        }
+        Err(TryRecvError::Closed)
+    }
+
+    fn accept(&mut self, index: u64, item: T) -> Result<T, TryRecvError> {
+        debug_assert!(index >= self.expected, "queue reordered");
+        let lost = index - self.expected;
+        self.expected = index + 1;
+        if lost == 0 {
+            Ok(item)
+        } else {
+            self.pending = Some(item);
+            Err(TryRecvError::Lagged(lost))
+        }
+    }
+
+    pub(crate) fn recv(&mut self) -> Result<T, RecvError> {
+        match self.recv_until(None) {
+            Ok(item) => Ok(item),
+            Err(RecvTimeoutError::Lagged(n)) => Err(RecvError::Lagged(n)),
+            Err(RecvTimeoutError::Closed | RecvTimeoutError::Timeout) => Err(RecvError::Closed),
+        }
+    }
+
+    pub(crate) fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
+        self.recv_until(Some(deadline))
+    }
+
+    pub(crate) fn recv_async(&mut self) -> Recv<'_, T> {
+        Recv { receiver: self, registered: false }
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut n = 0;
+        loop {
+            match self.try_recv() {
+                Ok(item) => return Ok(item),
+                Err(TryRecvError::Lagged(lost)) => return Err(RecvTimeoutError::Lagged(lost)),
+                Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
+                Err(TryRecvError::Empty) => {}
+            }
+            let remaining = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(remaining) if !remaining.is_zero() => Some(remaining),
+                    _ => return Err(RecvTimeoutError::Timeout),
+                },
+                None => None,
+            };
+            if !spin_or_yield(self.strategy.step(n)) {
+                n = n.saturating_add(1);
+                continue;
+            }
+            // The wake protocol: read `rx`, look again, park only if `rx` did not move.
+            let seen = self.queue.rx_state();
+            if !self.queue.is_empty() || seen & RX_CLOSED != 0 {
+                continue;
+            }
+            if self.queue.prepare_park(seen) {
+                match remaining {
+                    Some(remaining) => park_timeout(remaining),
+                    None => thread::park(),
+                }
+            }
+        }
+    }
+}
+
+/// The future of `Subscriber::recv_async`. Holds no event: dropping it loses nothing.
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'a, T> {
+    receiver: &'a mut Receiver<T>,
+    registered: bool,
+}
+
+impl<T> Future for Recv<'_, T> {
+    type Output = Result<T, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            let result = match this.receiver.try_recv() {
+                Ok(item) => Ok(item),
+                Err(TryRecvError::Lagged(lost)) => Err(RecvError::Lagged(lost)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                Err(TryRecvError::Empty) => {
+                    let queue = &this.receiver.queue;
+                    let seen = queue.rx_state();
+                    if queue.is_empty()
+                        && seen & RX_CLOSED == 0
+                        && queue.register_waker(seen, cx.waker())
+                    {
+                        this.registered = true;
+                        return Poll::Pending;
+                    }
+                    continue;
+                }
+            };
+            if this.registered {
+                this.receiver.queue.clear_waker();
+                this.registered = false;
+            }
+            return Poll::Ready(result);
+        }
+    }
+}
+
+impl<T> Drop for Recv<'_, T> {
+    fn drop(&mut self) {
+        if self.registered {
+            self.receiver.queue.clear_waker();
         }
     }
 }

@@ -1,0 +1,75 @@
+//! The park/wake protocol: a receiver parked in `recv`, or a task pending in `recv_async`,
+//! is always woken by the shard's end-of-batch `notify` (and by `close`). A lost wake-up
+//! shows as a deadlock, which loom reports.
+#![cfg(loom)]
+
+use loom::sync::atomic::AtomicBool;
+use loom::sync::Arc;
+use loom::thread;
+use ringcast::loom_api::Queue;
+use ringcast::{Overflow, RecvError};
+
+fn shard(queue: Queue<Arc<u64>>, events: u64) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let abort = AtomicBool::new(false);
+        for i in 0..events {
+            queue.push(Arc::new(i), &abort);
+            queue.notify();
+        }
+    })
+}
+
+#[test]
+fn thread_receiver_is_woken() {
+    loom::model(|| {
+        let queue = Queue::new(4, Overflow::DropNewest);
+        let mut receiver = queue.receiver();
+        let shard = shard(queue.clone(), 2);
+        assert_eq!(*receiver.recv().unwrap(), 0);
+        assert_eq!(*receiver.recv().unwrap(), 1);
+        shard.join().unwrap();
+    });
+}
+
+#[test]
+fn async_receiver_is_woken() {
+    loom::model(|| {
+        let queue = Queue::new(4, Overflow::DropNewest);
+        let mut receiver = queue.receiver();
+        let shard = shard(queue.clone(), 2);
+        loom::future::block_on(async {
+            assert_eq!(*receiver.recv_async().await.unwrap(), 0);
+            assert_eq!(*receiver.recv_async().await.unwrap(), 1);
+        });
+        shard.join().unwrap();
+    });
+}
+
+#[test]
+fn close_wakes_parked_receiver() {
+    loom::model(|| {
+        let queue: Queue<Arc<u64>> = Queue::new(2, Overflow::DropNewest);
+        let mut receiver = queue.receiver();
+        let closer = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.close())
+        };
+        assert_eq!(receiver.recv().unwrap_err(), RecvError::Closed);
+        closer.join().unwrap();
+    });
+}
+
+#[test]
+fn close_wakes_pending_task() {
+    loom::model(|| {
+        let queue: Queue<Arc<u64>> = Queue::new(2, Overflow::DropNewest);
+        let mut receiver = queue.receiver();
+        let closer = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.close())
+        };
+        let result = loom::future::block_on(receiver.recv_async());
+        assert_eq!(result.unwrap_err(), RecvError::Closed);
+        closer.join().unwrap();
+    });
+}

@@ -1,0 +1,76 @@
+//! Helpers shared by the behaviour tests. Each test file uses only some of them.
+#![allow(dead_code)]
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use ringcast::{RecvTimeoutError, Subscriber, Topic};
+
+/// Hang guard: long enough never to fire on a slow, noisy machine, short enough to fail a
+/// hung test instead of hanging CI. Never a timing assertion.
+pub const HANG: Duration = Duration::from_secs(30);
+
+/// A topic for tests that do not care about topics.
+pub fn topic() -> Topic {
+    Topic::new("test.events").expect("valid topic")
+}
+
+/// Runs `f` on its own thread and waits at most [`HANG`] for it: a hang fails the test
+/// (naming `what`) instead of hanging the run. A panic in `f` is re-raised here.
+pub fn watchdog<T, F>(what: &str, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::Builder::new()
+        .name(format!("watchdog: {what}"))
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .expect("spawn watchdog thread");
+    match rx.recv_timeout(HANG) {
+        Ok(value) => {
+            handle.join().expect("watchdog thread");
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the watchdog thread always sends unless it panics"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: still running after {HANG:?}: hang")
+        }
+    }
+}
+
+/// What a receiver saw, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Got {
+    /// An event, by sequence number.
+    Event(u64),
+    /// `Lagged(n)`.
+    Lagged(u64),
+}
+
+/// Receives until `Closed`, recording every event's seq and every `Lagged(n)`. A receive
+/// that waits longer than [`HANG`] fails the test.
+pub fn drain_to_closed<E>(sub: &mut Subscriber<E>) -> Vec<Got> {
+    let mut got = Vec::new();
+    loop {
+        match sub.recv_timeout(HANG) {
+            Ok(delivery) => got.push(Got::Event(delivery.seq())),
+            Err(RecvTimeoutError::Lagged(n)) => got.push(Got::Lagged(n)),
+            Err(RecvTimeoutError::Closed) => return got,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("{}: no event and no Closed after {HANG:?}", sub.name())
+            }
+        }
+    }
+}
+
+/// `Got::Event(s)` for every `s` in `seqs`.
+pub fn events(seqs: impl IntoIterator<Item = u64>) -> Vec<Got> {
+    seqs.into_iter().map(Got::Event).collect()
+}
