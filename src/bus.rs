@@ -7,8 +7,9 @@ use crate::error::{BusError, ConfigError};
 use crate::event::Event;
 use crate::publisher::Publisher;
 use crate::queue::SubQueue;
-use crate::registry::Registry;
+use crate::registry::{Entry, Registry};
 use crate::ring::Ring;
+use crate::stats::{ShardCounters, ShardStats};
 use crate::subscriber::Subscriber;
 use crate::subscription::Subscription;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +27,10 @@ pub const MAX_DISPATCHERS: usize = 64;
 pub(crate) struct Shared<E> {
     pub(crate) ring: Arc<Ring<Arc<Event<E>>>>,
     pub(crate) shards: Box<[Registry<E>]>,
+    /// One per shard, written only by that shard.
+    pub(crate) counters: Box<[ShardCounters]>,
+    pub(crate) binding_capacity: usize,
+    pub(crate) route_cache_capacity: usize,
     /// Set by `Bus::close`: `Overflow::Block` pushes stop waiting.
     pub(crate) shutdown: AtomicBool,
     pub(crate) wait_strategy: WaitStrategy,
@@ -44,7 +49,14 @@ pub struct BusBuilder {
     queue_capacity: usize,
     wait_strategy: WaitStrategy,
     thread_name: String,
+    binding_capacity: usize,
+    route_cache_capacity: usize,
 }
+
+/// Most alias bindings per shard.
+pub const MAX_BINDING_CAPACITY: usize = 1 << 24;
+/// Most route cache entries per shard.
+pub const MAX_ROUTE_CACHE_CAPACITY: usize = 1 << 20;
 
 impl Default for BusBuilder {
     fn default() -> Self {
@@ -54,6 +66,8 @@ impl Default for BusBuilder {
             queue_capacity: 1024,
             wait_strategy: WaitStrategy::default(),
             thread_name: "ringcast".to_owned(),
+            binding_capacity: 65_536,
+            route_cache_capacity: 4096,
         }
     }
 }
@@ -93,6 +107,21 @@ impl BusBuilder {
         self
     }
 
+    /// Alias → route bindings each shard remembers, `0..=16_777_216`; default 65 536. Past
+    /// it the least recently used binding is evicted (counted in `binding_evictions`).
+    /// 0 turns late binding off.
+    pub fn binding_capacity(mut self, capacity: usize) -> Self {
+        self.binding_capacity = capacity;
+        self
+    }
+
+    /// Topics each shard's route cache remembers, `0..=1_048_576`; default 4096. 0 turns
+    /// the cache off (every event evaluates every pattern).
+    pub fn route_cache_capacity(mut self, capacity: usize) -> Self {
+        self.route_cache_capacity = capacity;
+        self
+    }
+
     /// Checks the configuration and starts the dispatcher threads.
     ///
     /// # Errors
@@ -111,6 +140,20 @@ impl BusBuilder {
             return Err(ConfigError::new("dispatchers", self.dispatchers, "1..=64"));
         }
         check_queue_capacity("queue_capacity", self.queue_capacity)?;
+        if self.binding_capacity > MAX_BINDING_CAPACITY {
+            return Err(ConfigError::new(
+                "binding_capacity",
+                self.binding_capacity,
+                "0..=16777216",
+            ));
+        }
+        if self.route_cache_capacity > MAX_ROUTE_CACHE_CAPACITY {
+            return Err(ConfigError::new(
+                "route_cache_capacity",
+                self.route_cache_capacity,
+                "0..=1048576",
+            ));
+        }
         if self.thread_name.contains('\0') {
             return Err(ConfigError::new(
                 "thread_name",
@@ -121,6 +164,9 @@ impl BusBuilder {
         let shared = Arc::new(Shared {
             ring: Arc::new(Ring::new(self.ring_capacity, self.dispatchers)),
             shards: (0..self.dispatchers).map(|_| Registry::new()).collect(),
+            counters: (0..self.dispatchers).map(|_| ShardCounters::default()).collect(),
+            binding_capacity: self.binding_capacity,
+            route_cache_capacity: self.route_cache_capacity,
             shutdown: AtomicBool::new(false),
             wait_strategy: self.wait_strategy,
             publisher_taken: AtomicBool::new(false),
@@ -242,7 +288,15 @@ impl<E: Send + Sync + 'static> Bus<E> {
         // Relaxed: ids need only be unique.
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let start = || (!shared.ring.is_closed()).then(|| shared.ring.published_acquire());
-        shared.shards[shard].insert(id, Arc::clone(&queue), start).map_err(|_| BusError::Closed)?;
+        let entry = Entry {
+            id,
+            start: 0,
+            queue: Arc::clone(&queue),
+            matcher: subscription.matcher,
+            route: subscription.route,
+            filter: subscription.filter,
+        };
+        shared.shards[shard].insert(entry, start).map_err(|_| BusError::Closed)?;
         let name = subscription.name.unwrap_or_else(|| format!("sub-{id}"));
         Ok(Subscriber::new(queue, Arc::clone(shared), shard, id, name))
     }
@@ -270,6 +324,12 @@ impl<E: Send + Sync + 'static> Bus<E> {
         self.handle.shared.ring.published()
     }
 
+    /// A snapshot of each dispatcher shard's counters.
+    pub fn shard_stats(&self) -> Vec<ShardStats> {
+        let shared = &self.handle.shared;
+        shared.counters.iter().enumerate().map(|(i, c)| c.snapshot(i)).collect()
+    }
+
     /// Number of dispatcher shards.
     pub fn dispatchers(&self) -> usize {
         self.handle.shared.shards.len()
@@ -283,7 +343,7 @@ impl<E> BusHandle<E> {
         shared.shutdown.store(true, Ordering::Release);
         shared.ring.close();
         for registry in shared.shards.iter() {
-            for entry in registry.load().iter() {
+            for entry in registry.load().entries.iter() {
                 entry.queue.wake_shard_if_registered();
             }
         }

@@ -1,21 +1,27 @@
 //! The dispatcher shard loop.
 //!
 //! Each shard owns one ring cursor and the subscribers the bus assigned to it. Per batch it:
-//! 1. waits for events in the ring (per the bus's [`WaitStrategy`]),
+//! 1. waits for events in the ring (per the bus's [`WaitStrategy`](crate::WaitStrategy)),
 //! 2. loads its subscriber list once (after the Acquire load of `tail`: see `registry`),
-//! 3. pushes each event into each matching subscriber's queue under that subscriber's
-//!    overflow policy (only `Overflow::Block` ever makes it wait),
-//! 4. releases the ring slots (its cursor), then
-//! 5. wakes each subscriber it fed, once per batch, not once per event.
+//! 3. per event: late-binds the route (`routing::BindingCache`), finds the matching
+//!    subscribers (`routing::RouteCache`), applies route and predicate filters, and pushes
+//!    the event into each one's queue under its overflow policy (only `Overflow::Block`
+//!    ever makes the shard wait),
+//! 4. releases the ring slots (its cursor),
+//! 5. wakes each subscriber it fed, once per batch, not once per event, and adds the
+//!    batch's counts to its counters.
 //!
 //! When the ring is closed and drained, or if the shard panics, a guard closes the
-//! registry and every queue so no receiver waits forever; a panicking shard also retires
-//! its cursor and closes the ring, so the publisher sees `Closed` instead of a full ring.
+//! registry and every queue so no receiver waits forever; a panicking shard also closes
+//! the ring, so the publisher sees `Closed` instead of a full ring.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::bus::Shared;
 use crate::event::{Delivery, Event};
 use crate::queue::Pushed;
 use crate::ring::Consumer;
+use crate::routing::{BindingCache, RouteCache, Tally};
 use crate::sync::Arc;
 
 /// Largest batch: bounds how long slots stay unreleased and how late the first wake-up is.
@@ -36,7 +42,7 @@ impl<E> Drop for Finish<'_, E> {
         if panicking {
             self.shared.ring.close();
         }
-        for entry in self.shared.shards[self.index].close().iter() {
+        for entry in self.shared.shards[self.index].close().entries.iter() {
             entry.queue.close();
         }
     }
@@ -47,8 +53,11 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
     let finish = Finish { shared: &shared, index };
     let mut consumer = Consumer::new(Arc::clone(&shared.ring), index);
     let registry = &shared.shards[index];
+    let counters = &shared.counters[index];
     let strategy = shared.wait_strategy;
     let max_batch = MAX_BATCH.min(shared.ring.capacity() / 2).max(1);
+    let mut bindings = BindingCache::new(shared.binding_capacity);
+    let mut routes = RouteCache::new(shared.route_cache_capacity);
     let mut fed: Vec<usize> = Vec::new();
     let mut fed_mark: Vec<bool> = Vec::new();
     loop {
@@ -64,26 +73,62 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
         // After the Acquire load of `tail` in `wait`: see the registry's "Start sequence".
         let list = registry.load();
         fed_mark.clear();
-        fed_mark.resize(list.len(), false);
+        fed_mark.resize(list.entries.len(), false);
+        let mut tally = Tally::default();
         for seq in next..end {
             consumer.read(seq, |event: &Arc<Event<E>>| {
-                for (i, entry) in list.iter().enumerate() {
+                tally.dispatched += 1;
+                let route = bindings.resolve(event, &mut tally);
+                for &i in routes.matches(event.topic(), &list, &mut tally) {
+                    let i = i as usize;
+                    let entry = &list.entries[i];
                     if seq < entry.start || entry.queue.is_dead() {
                         continue;
                     }
-                    let delivery = Delivery(Arc::clone(event));
-                    let pushed = entry.queue.push(delivery, strategy, &shared.shutdown);
-                    if pushed == Pushed::Queued && !fed_mark[i] {
-                        fed_mark[i] = true;
-                        fed.push(i);
+                    if entry.route.is_some() && entry.route != route {
+                        tally.filtered_out += 1;
+                        continue;
+                    }
+                    if let Some(filter) = &entry.filter {
+                        match catch_unwind(AssertUnwindSafe(|| filter(event))) {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tally.filtered_out += 1;
+                                continue;
+                            }
+                            Err(_) => {
+                                tally.filter_panics += 1;
+                                continue;
+                            }
+                        }
+                    }
+                    let delivery = Delivery { event: Arc::clone(event), route };
+                    // Before a `Block` wait: wake everyone fed so far in this batch.
+                    let mut flush = || {
+                        for j in fed.drain(..) {
+                            fed_mark[j] = false;
+                            list.entries[j].queue.notify();
+                        }
+                    };
+                    match entry.queue.push(delivery, strategy, &shared.shutdown, &mut flush) {
+                        Pushed::Queued => {
+                            tally.delivered += 1;
+                            if !fed_mark[i] {
+                                fed_mark[i] = true;
+                                fed.push(i);
+                            }
+                        }
+                        Pushed::Dropped => tally.dropped += 1,
+                        Pushed::Gone => {}
                     }
                 }
             });
         }
         consumer.release(end);
         for i in fed.drain(..) {
-            list[i].queue.notify();
+            list.entries[i].queue.notify();
         }
+        counters.add(&tally);
     }
     consumer.retire();
     drop(finish);

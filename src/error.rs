@@ -38,39 +38,78 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Why a topic string was rejected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicError {
-    input: String,
-    kind: TopicErrorKind,
-}
-
-/// What is wrong with a topic, and where (byte offsets into the input).
+/// What is wrong with a topic or pattern, and where (byte offsets into the input).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TopicErrorKind {
-    /// The topic is the empty string.
+    /// The input is the empty string.
     Empty,
     /// A token is empty (`a..b`, `.a`, `a.`); the byte offset where it starts.
     EmptyToken(usize),
-    /// A byte that may not appear in a topic: not printable ASCII, a space, `*` or `>`.
+    /// A byte that may not appear: not printable ASCII, a space, or (in a topic) `*`/`>`.
     InvalidByte {
         /// The offending byte.
         byte: u8,
         /// Its offset.
         at: usize,
     },
+    /// A pattern wildcard that is not a whole token (`a*`, `>b`).
+    PartialWildcard {
+        /// `*` or `>`.
+        byte: u8,
+        /// Its offset.
+        at: usize,
+    },
+    /// A pattern's `>` is followed by more tokens; the offset of the `>`.
+    TailNotLast(usize),
     /// Longer than [`Topic::MAX_LEN`](crate::Topic::MAX_LEN) bytes.
     TooLong,
     /// More than [`Topic::MAX_TOKENS`](crate::Topic::MAX_TOKENS) tokens.
     TooManyTokens,
+    /// A `$SYS` topic: reserved for the bus's own events.
+    Reserved,
+}
+
+fn describe(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    input: &str,
+    kind: TopicErrorKind,
+) -> fmt::Result {
+    write!(f, "invalid {what} {input:?}: ")?;
+    match kind {
+        TopicErrorKind::Empty => write!(f, "empty {what}"),
+        TopicErrorKind::EmptyToken(at) => write!(f, "empty token at byte {at}"),
+        TopicErrorKind::InvalidByte { byte, at } => {
+            write!(f, "invalid byte {:?} at byte {at}", char::from(byte))
+        }
+        TopicErrorKind::PartialWildcard { byte, at } => {
+            write!(f, "'{}' must be a whole token (byte {at})", char::from(byte))
+        }
+        TopicErrorKind::TailNotLast(at) => write!(f, "'>' must be the last token (byte {at})"),
+        TopicErrorKind::TooLong => write!(f, "{what} exceeds {} bytes", crate::Topic::MAX_LEN),
+        TopicErrorKind::TooManyTokens => {
+            write!(f, "{what} has more than {} tokens", crate::Topic::MAX_TOKENS)
+        }
+        TopicErrorKind::Reserved => f.write_str("'$SYS' topics are reserved for the bus"),
+    }
+}
+
+/// Keeps error messages bounded even for huge inputs.
+fn clip(input: &str) -> String {
+    input.chars().take(64).collect()
+}
+
+/// Why a topic string was rejected. [`kind`](Self::kind) says what and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicError {
+    input: String,
+    kind: TopicErrorKind,
 }
 
 impl TopicError {
     pub(crate) fn new(input: &str, kind: TopicErrorKind) -> Self {
-        // Keep error messages bounded even for huge inputs.
-        let input: String = input.chars().take(64).collect();
-        Self { input, kind }
+        Self { input: clip(input), kind }
     }
 
     /// What is wrong.
@@ -81,24 +120,60 @@ impl TopicError {
 
 impl fmt::Display for TopicError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid topic {:?}: ", self.input)?;
-        match self.kind {
-            TopicErrorKind::Empty => f.write_str("empty topic"),
-            TopicErrorKind::EmptyToken(at) => write!(f, "empty token at byte {at}"),
-            TopicErrorKind::InvalidByte { byte, at } => {
-                write!(f, "invalid byte {:?} at byte {at}", char::from(byte))
-            }
-            TopicErrorKind::TooLong => {
-                write!(f, "topic exceeds {} bytes", crate::Topic::MAX_LEN)
-            }
-            TopicErrorKind::TooManyTokens => {
-                write!(f, "topic has more than {} tokens", crate::Topic::MAX_TOKENS)
+        describe(f, "topic", &self.input, self.kind)
+    }
+}
+
+impl std::error::Error for TopicError {}
+
+/// Why a pattern string was rejected. [`kind`](Self::kind) says what and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternError {
+    input: String,
+    kind: TopicErrorKind,
+}
+
+impl PatternError {
+    pub(crate) fn new(input: &str, kind: TopicErrorKind) -> Self {
+        Self { input: clip(input), kind }
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> TopicErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        describe(f, "pattern", &self.input, self.kind)
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+/// An [`Alias`](crate::Alias) part is empty or too long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AliasError {
+    /// The named part (`"namespace"` or `"key"`) is empty.
+    Empty(&'static str),
+    /// The named part is longer than 255 bytes (its length).
+    TooLong(&'static str, usize),
+}
+
+impl fmt::Display for AliasError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AliasError::Empty(part) => write!(f, "invalid alias: empty {part}"),
+            AliasError::TooLong(part, len) => {
+                write!(f, "invalid alias: {part} of {len} bytes exceeds 255 bytes")
             }
         }
     }
 }
 
-impl std::error::Error for TopicError {}
+impl std::error::Error for AliasError {}
 
 /// An operation on the bus that cannot proceed.
 #[derive(Debug, Clone, PartialEq, Eq)]

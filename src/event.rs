@@ -3,27 +3,86 @@
 //! A published event is moved into one `Arc` (the only allocation per publish) and every
 //! subscriber's [`Delivery`] points at that same allocation: payloads are shared, never
 //! copied, so `E` needs neither `Clone` nor `Debug`.
+//!
+//! An event may carry a `route` (the primary routing key, say a session id) and an
+//! [`Alias`] (a secondary key the producer knows before the route, say a connector's own
+//! session id). See `dispatch` for how aliases are bound to routes, late, at dispatch time.
 
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::Deref;
 use std::time::Instant;
 
+use uuid::Uuid;
+
+use crate::error::AliasError;
 use crate::sync::Arc;
 use crate::topic::Topic;
 
-/// An event: a topic and a payload, plus the sequence number and timestamp the bus stamps
-/// on it at publish.
+/// What an event does to the shards' alias → route bindings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Binding {
+    #[default]
+    None,
+    Binds,
+    Unbinds,
+}
+
+/// An event: a topic and a payload, optional routing keys, plus the sequence number and
+/// timestamp the bus stamps on it at publish.
 pub struct Event<E> {
     seq: u64,
     published_at: Option<Instant>,
     topic: Topic,
+    route: Option<Uuid>,
+    alias: Option<Alias>,
+    binding: Binding,
     payload: E,
 }
 
 impl<E> Event<E> {
     /// A new event, not yet published.
     pub fn new(topic: Topic, payload: E) -> Self {
-        Event { seq: 0, published_at: None, topic, payload }
+        Event {
+            seq: 0,
+            published_at: None,
+            topic,
+            route: None,
+            alias: None,
+            binding: Binding::None,
+            payload,
+        }
+    }
+
+    /// Sets the route (primary routing key).
+    #[must_use]
+    pub fn with_route(mut self, route: Uuid) -> Self {
+        self.route = Some(route);
+        self
+    }
+
+    /// Sets the alias (secondary key). An event with an alias and no route is delivered
+    /// with the route bound to the alias, if any.
+    #[must_use]
+    pub fn with_alias(mut self, alias: Alias) -> Self {
+        self.alias = Some(alias);
+        self
+    }
+
+    /// Marks the event as binding its alias to its route (it needs both; without both the
+    /// mark does nothing). Later events with that alias and no route get this route.
+    #[must_use]
+    pub fn binds(mut self) -> Self {
+        self.binding = Binding::Binds;
+        self
+    }
+
+    /// Marks the event as ending its alias's binding. The event itself is still resolved
+    /// (delivered with the route the alias had), then the binding is removed.
+    #[must_use]
+    pub fn unbinds(mut self) -> Self {
+        self.binding = Binding::Unbinds;
+        self
     }
 
     /// The sequence number the publisher gave this event (0 before publishing). Sequence
@@ -35,6 +94,17 @@ impl<E> Event<E> {
     /// The topic.
     pub fn topic(&self) -> &Topic {
         &self.topic
+    }
+
+    /// The route the event was published with (see [`Delivery::route`] for the resolved
+    /// one).
+    pub fn route(&self) -> Option<Uuid> {
+        self.route
+    }
+
+    /// The alias the event was published with.
+    pub fn alias(&self) -> Option<&Alias> {
+        self.alias.as_ref()
     }
 
     /// When the publisher handed the event to the bus; `None` before publishing.
@@ -52,6 +122,10 @@ impl<E> Event<E> {
         self.payload
     }
 
+    pub(crate) fn binding(&self) -> Binding {
+        self.binding
+    }
+
     pub(crate) fn stamp(&mut self, seq: u64) {
         self.seq = seq;
         self.published_at = Some(Instant::now());
@@ -63,37 +137,129 @@ impl<E: fmt::Debug> fmt::Debug for Event<E> {
         f.debug_struct("Event")
             .field("seq", &self.seq)
             .field("topic", &self.topic)
+            .field("route", &self.route)
+            .field("alias", &self.alias)
             .field("payload", &self.payload)
             .finish()
     }
 }
 
+/// A secondary routing key: a namespace (say a connector id) and a key within it (say
+/// that connector's native session id). Cheap to clone; hash precomputed.
+#[derive(Clone)]
+pub struct Alias(std::sync::Arc<AliasInner>);
+
+struct AliasInner {
+    hash: u64,
+    namespace: Box<str>,
+    key: Box<str>,
+}
+
+impl Alias {
+    /// The longest namespace or key, in bytes.
+    pub const MAX_LEN: usize = 255;
+
+    /// An alias; namespace and key must be non-empty and at most 255 bytes each.
+    ///
+    /// # Errors
+    /// Which part is empty or too long.
+    pub fn new(namespace: &str, key: &str) -> Result<Alias, AliasError> {
+        for (part, value) in [("namespace", namespace), ("key", key)] {
+            if value.is_empty() {
+                return Err(AliasError::Empty(part));
+            }
+            if value.len() > Self::MAX_LEN {
+                return Err(AliasError::TooLong(part, value.len()));
+            }
+        }
+        let mut hasher = ALIAS_HASHER.build_hasher();
+        namespace.hash(&mut hasher);
+        key.hash(&mut hasher);
+        let hash = hasher.finish();
+        Ok(Alias(std::sync::Arc::new(AliasInner {
+            hash,
+            namespace: namespace.into(),
+            key: key.into(),
+        })))
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.0.namespace
+    }
+
+    /// The key within the namespace.
+    pub fn key(&self) -> &str {
+        &self.0.key
+    }
+}
+
+static ALIAS_HASHER: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
+    std::hash::BuildHasherDefault::new();
+
+impl PartialEq for Alias {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.hash == other.0.hash
+                && self.0.namespace == other.0.namespace
+                && self.0.key == other.0.key)
+    }
+}
+
+impl Eq for Alias {}
+
+impl Hash for Alias {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
+    }
+}
+
+impl fmt::Debug for Alias {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Alias({:?}, {:?})", self.namespace(), self.key())
+    }
+}
+
+impl fmt::Display for Alias {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace(), self.key())
+    }
+}
+
 /// One subscriber's receipt of an event: a shared handle, cheap to clone. Every
 /// subscriber's `Delivery` of one event points at the same [`Event`].
-pub struct Delivery<E>(pub(crate) Arc<Event<E>>);
+pub struct Delivery<E> {
+    pub(crate) event: Arc<Event<E>>,
+    pub(crate) route: Option<Uuid>,
+}
 
 impl<E> Delivery<E> {
+    /// The event's route as resolved at dispatch: its own, or the one bound to its alias.
+    pub fn route(&self) -> Option<Uuid> {
+        self.route
+    }
+
     /// Whether two deliveries share the same event allocation.
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
-        Arc::ptr_eq(&a.0, &b.0)
+        Arc::ptr_eq(&a.event, &b.event)
     }
 }
 
 impl<E> Clone for Delivery<E> {
     fn clone(&self) -> Self {
-        Delivery(Arc::clone(&self.0))
+        Delivery { event: Arc::clone(&self.event), route: self.route }
     }
 }
 
 impl<E> Deref for Delivery<E> {
     type Target = Event<E>;
     fn deref(&self) -> &Event<E> {
-        &self.0
+        &self.event
     }
 }
 
 impl<E: fmt::Debug> fmt::Debug for Delivery<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        f.debug_struct("Delivery").field("route", &self.route).field("event", &*self.event).finish()
     }
 }

@@ -42,25 +42,33 @@ mod event;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod loom_api;
+mod lru;
 mod publisher;
 mod queue;
 mod registry;
 mod ring;
+mod routing;
+mod stats;
 mod subscriber;
 mod subscription;
 mod sync;
 mod topic;
 mod wait;
 
-pub use bus::{Bus, BusBuilder, MAX_DISPATCHERS, MAX_RING_CAPACITY, MIN_RING_CAPACITY};
-pub use error::{
-    BusError, ConfigError, PublishError, PublishTimeoutError, RecvError, RecvTimeoutError,
-    TopicError, TopicErrorKind, TryPublishError, TryRecvError,
+pub use bus::{
+    Bus, BusBuilder, MAX_BINDING_CAPACITY, MAX_DISPATCHERS, MAX_RING_CAPACITY,
+    MAX_ROUTE_CACHE_CAPACITY, MIN_RING_CAPACITY,
 };
-pub use event::{Delivery, Event};
+pub use error::{
+    AliasError, BusError, ConfigError, PatternError, PublishError, PublishTimeoutError, RecvError,
+    RecvTimeoutError, TopicError, TopicErrorKind, TryPublishError, TryRecvError,
+};
+pub use event::{Alias, Delivery, Event};
 pub use publisher::Publisher;
 pub use queue::Recv;
+pub use stats::ShardStats;
 pub use subscriber::Subscriber;
 pub use subscription::{Overflow, Subscription};
-pub use topic::Topic;
+pub use topic::{Pattern, Topic};
+pub use uuid::Uuid;
 pub use wait::WaitStrategy;

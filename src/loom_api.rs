@@ -79,7 +79,7 @@ impl<T> Queue<T> {
     }
     /// Pushes under the policy; `true` if queued. `abort` ends a `Block` wait.
     pub fn push(&self, item: T, abort: &AtomicBool) -> bool {
-        self.0.push(item, WaitStrategy::Adaptive, abort) == Pushed::Queued
+        self.0.push(item, WaitStrategy::Adaptive, abort, &mut || {}) == Pushed::Queued
     }
     /// The end-of-batch wake-up.
     pub fn notify(&self) {

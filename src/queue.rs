@@ -190,8 +190,16 @@ impl<T> SubQueue<T> {
     // ---- shard side -------------------------------------------------------------------
 
     /// Pushes `item` under this queue's overflow policy. Shard only. `abort` is checked
-    /// while an `Overflow::Block` push waits (bus shutdown).
-    pub(crate) fn push(&self, item: T, strategy: WaitStrategy, abort: &AtomicBool) -> Pushed {
+    /// while an `Overflow::Block` push waits (bus shutdown); `flush` is called once before
+    /// such a wait, to deliver the wake-ups the shard has batched so far (the receiver we
+    /// wait for may be parked on exactly such a wake-up).
+    pub(crate) fn push(
+        &self,
+        item: T,
+        strategy: WaitStrategy,
+        abort: &AtomicBool,
+        flush: &mut dyn FnMut(),
+    ) -> Pushed {
         // Relaxed: only this thread writes `matched`; the receiver reads it after the
         // Release close.
         let index = self.matched.load(Ordering::Relaxed);
@@ -216,7 +224,7 @@ impl<T> SubQueue<T> {
                     Pushed::Dropped
                 }
             },
-            Overflow::Block => self.push_blocking(entry, strategy, abort),
+            Overflow::Block => self.push_blocking(entry, strategy, abort, flush),
         }
     }
 
@@ -232,8 +240,10 @@ impl<T> SubQueue<T> {
         mut entry: (u64, T),
         strategy: WaitStrategy,
         abort: &AtomicBool,
+        flush: &mut dyn FnMut(),
     ) -> Pushed {
         let mut n = 0;
+        let mut flushed = false;
         loop {
             // Acquire: pairs with the receiver's Release `fetch_add` in `popped`.
             let seen = self.tx.load(Ordering::Acquire);
@@ -247,6 +257,13 @@ impl<T> SubQueue<T> {
             }
             if abort.load(Ordering::Acquire) {
                 return self.count_drop();
+            }
+            if !flushed {
+                // Our receiver only pops after a wake-up, and the shard batches those until
+                // the end of the batch: without this, both would wait for each other.
+                flushed = true;
+                self.notify();
+                flush();
             }
             if !spin_or_yield(strategy.step(n)) {
                 n = n.saturating_add(1);

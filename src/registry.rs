@@ -6,6 +6,12 @@
 //! its entries alive until its batch ends, so there is no use after free. Entries of
 //! subscribers that disconnected on overflow are swept out on every edit.
 //!
+//! # Generations
+//! Every stored list carries a new `generation`. The shard's route cache is valid for one
+//! generation and is keyed by the generation *of the snapshot it dispatches with*, so a
+//! cached entry can never describe another list than the one in use: no ordering between
+//! a separate counter and the list is needed.
+//!
 //! # Start sequence
 //! An entry records `start`, the ring's published count read (Acquire) before the new list
 //! is stored. The shard delivers an event to an entry only if `seq >= start`, so a new
@@ -16,31 +22,55 @@
 //! # Orderings
 //! | write | read | what it publishes |
 //! |---|---|---|
-//! | `Swap::store` (arc-swap: SeqCst) in `insert`/`remove` | `Swap::load` in the shard loop, after its Acquire load of `tail` | the new list |
+//! | `Swap::store` (arc-swap: SeqCst) in `insert`/`remove` | `Swap::load` in the shard loop, after its Acquire load of `tail` | the new list and its generation |
 //! | `writer` lock (`closed`) | `writer` lock in `insert` | no subscriber is added after the shard's final sweep |
 //!
-//! Modelled in `loom-tests/tests/registry.rs`.
+//! Modelled in `loom-tests/tests/bus.rs`.
+
+use uuid::Uuid;
 
 use crate::event::Delivery;
 use crate::queue::SubQueue;
+use crate::subscription::{Filter, Matcher};
 use crate::sync::{Arc, Mutex, Swap};
 
 pub(crate) struct Entry<E> {
     pub(crate) id: u64,
     pub(crate) start: u64,
     pub(crate) queue: Arc<SubQueue<Delivery<E>>>,
+    pub(crate) matcher: Matcher,
+    pub(crate) route: Option<Uuid>,
+    pub(crate) filter: Option<Filter<E>>,
 }
 
 impl<E> Clone for Entry<E> {
     fn clone(&self) -> Self {
-        Entry { id: self.id, start: self.start, queue: Arc::clone(&self.queue) }
+        Entry {
+            id: self.id,
+            start: self.start,
+            queue: Arc::clone(&self.queue),
+            matcher: self.matcher.clone(),
+            route: self.route,
+            filter: self.filter.clone(),
+        }
     }
 }
 
+/// One immutable snapshot of a shard's subscribers.
+pub(crate) struct List<E> {
+    pub(crate) generation: u64,
+    pub(crate) entries: Vec<Entry<E>>,
+}
+
+struct WriterState {
+    /// The shard has finished: no more subscribers.
+    closed: bool,
+    generation: u64,
+}
+
 pub(crate) struct Registry<E> {
-    list: Swap<Vec<Entry<E>>>,
-    /// `true` once the shard has finished: no more subscribers.
-    writer: Mutex<bool>,
+    list: Swap<List<E>>,
+    writer: Mutex<WriterState>,
 }
 
 /// The registry's shard has stopped.
@@ -49,55 +79,61 @@ pub(crate) struct RegistryClosed;
 
 impl<E> Registry<E> {
     pub(crate) fn new() -> Self {
-        Registry { list: Swap::new(Arc::new(Vec::new())), writer: Mutex::new(false) }
+        Registry {
+            list: Swap::new(Arc::new(List { generation: 0, entries: Vec::new() })),
+            writer: Mutex::new(WriterState { closed: false, generation: 0 }),
+        }
     }
 
     /// The current list: one load per dispatch batch.
-    pub(crate) fn load(&self) -> Arc<Vec<Entry<E>>> {
+    pub(crate) fn load(&self) -> Arc<List<E>> {
         self.list.load()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.list.load().len()
+        self.list.load().entries.len()
     }
 
-    /// Adds a subscriber. `start` is called under the writer lock, before the new list is
-    /// stored, and gives the entry's start sequence.
+    /// Adds `entry`. `start` is called under the writer lock, before the new list is
+    /// stored, and gives the entry's start sequence (`None`: the bus is closing).
     pub(crate) fn insert(
         &self,
-        id: u64,
-        queue: Arc<SubQueue<Delivery<E>>>,
+        mut entry: Entry<E>,
         start: impl FnOnce() -> Option<u64>,
     ) -> Result<(), RegistryClosed> {
-        let closed = self.writer.lock();
-        if *closed {
+        let mut state = self.writer.lock();
+        if state.closed {
             return Err(RegistryClosed);
         }
-        let start = start().ok_or(RegistryClosed)?;
-        let mut list = self.live_entries();
-        list.push(Entry { id, start, queue });
-        self.list.store(Arc::new(list));
-        drop(closed);
+        entry.start = start().ok_or(RegistryClosed)?;
+        let mut entries = self.live_entries();
+        entries.push(entry);
+        self.publish(&mut state, entries);
         Ok(())
     }
 
     /// Removes a subscriber (and sweeps dead ones).
     pub(crate) fn remove(&self, id: u64) {
-        let _closed = self.writer.lock();
-        let mut list = self.live_entries();
-        list.retain(|e| e.id != id);
-        self.list.store(Arc::new(list));
+        let mut state = self.writer.lock();
+        let mut entries = self.live_entries();
+        entries.retain(|e| e.id != id);
+        self.publish(&mut state, entries);
+    }
+
+    fn publish(&self, state: &mut WriterState, entries: Vec<Entry<E>>) {
+        state.generation += 1;
+        self.list.store(Arc::new(List { generation: state.generation, entries }));
     }
 
     /// Marks the registry closed and returns the final list, so the shard can close every
     /// queue in it. Later `insert`s fail.
-    pub(crate) fn close(&self) -> Arc<Vec<Entry<E>>> {
-        let mut closed = self.writer.lock();
-        *closed = true;
+    pub(crate) fn close(&self) -> Arc<List<E>> {
+        let mut state = self.writer.lock();
+        state.closed = true;
         self.list.load()
     }
 
     fn live_entries(&self) -> Vec<Entry<E>> {
-        self.list.load().iter().filter(|e| !e.queue.is_dead()).cloned().collect()
+        self.list.load().entries.iter().filter(|e| !e.queue.is_dead()).cloned().collect()
     }
 }

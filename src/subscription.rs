@@ -1,8 +1,33 @@
-//! What a subscriber asks for: which events (for now, all of them), how much it may queue,
-//! and what happens when its queue is full.
+//! What a subscriber asks for: which events (topic patterns, a route, a predicate), how
+//! much it may queue, and what happens when its queue is full.
 
 use std::fmt;
 use std::marker::PhantomData;
+
+use uuid::Uuid;
+
+use crate::error::PatternError;
+use crate::event::Event;
+use crate::topic::{Pattern, Topic};
+
+/// A predicate run on the dispatcher thread.
+pub(crate) type Filter<E> = std::sync::Arc<dyn Fn(&Event<E>) -> bool + Send + Sync>;
+
+/// Which topics a subscription wants.
+#[derive(Clone, Debug)]
+pub(crate) enum Matcher {
+    All,
+    Any(Box<[Pattern]>),
+}
+
+impl Matcher {
+    pub(crate) fn matches(&self, topic: &Topic) -> bool {
+        match self {
+            Matcher::All => true,
+            Matcher::Any(patterns) => patterns.iter().any(|p| p.matches(topic)),
+        }
+    }
+}
 
 /// What a dispatcher shard does with an event for a subscriber whose queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -26,8 +51,25 @@ pub enum Overflow {
     Disconnect,
 }
 
-/// Options for [`Bus::subscribe`](crate::Bus::subscribe).
+/// What to subscribe to and how, for [`Bus::subscribe`](crate::Bus::subscribe).
+///
+/// Topic patterns are matched first (and cached per topic by each shard); the
+/// [`route`](Self::route) and [`filter`](Self::filter) refinements run after, per event.
+///
+/// ```
+/// use ringcast::{Subscription, Uuid};
+/// let session = Uuid::from_u128(7);
+/// let sub: Subscription<String> = Subscription::to_any(["orders.*.created", "billing.>"])?
+///     .route(session)
+///     .filter(|event| event.payload().len() < 1024)
+///     .capacity(256)
+///     .name("session-7");
+/// # Ok::<(), ringcast::PatternError>(())
+/// ```
 pub struct Subscription<E> {
+    pub(crate) matcher: Matcher,
+    pub(crate) route: Option<Uuid>,
+    pub(crate) filter: Option<Filter<E>>,
     pub(crate) capacity: Option<usize>,
     pub(crate) overflow: Overflow,
     pub(crate) name: Option<String>,
@@ -35,14 +77,59 @@ pub struct Subscription<E> {
 }
 
 impl<E> Subscription<E> {
-    /// Every event on the bus.
+    /// Every event on the bus (`$SYS` events included).
     pub fn all() -> Self {
+        Self::with_matcher(Matcher::All)
+    }
+
+    /// Events whose topic matches `pattern` (see [`Pattern`] for the syntax).
+    ///
+    /// # Errors
+    /// An invalid pattern, saying what and where.
+    pub fn to(pattern: &str) -> Result<Self, PatternError> {
+        Ok(Self::with_matcher(Matcher::Any(Box::new([Pattern::new(pattern)?]))))
+    }
+
+    /// Events whose topic matches any of `patterns`.
+    ///
+    /// # Errors
+    /// The first invalid pattern.
+    pub fn to_any<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, PatternError> {
+        let patterns = patterns.into_iter().map(Pattern::new).collect::<Result<Box<[_]>, _>>()?;
+        Ok(Self::with_matcher(Matcher::Any(patterns)))
+    }
+
+    /// Events whose topic matches any of these parsed patterns.
+    pub fn to_patterns(patterns: impl IntoIterator<Item = Pattern>) -> Self {
+        Self::with_matcher(Matcher::Any(patterns.into_iter().collect()))
+    }
+
+    fn with_matcher(matcher: Matcher) -> Self {
         Subscription {
+            matcher,
+            route: None,
+            filter: None,
             capacity: None,
             overflow: Overflow::default(),
             name: None,
             _payload: PhantomData,
         }
+    }
+
+    /// Only events whose resolved route (their own, or the one bound to their alias) is
+    /// `route`.
+    pub fn route(mut self, route: Uuid) -> Self {
+        self.route = Some(route);
+        self
+    }
+
+    /// Only events for which `predicate` returns `true`. It runs on the dispatcher thread
+    /// for every event that passed the pattern and route checks, so it must be cheap and
+    /// must not block. A predicate that panics is caught: the event counts as not matching,
+    /// the panic is counted in the shard's `filter_panics`, and the shard carries on.
+    pub fn filter(mut self, predicate: impl Fn(&Event<E>) -> bool + Send + Sync + 'static) -> Self {
+        self.filter = Some(std::sync::Arc::new(predicate));
+        self
     }
 
     /// Queue capacity (at least 1); default: the bus's
@@ -69,6 +156,9 @@ impl<E> Subscription<E> {
 impl<E> Clone for Subscription<E> {
     fn clone(&self) -> Self {
         Subscription {
+            matcher: self.matcher.clone(),
+            route: self.route,
+            filter: self.filter.clone(),
             capacity: self.capacity,
             overflow: self.overflow,
             name: self.name.clone(),
@@ -80,6 +170,9 @@ impl<E> Clone for Subscription<E> {
 impl<E> fmt::Debug for Subscription<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
+            .field("matcher", &self.matcher)
+            .field("route", &self.route)
+            .field("filter", &self.filter.as_ref().map(|_| ".."))
             .field("capacity", &self.capacity)
             .field("overflow", &self.overflow)
             .field("name", &self.name)

@@ -86,3 +86,48 @@ fn close_races_publish_and_recv() {
         assert!(bus.subscribe(Subscription::all()).is_err());
     });
 }
+
+#[test]
+fn resubscribe_races_route_cache() {
+    // A pattern subscriber is dropped and another subscribes while the shard dispatches
+    // (and caches the topic's subscribers). The cache is tied to the list snapshot's
+    // generation, so it can neither deliver to the removed subscriber's slot in a newer
+    // list nor miss the new one: the new subscriber gets every event published after its
+    // subscribe returned, in order.
+    loom::model(|| {
+        let bus: Bus<u64> = Bus::builder().ring_capacity(2).build().unwrap();
+        let old = bus.subscribe(Subscription::to("t").unwrap()).unwrap();
+        let mut publisher = bus.publisher().unwrap();
+        let subscribed = Arc::new(AtomicU64::new(0));
+        let resubscriber = {
+            let bus = bus.clone();
+            let subscribed = Arc::clone(&subscribed);
+            thread::spawn(move || {
+                drop(old);
+                let sub = bus.subscribe(Subscription::to("t").unwrap()).unwrap();
+                // Release: pairs with the publisher's Acquire load.
+                subscribed.store(1, Ordering::Release);
+                sub
+            })
+        };
+        let mut must_see = Vec::new();
+        for i in 0..2u64 {
+            let after = subscribed.load(Ordering::Acquire) == 1;
+            let seq = publisher.publish(Event::new(topic(), i)).unwrap();
+            if after {
+                must_see.push(seq);
+            }
+        }
+        let mut sub = resubscriber.join().unwrap();
+        drop(publisher);
+        let mut got = Vec::new();
+        while let Ok(d) = sub.recv() {
+            got.push(d.seq());
+        }
+        assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "gap or disorder: {got:?}");
+        for seq in must_see {
+            assert!(got.contains(&seq), "missed {seq}: got {got:?}");
+        }
+        assert_eq!(bus.subscriber_count(), 1);
+    });
+}

@@ -19,12 +19,13 @@ fn model(overflow: Overflow) {
         let shard = {
             let queue = queue.clone();
             thread::spawn(move || {
+                // Like a dispatch batch: push all, then one wake-up (a `Block` push that must
+                // wait delivers the pending wake-up itself first).
                 let abort = AtomicBool::new(false);
                 for i in 0..EVENTS {
-                    if queue.push(Arc::new(i), &abort) {
-                        queue.notify();
-                    }
+                    queue.push(Arc::new(i), &abort);
                 }
+                queue.notify();
                 queue.close();
             })
         };
