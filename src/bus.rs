@@ -2,18 +2,25 @@
 
 use std::fmt;
 use std::thread::ThreadId;
+use std::time::Instant;
 
 use crate::error::{BusError, ConfigError};
 use crate::event::Event;
 use crate::publisher::Publisher;
-use crate::queue::SubQueue;
+use crate::queue::{Meta, SubQueue};
 use crate::registry::{Entry, Registry};
 use crate::ring::Ring;
-use crate::stats::{ShardCounters, ShardStats};
+use crate::stats::latency::{self, Latency};
+use crate::stats::snapshot::STATS_VERSION;
+use crate::stats::topics::TopicTable;
+use crate::stats::{
+    CounterPair, ShardCounters, ShardStats, StatsSnapshot, SubscriberStats, TopicStats,
+};
 use crate::subscriber::Subscriber;
 use crate::subscription::Subscription;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{spawn_named, thread::JoinHandle, Arc, Mutex};
+use crate::topic::Topic;
 use crate::wait::WaitStrategy;
 
 /// Smallest ring.
@@ -34,6 +41,17 @@ pub(crate) struct Shared<E> {
     /// Set by `Bus::close`: `Overflow::Block` pushes stop waiting.
     pub(crate) shutdown: AtomicBool,
     pub(crate) wait_strategy: WaitStrategy,
+    /// Per topic prefix; `None` with stats off.
+    pub(crate) topics: Option<TopicTable>,
+    /// Receives sampled for latency: 1 in this many; 0 = off.
+    pub(crate) latency_sample_every: u32,
+    /// Publishes that found the ring full. Written only by the publisher.
+    pub(crate) publisher_waits: AtomicU64,
+    /// Subscriptions opened / closed.
+    pub(crate) subscriptions: CounterPair,
+    /// Latency samples of subscribers that are gone.
+    pub(crate) retired_latency: Latency,
+    started: Instant,
     publisher_taken: AtomicBool,
     next_id: AtomicU64,
     queue_capacity: usize,
@@ -51,6 +69,10 @@ pub struct BusBuilder {
     thread_name: String,
     binding_capacity: usize,
     route_cache_capacity: usize,
+    stats: bool,
+    stats_topic_levels: usize,
+    stats_topic_capacity: usize,
+    latency_sample_every: u32,
 }
 
 /// Most alias bindings per shard.
@@ -68,6 +90,10 @@ impl Default for BusBuilder {
             thread_name: "ringcast".to_owned(),
             binding_capacity: 65_536,
             route_cache_capacity: 4096,
+            stats: true,
+            stats_topic_levels: 2,
+            stats_topic_capacity: 1024,
+            latency_sample_every: 64,
         }
     }
 }
@@ -122,6 +148,34 @@ impl BusBuilder {
         self
     }
 
+    /// Whether to keep per-topic counters and latency samples; default `true`. Shard,
+    /// ring and per-subscriber counters are always kept (they cost a store per batch).
+    pub fn stats(mut self, enabled: bool) -> Self {
+        self.stats = enabled;
+        self
+    }
+
+    /// Topic tokens per-topic counters aggregate by, `1..=32`; default 2
+    /// (`orders.eu.created` counts under `orders.eu`).
+    pub fn stats_topic_levels(mut self, levels: usize) -> Self {
+        self.stats_topic_levels = levels;
+        self
+    }
+
+    /// Most topic prefixes counted, `1..=65_536`; default 1024. Past it, new prefixes count
+    /// under `__overflow__`.
+    pub fn stats_topic_capacity(mut self, capacity: usize) -> Self {
+        self.stats_topic_capacity = capacity;
+        self
+    }
+
+    /// Record the publish → receive latency of 1 in `n` received events; default 64;
+    /// 0 turns sampling off.
+    pub fn latency_sample_every(mut self, n: u32) -> Self {
+        self.latency_sample_every = n;
+        self
+    }
+
     /// Checks the configuration and starts the dispatcher threads.
     ///
     /// # Errors
@@ -154,6 +208,16 @@ impl BusBuilder {
                 "0..=1048576",
             ));
         }
+        if !(1..=Topic::MAX_TOKENS).contains(&self.stats_topic_levels) {
+            return Err(ConfigError::new("stats_topic_levels", self.stats_topic_levels, "1..=32"));
+        }
+        if !(1..=1 << 16).contains(&self.stats_topic_capacity) {
+            return Err(ConfigError::new(
+                "stats_topic_capacity",
+                self.stats_topic_capacity,
+                "1..=65536",
+            ));
+        }
         if self.thread_name.contains('\0') {
             return Err(ConfigError::new(
                 "thread_name",
@@ -167,6 +231,18 @@ impl BusBuilder {
             counters: (0..self.dispatchers).map(|_| ShardCounters::default()).collect(),
             binding_capacity: self.binding_capacity,
             route_cache_capacity: self.route_cache_capacity,
+            topics: self.stats.then(|| {
+                TopicTable::new(
+                    self.stats_topic_levels,
+                    self.stats_topic_capacity,
+                    self.dispatchers,
+                )
+            }),
+            latency_sample_every: if self.stats { self.latency_sample_every } else { 0 },
+            publisher_waits: AtomicU64::new(0),
+            subscriptions: CounterPair::new(),
+            retired_latency: Latency::new(),
+            started: Instant::now(),
             shutdown: AtomicBool::new(false),
             wait_strategy: self.wait_strategy,
             publisher_taken: AtomicBool::new(false),
@@ -282,11 +358,13 @@ impl<E: Send + Sync + 'static> Bus<E> {
         let shared = &self.handle.shared;
         let capacity = subscription.capacity.unwrap_or(shared.queue_capacity);
         check_queue_capacity("capacity", capacity)?;
-        let queue = Arc::new(SubQueue::new(capacity, subscription.overflow));
         let _placement = shared.placement.lock();
         let shard = (0..shared.shards.len()).min_by_key(|&i| shared.shards[i].len()).unwrap_or(0);
         // Relaxed: ids need only be unique.
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let name = subscription.name.unwrap_or_else(|| format!("sub-{id}"));
+        let queue =
+            Arc::new(SubQueue::new(capacity, subscription.overflow, Meta { id, name, shard }));
         let start = || (!shared.ring.is_closed()).then(|| shared.ring.published_acquire());
         let entry = Entry {
             id,
@@ -297,8 +375,8 @@ impl<E: Send + Sync + 'static> Bus<E> {
             filter: subscription.filter,
         };
         shared.shards[shard].insert(entry, start).map_err(|_| BusError::Closed)?;
-        let name = subscription.name.unwrap_or_else(|| format!("sub-{id}"));
-        Ok(Subscriber::new(queue, Arc::clone(shared), shard, id, name))
+        shared.subscriptions.open();
+        Ok(Subscriber::new(queue, Arc::clone(shared)))
     }
 
     /// Closes the bus and waits for its dispatchers to finish: the publisher's next publish
@@ -327,7 +405,86 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// A snapshot of each dispatcher shard's counters.
     pub fn shard_stats(&self) -> Vec<ShardStats> {
         let shared = &self.handle.shared;
-        shared.counters.iter().enumerate().map(|(i, c)| c.snapshot(i)).collect()
+        let ring = &shared.ring;
+        shared
+            .counters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| c.snapshot(i, || ring.published()))
+            .collect()
+    }
+
+    /// Everything the bus counted, now: plain data (serde), entries sorted. Every
+    /// open/closed pair satisfies `open >= closed` (see the `stats` module).
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::all().name("audit"))?;
+    /// let mut publisher = bus.publisher()?;
+    /// publisher.publish(Event::new(Topic::new("orders.eu.created")?, 1))?;
+    /// sub.recv()?;
+    /// let stats = bus.stats();
+    /// assert_eq!(stats.published, 1);
+    /// assert_eq!(stats.subscribers[0].name, "audit");
+    /// assert_eq!(stats.subscribers[0].consumed, 1);
+    /// assert_eq!(stats.topics[0].prefix, "orders.eu");
+    /// assert!(stats.prometheus_text().contains("ringcast_published_total 1"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> StatsSnapshot {
+        let shared = &self.handle.shared;
+        let (subscriptions, subscriptions_closed) = shared.subscriptions.snapshot();
+        let shards = self.shard_stats();
+        let mut all_latency = latency::empty();
+        shared.retired_latency.merge_into(&mut all_latency);
+        let mut subscribers = Vec::new();
+        for registry in shared.shards.iter() {
+            for entry in registry.load().entries.iter() {
+                let q = &entry.queue;
+                let (delivered, consumed) = q.delivered_consumed();
+                q.latency.merge_into(&mut all_latency);
+                subscribers.push(SubscriberStats {
+                    id: q.meta.id,
+                    name: q.meta.name.clone(),
+                    shard: q.meta.shard,
+                    delivered,
+                    consumed,
+                    dropped: q.dropped(),
+                    lagged_reports: q.lagged_reports(),
+                    queue_depth: q.len() as u64,
+                    queue_capacity: q.capacity() as u64,
+                    latency: q.latency.stats(),
+                });
+            }
+        }
+        subscribers.sort_unstable_by_key(|s| s.id);
+        let topics = shared.topics.as_ref().map_or_else(Vec::new, |t| {
+            t.snapshot()
+                .into_iter()
+                .map(|(prefix, published, delivered, dropped)| TopicStats {
+                    prefix,
+                    published,
+                    delivered,
+                    dropped,
+                })
+                .collect()
+        });
+        StatsSnapshot {
+            version: STATS_VERSION,
+            uptime_seconds: shared.started.elapsed().as_secs_f64(),
+            published: shared.ring.published(),
+            // Relaxed: a plain counter read.
+            publisher_waits: shared.publisher_waits.load(Ordering::Relaxed),
+            ring_capacity: shared.ring.capacity(),
+            ring_occupancy: shared.ring.occupancy(),
+            subscriptions,
+            subscriptions_closed,
+            shards,
+            subscribers,
+            topics,
+            latency: latency::stats_of(&all_latency),
+        }
     }
 
     /// Number of dispatcher shards.

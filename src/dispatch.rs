@@ -19,9 +19,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::bus::Shared;
 use crate::event::{Delivery, Event};
-use crate::queue::Pushed;
+use crate::queue::{DropReason, Pushed};
 use crate::ring::Consumer;
 use crate::routing::{BindingCache, RouteCache, Tally};
+use crate::stats::topics::LocalTopics;
 use crate::sync::Arc;
 
 /// Largest batch: bounds how long slots stay unreleased and how late the first wake-up is.
@@ -48,6 +49,16 @@ impl<E> Drop for Finish<'_, E> {
     }
 }
 
+fn count_drop(tally: &mut Tally, reason: DropReason) {
+    tally.dropped += 1;
+    match reason {
+        DropReason::Newest => tally.dropped_newest += 1,
+        DropReason::Oldest => tally.dropped_oldest += 1,
+        DropReason::Disconnect => tally.dropped_disconnect += 1,
+        DropReason::Shutdown => tally.dropped_shutdown += 1,
+    }
+}
+
 /// Runs shard `index` until the ring is closed and drained.
 pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize) {
     let finish = Finish { shared: &shared, index };
@@ -58,6 +69,7 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
     let max_batch = MAX_BATCH.min(shared.ring.capacity() / 2).max(1);
     let mut bindings = BindingCache::new(shared.binding_capacity);
     let mut routes = RouteCache::new(shared.route_cache_capacity);
+    let mut topics = LocalTopics::new();
     let mut fed: Vec<usize> = Vec::new();
     let mut fed_mark: Vec<bool> = Vec::new();
     loop {
@@ -78,6 +90,7 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
         for seq in next..end {
             consumer.read(seq, |event: &Arc<Event<E>>| {
                 tally.dispatched += 1;
+                let (delivered_before, dropped_before) = (tally.delivered, tally.dropped);
                 let route = bindings.resolve(event, &mut tally);
                 for &i in routes.matches(event.topic(), &list, &mut tally) {
                     let i = i as usize;
@@ -110,16 +123,30 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
                             list.entries[j].queue.notify();
                         }
                     };
-                    match entry.queue.push(delivery, strategy, &shared.shutdown, &mut flush) {
-                        Pushed::Queued => {
+                    let pushed = entry.queue.push(delivery, strategy, &shared.shutdown, &mut flush);
+                    match pushed {
+                        Pushed::Queued | Pushed::Evicted => {
                             tally.delivered += 1;
                             if !fed_mark[i] {
                                 fed_mark[i] = true;
                                 fed.push(i);
                             }
                         }
-                        Pushed::Dropped => tally.dropped += 1,
-                        Pushed::Gone => {}
+                        Pushed::Dropped(_) | Pushed::Gone => {}
+                    }
+                    match pushed {
+                        Pushed::Evicted => count_drop(&mut tally, DropReason::Oldest),
+                        Pushed::Dropped(reason) => count_drop(&mut tally, reason),
+                        _ => {}
+                    }
+                }
+                if let Some(table) = &shared.topics {
+                    if !event.topic().is_system() {
+                        topics.get(table, event.topic()).add_shard(
+                            index,
+                            tally.delivered - delivered_before,
+                            tally.dropped - dropped_before,
+                        );
                     }
                 }
             });

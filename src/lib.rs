@@ -66,7 +66,11 @@ pub use error::{
 pub use event::{Alias, Delivery, Event};
 pub use publisher::Publisher;
 pub use queue::Recv;
-pub use stats::ShardStats;
+pub use stats::snapshot::STATS_VERSION;
+pub use stats::topics::OVERFLOW as STATS_TOPIC_OVERFLOW;
+pub use stats::{
+    CounterPair, LatencyStats, ShardStats, StatsSnapshot, SubscriberStats, TopicStats,
+};
 pub use subscriber::Subscriber;
 pub use subscription::{Overflow, Subscription};
 pub use topic::{Pattern, Topic};

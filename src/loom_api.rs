@@ -75,7 +75,7 @@ pub struct Queue<T>(Arc<SubQueue<T>>);
 impl<T> Queue<T> {
     /// A queue of `capacity` under `overflow`.
     pub fn new(capacity: usize, overflow: Overflow) -> Self {
-        Queue(Arc::new(SubQueue::new(capacity, overflow)))
+        Queue(Arc::new(SubQueue::new(capacity, overflow, queue::Meta::default())))
     }
     /// Pushes under the policy; `true` if queued. `abort` ends a `Block` wait.
     pub fn push(&self, item: T, abort: &AtomicBool) -> bool {

@@ -7,6 +7,8 @@ use crate::bus::Shared;
 use crate::error::{PublishError, PublishTimeoutError, TryPublishError};
 use crate::event::Event;
 use crate::ring::{Producer, WaitError};
+use crate::stats::topics::LocalTopics;
+use crate::sync::atomic::Ordering;
 use crate::sync::Arc;
 
 /// The bus's one publisher: writes events into the ring. Get it with
@@ -17,11 +19,23 @@ use crate::sync::Arc;
 pub struct Publisher<E> {
     producer: Producer<Arc<Event<E>>>,
     shared: Arc<Shared<E>>,
+    topics: LocalTopics,
 }
 
 impl<E> Publisher<E> {
     pub(crate) fn new(shared: Arc<Shared<E>>) -> Self {
-        Publisher { producer: Producer::new(Arc::clone(&shared.ring)), shared }
+        Publisher {
+            producer: Producer::new(Arc::clone(&shared.ring)),
+            shared,
+            topics: LocalTopics::new(),
+        }
+    }
+
+    /// The ring is full: count it (once per publish that had to wait or failed).
+    fn count_wait(&self) {
+        let waits = &self.shared.publisher_waits;
+        // Relaxed: single writer (this publisher), a plain counter.
+        waits.store(waits.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// Publishes `event`, waiting (per the bus's wait strategy) while the ring is full.
@@ -31,6 +45,7 @@ impl<E> Publisher<E> {
     /// The bus is closed; the event is handed back.
     pub fn publish(&mut self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
         if !self.producer.has_space() {
+            self.count_wait();
             if let Err(WaitError::Closed | WaitError::Timeout) =
                 self.producer.wait_for_space(self.shared.wait_strategy, None)
             {
@@ -49,6 +64,10 @@ impl<E> Publisher<E> {
             if self.producer.ring().is_closed() {
                 return Err(TryPublishError::Closed(event));
             }
+            self.count_wait();
+            if self.producer.ring().is_closed() {
+                return Err(TryPublishError::Closed(event));
+            }
             return Err(TryPublishError::Full(event));
         }
         self.push(event).map_err(TryPublishError::Closed)
@@ -64,6 +83,7 @@ impl<E> Publisher<E> {
         timeout: Duration,
     ) -> Result<u64, PublishTimeoutError<Event<E>>> {
         if !self.producer.has_space() {
+            self.count_wait();
             let deadline = Instant::now().checked_add(timeout);
             match self.producer.wait_for_space(self.shared.wait_strategy, deadline) {
                 Ok(()) => {}
@@ -84,6 +104,14 @@ impl<E> Publisher<E> {
 
     /// Stamps and publishes; the ring has space. Hands the event back if the bus closed.
     fn push(&mut self, mut event: Event<E>) -> Result<u64, Event<E>> {
+        if let Some(table) = &self.shared.topics {
+            if !event.topic().is_system() {
+                // Counted before the event is visible: a snapshot never shows a topic's
+                // deliveries ahead of its publishes for long. A publish that then fails
+                // (bus closed) is still counted as attempted; the bus is closed anyway.
+                self.topics.get(table, event.topic()).add_published();
+            }
+        }
         event.stamp(self.producer.next_seq());
         self.producer.push(Arc::new(event)).map_err(|event| {
             match Arc::try_unwrap(event) {

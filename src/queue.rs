@@ -26,6 +26,7 @@
 //! | shard's `rx.fetch_or(RX_CLOSED)` in [`SubQueue::close`] | receiver's `rx` loads | every push, `matched` and `dropped` store before close |
 //! | receiver's `tx.fetch_add` after a pop (Block) | shard's `tx` load and CAS | the freed slot |
 //! | `gone.store(true)` in [`SubQueue::disconnect_receiver`] | shard's `gone` loads | the receiver left; stop delivering and stop waiting |
+//! | receiver's `consumed` store | `delivered_consumed` (Acquire, then `delivered` Relaxed) | the `delivered`/`consumed` counter pair |
 //!
 //! Modelled in `loom-tests/tests/queue.rs` and `loom-tests/tests/wake.rs`.
 
@@ -37,6 +38,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
+use crate::stats::latency::Latency;
 use crate::subscription::Overflow;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::thread::{self, Thread};
@@ -81,6 +83,9 @@ impl<T> Queue<T> {
     fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    fn is_full(&self) -> bool {
+        self.0.is_full()
+    }
 }
 
 #[cfg(loom)]
@@ -111,6 +116,9 @@ impl<T> Queue<T> {
     fn is_empty(&self) -> bool {
         self.0.lock().is_empty()
     }
+    fn is_full(&self) -> bool {
+        self.0.lock().len() == self.1
+    }
 }
 
 #[derive(Default)]
@@ -119,27 +127,60 @@ struct RxWaiter {
     waker: Option<Waker>,
 }
 
+/// Why an event was lost for a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DropReason {
+    /// `Overflow::DropNewest`: the new event.
+    Newest,
+    /// `Overflow::DropOldest`: the oldest queued event (the new one was queued).
+    Oldest,
+    /// `Overflow::Disconnect`: the new event; the queue is now closed.
+    Disconnect,
+    /// `Overflow::Block`, ended by bus shutdown.
+    Shutdown,
+}
+
 /// What [`SubQueue::push`] did with an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
-    /// Queued (possibly evicting the oldest, which was counted as dropped).
+    /// Queued.
     Queued,
-    /// Lost and counted (and, under `Disconnect`, the queue is now closed).
-    Dropped,
+    /// Queued, evicting the oldest queued item (counted as dropped).
+    Evicted,
+    /// Lost and counted (under `Disconnect`, the queue is now closed).
+    Dropped(DropReason),
     /// The receiver is gone; nothing was counted.
     Gone,
+}
+
+/// Who a queue belongs to, for stats and debugging.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Meta {
+    pub(crate) id: u64,
+    pub(crate) name: String,
+    pub(crate) shard: usize,
 }
 
 pub(crate) struct SubQueue<T> {
     items: Queue<(u64, T)>,
     capacity: usize,
     overflow: Overflow,
+    pub(crate) meta: Meta,
+    /// Publish → receive latency samples (taken by the `Subscriber`).
+    pub(crate) latency: Latency,
     rx: CachePadded<AtomicU64>,
     tx: CachePadded<AtomicU64>,
     /// Match indices handed out. Written only by the shard (`push`).
     matched: AtomicU64,
+    /// Items queued (the open side of `delivered`/`consumed`). Written only by the shard,
+    /// *before* the item becomes poppable.
+    delivered: AtomicU64,
     /// Events lost. Written only by the shard (`push`).
     dropped: AtomicU64,
+    /// Items received (the closed side). Written only by the receiver, with Release.
+    consumed: CachePadded<AtomicU64>,
+    /// `Lagged` reports handed out. Written only by the receiver.
+    lagged_reports: AtomicU64,
     /// The receiver was dropped.
     gone: AtomicBool,
     rx_waiter: Mutex<RxWaiter>,
@@ -148,15 +189,20 @@ pub(crate) struct SubQueue<T> {
 
 impl<T> SubQueue<T> {
     /// `capacity >= 1` (the subscription checks).
-    pub(crate) fn new(capacity: usize, overflow: Overflow) -> Self {
+    pub(crate) fn new(capacity: usize, overflow: Overflow, meta: Meta) -> Self {
         SubQueue {
             items: Queue::new(capacity),
             capacity,
             overflow,
+            meta,
+            latency: Latency::new(),
             rx: CachePadded::new(AtomicU64::new(0)),
             tx: CachePadded::new(AtomicU64::new(0)),
             matched: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            consumed: CachePadded::new(AtomicU64::new(0)),
+            lagged_reports: AtomicU64::new(0),
             gone: AtomicBool::new(false),
             rx_waiter: Mutex::new(RxWaiter::default()),
             tx_waiter: Mutex::new(None),
@@ -206,33 +252,55 @@ impl<T> SubQueue<T> {
         self.matched.store(index + 1, Ordering::Relaxed);
         let entry = (index, item);
         match self.overflow {
-            Overflow::DropNewest => match self.items.push(entry) {
+            Overflow::DropNewest => match self.enqueue(entry) {
                 Ok(()) => Pushed::Queued,
-                Err(_) => self.count_drop(),
+                Err(_) => self.count_drop(DropReason::Newest),
             },
             Overflow::DropOldest => {
+                self.count_delivered();
                 if self.items.force_push(entry).is_some() {
-                    self.count_drop();
+                    self.count_drop(DropReason::Oldest);
+                    return Pushed::Evicted;
                 }
                 Pushed::Queued
             }
-            Overflow::Disconnect => match self.items.push(entry) {
+            Overflow::Disconnect => match self.enqueue(entry) {
                 Ok(()) => Pushed::Queued,
                 Err(_) => {
-                    self.count_drop();
+                    let pushed = self.count_drop(DropReason::Disconnect);
                     self.close();
-                    Pushed::Dropped
+                    pushed
                 }
             },
             Overflow::Block => self.push_blocking(entry, strategy, abort, flush),
         }
     }
 
-    fn count_drop(&self) -> Pushed {
+    /// Queues `entry` if there is room. Only the shard pushes and the receiver only pops,
+    /// so once `is_full` said no, the push cannot fail; `delivered` is counted before the
+    /// item can be popped (and so before `consumed` can count it).
+    fn enqueue(&self, entry: (u64, T)) -> Result<(), (u64, T)> {
+        if self.items.is_full() {
+            return Err(entry);
+        }
+        self.count_delivered();
+        let pushed = self.items.push(entry);
+        debug_assert!(pushed.is_ok(), "a single producer found room, then none");
+        pushed
+    }
+
+    fn count_delivered(&self) {
+        // Relaxed: single writer (the shard). Ordered before the item is poppable by the
+        // queue's own Release push; see `delivered_consumed`.
+        let d = self.delivered.load(Ordering::Relaxed);
+        self.delivered.store(d + 1, Ordering::Relaxed);
+    }
+
+    fn count_drop(&self, reason: DropReason) -> Pushed {
         // Relaxed: one writer; readers see it via `close` (Release) or as a gauge.
         let dropped = self.dropped.load(Ordering::Relaxed);
         self.dropped.store(dropped + 1, Ordering::Relaxed);
-        Pushed::Dropped
+        Pushed::Dropped(reason)
     }
 
     fn push_blocking(
@@ -245,9 +313,9 @@ impl<T> SubQueue<T> {
         let mut n = 0;
         let mut flushed = false;
         loop {
-            // Acquire: pairs with the receiver's Release `fetch_add` in `popped`.
+            // Acquire: pairs with the receiver's Release `fetch_add` in `pop`.
             let seen = self.tx.load(Ordering::Acquire);
-            entry = match self.items.push(entry) {
+            entry = match self.enqueue(entry) {
                 Ok(()) => return Pushed::Queued,
                 Err(entry) => entry,
             };
@@ -256,7 +324,7 @@ impl<T> SubQueue<T> {
                 return Pushed::Gone;
             }
             if abort.load(Ordering::Acquire) {
-                return self.count_drop();
+                return self.count_drop(DropReason::Shutdown);
             }
             if !flushed {
                 // Our receiver only pops after a wake-up, and the shard batches those until
@@ -284,6 +352,35 @@ impl<T> SubQueue<T> {
                 thread::park();
             }
         }
+    }
+
+    /// `(delivered, consumed)` with `delivered >= consumed`.
+    pub(crate) fn delivered_consumed(&self) -> (u64, u64) {
+        // Acquire: pairs with the Release store in `count_consumed`; the item it counts was
+        // pushed after `delivered` counted it, so the Relaxed load below sees that count.
+        let consumed = self.consumed.load(Ordering::Acquire);
+        let delivered = self.delivered.load(Ordering::Relaxed);
+        (delivered, consumed)
+    }
+
+    /// Receiver only: one item received.
+    fn count_consumed(&self) {
+        let c = self.consumed.load(Ordering::Relaxed);
+        // Release: pairs with the Acquire load in `delivered_consumed`.
+        self.consumed.store(c + 1, Ordering::Release);
+    }
+
+    /// Receiver only: one `Lagged` report handed out.
+    fn count_lagged_report(&self) {
+        // Relaxed: single writer, no partner.
+        let c = self.lagged_reports.load(Ordering::Relaxed);
+        self.lagged_reports.store(c + 1, Ordering::Relaxed);
+    }
+
+    /// `Lagged` reports handed out so far.
+    pub(crate) fn lagged_reports(&self) -> u64 {
+        // Relaxed: a plain counter read.
+        self.lagged_reports.load(Ordering::Relaxed)
     }
 
     /// Called by the shard once per batch that pushed into this queue: wakes the receiver
@@ -419,6 +516,10 @@ impl<T> SubQueue<T> {
 pub(crate) struct Receiver<T> {
     queue: Arc<SubQueue<T>>,
     strategy: WaitStrategy,
+    /// Latency sampling: 1 in `sample_every` received items (0: off), timed from `stamp`.
+    sample_every: u32,
+    since_sample: u32,
+    stamp: Option<fn(&T) -> Option<Instant>>,
     /// Match index of the next item we expect ("Loss accounting").
     expected: u64,
     /// The item right after a gap: returned by the call after the one that said `Lagged`.
@@ -427,7 +528,38 @@ pub(crate) struct Receiver<T> {
 
 impl<T> Receiver<T> {
     pub(crate) fn new(queue: Arc<SubQueue<T>>, strategy: WaitStrategy) -> Self {
-        Receiver { queue, strategy, expected: 0, pending: None }
+        Receiver {
+            queue,
+            strategy,
+            sample_every: 0,
+            since_sample: 0,
+            stamp: None,
+            expected: 0,
+            pending: None,
+        }
+    }
+
+    /// Records the latency of 1 in `every` received items into the queue's histogram,
+    /// measured from `stamp(item)` to the receive.
+    pub(crate) fn sample_latency(&mut self, every: u32, stamp: fn(&T) -> Option<Instant>) {
+        self.sample_every = every;
+        self.stamp = Some(stamp);
+    }
+
+    fn sample(&mut self, item: &T) {
+        let Some(stamp) = self.stamp else { return };
+        if self.sample_every == 0 {
+            return;
+        }
+        self.since_sample += 1;
+        if self.since_sample < self.sample_every {
+            return;
+        }
+        self.since_sample = 0;
+        if let Some(at) = stamp(item) {
+            let nanos = u64::try_from(at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.queue.latency.record(nanos);
+        }
     }
 
     pub(crate) fn queue(&self) -> &SubQueue<T> {
@@ -440,6 +572,14 @@ impl<T> Receiver<T> {
     }
 
     pub(crate) fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let result = self.try_recv_inner();
+        if let Ok(item) = &result {
+            self.sample(item);
+        }
+        result
+    }
+
+    fn try_recv_inner(&mut self) -> Result<T, TryRecvError> {
         if let Some(item) = self.pending.take() {
             return Ok(item);
         }
@@ -457,6 +597,7 @@ impl<T> Receiver<T> {
         if matched > self.expected {
             let lost = matched - self.expected;
             self.expected = matched;
+            self.queue.count_lagged_report();
             return Err(TryRecvError::Lagged(lost));
         }
         Err(TryRecvError::Closed)
@@ -464,12 +605,14 @@ impl<T> Receiver<T> {
 
     fn accept(&mut self, index: u64, item: T) -> Result<T, TryRecvError> {
         debug_assert!(index >= self.expected, "queue reordered");
+        self.queue.count_consumed();
         let lost = index - self.expected;
         self.expected = index + 1;
         if lost == 0 {
             Ok(item)
         } else {
             self.pending = Some(item);
+            self.queue.count_lagged_report();
             Err(TryRecvError::Lagged(lost))
         }
     }

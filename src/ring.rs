@@ -110,6 +110,12 @@ impl<T> Ring<T> {
         self.tail.load(Ordering::Relaxed) & COUNT
     }
 
+    /// Events published but not yet read by the slowest (live) shard. A gauge.
+    pub(crate) fn occupancy(&self) -> u64 {
+        let published = self.published();
+        published.saturating_sub(self.min_cursor().min(published))
+    }
+
     /// Events published so far, synchronised with their publication: a caller that sees
     /// count `n` here also sees everything the publisher did before publishing `n - 1`.
     pub(crate) fn published_acquire(&self) -> u64 {

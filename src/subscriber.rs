@@ -19,21 +19,13 @@ use crate::sync::Arc;
 pub struct Subscriber<E> {
     receiver: Receiver<Delivery<E>>,
     shared: Arc<Shared<E>>,
-    shard: usize,
-    id: u64,
-    name: String,
 }
 
 impl<E> Subscriber<E> {
-    pub(crate) fn new(
-        queue: Arc<SubQueue<Delivery<E>>>,
-        shared: Arc<Shared<E>>,
-        shard: usize,
-        id: u64,
-        name: String,
-    ) -> Self {
-        let receiver = Receiver::new(queue, shared.wait_strategy);
-        Subscriber { receiver, shared, shard, id, name }
+    pub(crate) fn new(queue: Arc<SubQueue<Delivery<E>>>, shared: Arc<Shared<E>>) -> Self {
+        let mut receiver = Receiver::new(queue, shared.wait_strategy);
+        receiver.sample_latency(shared.latency_sample_every, |d: &Delivery<E>| d.published_at());
+        Subscriber { receiver, shared }
     }
 
     /// Takes the next event if one is queued; never waits.
@@ -93,33 +85,41 @@ impl<E> Subscriber<E> {
 
     /// The subscription's name (`sub-<id>` unless one was given).
     pub fn name(&self) -> &str {
-        &self.name
+        &self.receiver.queue().meta.name
     }
 
     /// This subscription's id, unique within the bus.
     pub fn id(&self) -> u64 {
-        self.id
+        self.receiver.queue().meta.id
     }
 
     /// The dispatcher shard that delivers to this subscriber.
     pub fn shard(&self) -> usize {
-        self.shard
+        self.receiver.queue().meta.shard
     }
 }
 
 impl<E> Drop for Subscriber<E> {
     fn drop(&mut self) {
-        self.receiver.queue().disconnect_receiver();
-        self.shared.shards[self.shard].remove(self.id);
+        let queue = self.receiver.queue();
+        queue.disconnect_receiver();
+        self.shared.shards[queue.meta.shard].remove(queue.meta.id);
+        if self.shared.latency_sample_every != 0 {
+            let mut retired = crate::stats::latency::empty();
+            queue.latency.merge_into(&mut retired);
+            self.shared.retired_latency.merge_hist(&retired);
+        }
+        // After everything this subscriber counted: see `stats::CounterPair`.
+        self.shared.subscriptions.close();
     }
 }
 
 impl<E> fmt::Debug for Subscriber<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscriber")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("shard", &self.shard)
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("shard", &self.shard())
             .field("len", &self.len())
             .field("capacity", &self.capacity())
             .field("dropped", &self.dropped())

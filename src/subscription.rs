@@ -59,7 +59,8 @@ pub enum Overflow {
 /// ```
 /// use ringcast::{Subscription, Uuid};
 /// let session = Uuid::from_u128(7);
-/// let sub: Subscription<String> = Subscription::to_any(["orders.*.created", "billing.>"])?
+/// // The payload type is named up front so the predicate's argument type is known.
+/// let sub = Subscription::<String>::to_any(["orders.*.created", "billing.>"])?
 ///     .route(session)
 ///     .filter(|event| event.payload().len() < 1024)
 ///     .capacity(256)

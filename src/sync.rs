@@ -120,6 +120,48 @@ impl<T> Mutex<T> {
     }
 }
 
+/// A reader-writer lock that never poisons (parking_lot normally, loom's under loom).
+#[derive(Debug, Default)]
+pub(crate) struct RwLock<T>(
+    #[cfg(not(loom))] parking_lot::RwLock<T>,
+    #[cfg(loom)] loom::sync::RwLock<T>,
+);
+
+impl<T> RwLock<T> {
+    pub(crate) fn new(value: T) -> Self {
+        #[cfg(not(loom))]
+        {
+            Self(parking_lot::RwLock::new(value))
+        }
+        #[cfg(loom)]
+        {
+            Self(loom::sync::RwLock::new(value))
+        }
+    }
+
+    pub(crate) fn read(&self) -> impl std::ops::Deref<Target = T> + '_ {
+        #[cfg(not(loom))]
+        {
+            self.0.read()
+        }
+        #[cfg(loom)]
+        {
+            self.0.read().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    pub(crate) fn write(&self) -> impl std::ops::DerefMut<Target = T> + '_ {
+        #[cfg(not(loom))]
+        {
+            self.0.write()
+        }
+        #[cfg(loom)]
+        {
+            self.0.write().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+}
+
 /// A condition variable paired with [`Mutex`].
 #[derive(Debug, Default)]
 pub(crate) struct Condvar(#[cfg(not(loom))] parking_lot::Condvar, #[cfg(loom)] loom::sync::Condvar);

@@ -1,0 +1,423 @@
+//! The plain-data snapshot returned by `Bus::stats`, and its Prometheus text form.
+//!
+//! Field names are stable (they are the JSON keys); entries are sorted (shards by index,
+//! subscribers by id, topics by prefix), so two snapshots diff cleanly.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the snapshot's schema; bumped on any incompatible change.
+pub const STATS_VERSION: u32 = 1;
+
+/// Everything the bus counted, at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// Schema version ([`STATS_VERSION`]).
+    pub version: u32,
+    /// Seconds since the bus was built.
+    pub uptime_seconds: f64,
+    /// Events published.
+    pub published: u64,
+    /// Publishes that found the ring full and had to wait (or failed to, for `try_publish`).
+    pub publisher_waits: u64,
+    /// Ring slots.
+    pub ring_capacity: u64,
+    /// Events published but not yet read by the slowest shard.
+    pub ring_occupancy: u64,
+    /// Subscriptions ever made.
+    pub subscriptions: u64,
+    /// Subscriptions ended (subscriber dropped).
+    pub subscriptions_closed: u64,
+    /// Per dispatcher shard.
+    pub shards: Vec<ShardStats>,
+    /// Per live subscriber.
+    pub subscribers: Vec<SubscriberStats>,
+    /// Per topic prefix.
+    pub topics: Vec<TopicStats>,
+    /// Publish → receive latency over every subscriber (live and closed).
+    pub latency: LatencyStats,
+}
+
+/// One dispatcher shard's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ShardStats {
+    /// Shard index.
+    pub shard: usize,
+    /// Events published but not yet dispatched by this shard.
+    pub backlog: u64,
+    /// Events this shard read from the ring.
+    pub dispatched: u64,
+    /// Events queued to a subscriber.
+    pub delivered: u64,
+    /// Events lost at a full subscriber queue (the sum of the `dropped_*` reasons).
+    pub dropped: u64,
+    /// Lost under `Overflow::DropNewest`.
+    pub dropped_newest: u64,
+    /// Lost under `Overflow::DropOldest` (the evicted events).
+    pub dropped_oldest: u64,
+    /// Lost under `Overflow::Disconnect`.
+    pub dropped_disconnect: u64,
+    /// Lost by an `Overflow::Block` wait that `Bus::close` ended.
+    pub dropped_shutdown: u64,
+    /// Pattern matches rejected by a route or predicate filter.
+    pub filtered_out: u64,
+    /// Predicate filters that panicked (treated as no match).
+    pub filter_panics: u64,
+    /// Route cache hits (topic → subscribers).
+    pub route_hits: u64,
+    /// Route cache misses.
+    pub route_misses: u64,
+    /// Route cache flushes after a subscribe or unsubscribe.
+    pub route_invalidations: u64,
+    /// Alias → route bindings recorded.
+    pub binds: u64,
+    /// Bindings removed by an unbinding event.
+    pub unbinds: u64,
+    /// Events without a route resolved through their alias.
+    pub binding_hits: u64,
+    /// Events without a route whose alias had no binding.
+    pub binding_misses: u64,
+    /// Bindings evicted (least recently used) at capacity.
+    pub binding_evictions: u64,
+}
+
+/// One live subscriber's counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SubscriberStats {
+    /// Subscription id.
+    pub id: u64,
+    /// Name (`sub-<id>` unless given).
+    pub name: String,
+    /// Its dispatcher shard.
+    pub shard: usize,
+    /// Events queued to it.
+    pub delivered: u64,
+    /// Events it received.
+    pub consumed: u64,
+    /// Events it lost (queue overflow).
+    pub dropped: u64,
+    /// `Lagged` errors it was handed.
+    pub lagged_reports: u64,
+    /// Events queued now.
+    pub queue_depth: u64,
+    /// Queue capacity.
+    pub queue_capacity: u64,
+    /// Its publish → receive latency.
+    pub latency: LatencyStats,
+}
+
+/// Counters of one topic prefix (`__overflow__` collects prefixes past the table's cap).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TopicStats {
+    /// The topic's first `stats_topic_levels` tokens.
+    pub prefix: String,
+    /// Events published.
+    pub published: u64,
+    /// Deliveries queued.
+    pub delivered: u64,
+    /// Deliveries lost.
+    pub dropped: u64,
+}
+
+/// Latency percentiles of sampled receives, in seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LatencyStats {
+    /// Samples recorded.
+    pub samples: u64,
+    /// Median.
+    pub p50_seconds: f64,
+    /// 90th percentile.
+    pub p90_seconds: f64,
+    /// 99th percentile.
+    pub p99_seconds: f64,
+    /// 99.9th percentile.
+    pub p999_seconds: f64,
+    /// Largest sample.
+    pub max_seconds: f64,
+    /// Sum of the samples.
+    pub sum_seconds: f64,
+}
+
+impl StatsSnapshot {
+    /// The worst (deepest) subscriber queue now: `(name, depth)`.
+    pub fn deepest_queue(&self) -> Option<(&str, u64)> {
+        self.subscribers
+            .iter()
+            .max_by_key(|s| s.queue_depth)
+            .map(|s| (s.name.as_str(), s.queue_depth))
+    }
+
+    /// Total events lost at subscriber queues.
+    pub fn dropped(&self) -> u64 {
+        self.shards.iter().map(|s| s.dropped).sum()
+    }
+
+    /// The snapshot in the Prometheus text exposition format 0.0.4: `ringcast_` prefix,
+    /// `# HELP` and `# TYPE` per metric, counters ending in `_total`, times in `_seconds`,
+    /// label values escaped.
+    pub fn prometheus_text(&self) -> String {
+        let mut out = Prometheus::default();
+        out.gauge(
+            "uptime_seconds",
+            "Seconds since the bus was built.",
+            &[(&[], self.uptime_seconds)],
+        );
+        out.counter("published_total", "Events published.", &[(&[], self.published)]);
+        out.counter(
+            "publisher_waits_total",
+            "Publishes that found the ring full.",
+            &[(&[], self.publisher_waits)],
+        );
+        out.gauge("ring_capacity", "Ring slots.", &[(&[], self.ring_capacity as f64)]);
+        out.gauge(
+            "ring_occupancy",
+            "Events published but not yet read by the slowest shard.",
+            &[(&[], self.ring_occupancy as f64)],
+        );
+        out.counter("subscriptions_total", "Subscriptions made.", &[(&[], self.subscriptions)]);
+        out.counter(
+            "subscriptions_closed_total",
+            "Subscriptions ended.",
+            &[(&[], self.subscriptions_closed)],
+        );
+
+        let shards: Vec<String> = self.shards.iter().map(|s| s.shard.to_string()).collect();
+        macro_rules! per_shard {
+            ($name:literal, $help:literal, $field:ident) => {
+                let rows: Vec<(Vec<(&str, &str)>, u64)> = self
+                    .shards
+                    .iter()
+                    .zip(&shards)
+                    .map(|(s, i)| (vec![("shard", i.as_str())], s.$field))
+                    .collect();
+                out.counter_labeled($name, $help, &rows);
+            };
+        }
+        per_shard!("shard_dispatched_total", "Events a shard read from the ring.", dispatched);
+        per_shard!("shard_delivered_total", "Events a shard queued to subscribers.", delivered);
+        type Reason = (&'static str, fn(&ShardStats) -> u64);
+        let reasons: [Reason; 4] = [
+            ("drop_newest", |s: &ShardStats| s.dropped_newest),
+            ("drop_oldest", |s: &ShardStats| s.dropped_oldest),
+            ("disconnect", |s: &ShardStats| s.dropped_disconnect),
+            ("shutdown", |s: &ShardStats| s.dropped_shutdown),
+        ];
+        let rows: Vec<(Vec<(&str, &str)>, u64)> = self
+            .shards
+            .iter()
+            .zip(&shards)
+            .flat_map(|(s, i)| {
+                reasons.iter().map(move |(reason, f)| {
+                    (vec![("shard", i.as_str()), ("reason", *reason)], f(s))
+                })
+            })
+            .collect();
+        out.counter_labeled(
+            "shard_dropped_total",
+            "Events lost at full subscriber queues, by reason.",
+            &rows,
+        );
+        per_shard!(
+            "shard_filtered_out_total",
+            "Pattern matches rejected by a route or predicate filter.",
+            filtered_out
+        );
+        per_shard!("shard_filter_panics_total", "Predicate filters that panicked.", filter_panics);
+        per_shard!("route_cache_hits_total", "Route cache hits.", route_hits);
+        per_shard!("route_cache_misses_total", "Route cache misses.", route_misses);
+        per_shard!("route_cache_invalidations_total", "Route cache flushes.", route_invalidations);
+        per_shard!("binding_binds_total", "Alias bindings recorded.", binds);
+        per_shard!("binding_unbinds_total", "Alias bindings removed.", unbinds);
+        per_shard!("binding_hits_total", "Events resolved through their alias.", binding_hits);
+        per_shard!("binding_misses_total", "Events whose alias had no binding.", binding_misses);
+        per_shard!(
+            "binding_evictions_total",
+            "Alias bindings evicted at capacity.",
+            binding_evictions
+        );
+        let backlog: Vec<(Vec<(&str, &str)>, f64)> = self
+            .shards
+            .iter()
+            .zip(&shards)
+            .map(|(s, i)| (vec![("shard", i.as_str())], s.backlog as f64))
+            .collect();
+        out.gauge_labeled(
+            "shard_backlog",
+            "Events published but not yet dispatched by a shard.",
+            &backlog,
+        );
+
+        let names: Vec<(String, String)> =
+            self.subscribers.iter().map(|s| (s.name.clone(), s.shard.to_string())).collect();
+        macro_rules! per_sub {
+            (counter $name:literal, $help:literal, $field:ident) => {
+                let rows: Vec<(Vec<(&str, &str)>, u64)> = self
+                    .subscribers
+                    .iter()
+                    .zip(&names)
+                    .map(|(s, (n, sh))| {
+                        (vec![("subscriber", n.as_str()), ("shard", sh.as_str())], s.$field)
+                    })
+                    .collect();
+                out.counter_labeled($name, $help, &rows);
+            };
+            (gauge $name:literal, $help:literal, $field:ident) => {
+                let rows: Vec<(Vec<(&str, &str)>, f64)> = self
+                    .subscribers
+                    .iter()
+                    .zip(&names)
+                    .map(|(s, (n, sh))| {
+                        (vec![("subscriber", n.as_str()), ("shard", sh.as_str())], s.$field as f64)
+                    })
+                    .collect();
+                out.gauge_labeled($name, $help, &rows);
+            };
+        }
+        per_sub!(counter "subscriber_delivered_total", "Events queued to a subscriber.", delivered);
+        per_sub!(counter "subscriber_consumed_total", "Events a subscriber received.", consumed);
+        per_sub!(counter "subscriber_dropped_total", "Events a subscriber lost.", dropped);
+        per_sub!(counter "subscriber_lagged_reports_total", "Lagged errors handed to a subscriber.", lagged_reports);
+        per_sub!(gauge "subscriber_queue_depth", "Events queued to a subscriber now.", queue_depth);
+        per_sub!(gauge "subscriber_queue_capacity", "A subscriber's queue capacity.", queue_capacity);
+
+        macro_rules! per_topic {
+            ($name:literal, $help:literal, $field:ident) => {
+                let rows: Vec<(Vec<(&str, &str)>, u64)> = self
+                    .topics
+                    .iter()
+                    .map(|t| (vec![("prefix", t.prefix.as_str())], t.$field))
+                    .collect();
+                out.counter_labeled($name, $help, &rows);
+            };
+        }
+        per_topic!("topic_published_total", "Events published, by topic prefix.", published);
+        per_topic!("topic_delivered_total", "Deliveries queued, by topic prefix.", delivered);
+        per_topic!("topic_dropped_total", "Deliveries lost, by topic prefix.", dropped);
+
+        let mut latency: Vec<(Vec<(&str, &str)>, &LatencyStats)> = vec![(vec![], &self.latency)];
+        for (s, (n, sh)) in self.subscribers.iter().zip(&names) {
+            latency.push((vec![("subscriber", n.as_str()), ("shard", sh.as_str())], &s.latency));
+        }
+        out.summary(
+            "receive_latency_seconds",
+            "Publish to receive latency of sampled events (no labels: every subscriber).",
+            &latency,
+        );
+        out.text
+    }
+}
+
+type Labels<'a> = [(&'a str, &'a str)];
+
+#[derive(Default)]
+struct Prometheus {
+    text: String,
+}
+
+impl Prometheus {
+    fn header(&mut self, name: &str, help: &str, kind: &str) {
+        let _ = writeln!(self.text, "# HELP ringcast_{name} {}", escape_help(help));
+        let _ = writeln!(self.text, "# TYPE ringcast_{name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &Labels<'_>, value: impl std::fmt::Display) {
+        self.text.push_str("ringcast_");
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{k}=\"{}\"", escape_label(v));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+
+    fn counter(&mut self, name: &str, help: &str, rows: &[(&Labels<'_>, u64)]) {
+        self.header(name, help, "counter");
+        for (labels, v) in rows {
+            self.sample(name, labels, v);
+        }
+    }
+
+    fn counter_labeled(&mut self, name: &str, help: &str, rows: &[(Vec<(&str, &str)>, u64)]) {
+        self.header(name, help, "counter");
+        for (labels, v) in rows {
+            self.sample(name, labels, v);
+        }
+    }
+
+    fn gauge(&mut self, name: &str, help: &str, rows: &[(&Labels<'_>, f64)]) {
+        self.header(name, help, "gauge");
+        for (labels, v) in rows {
+            self.sample(name, labels, Float(*v));
+        }
+    }
+
+    fn gauge_labeled(&mut self, name: &str, help: &str, rows: &[(Vec<(&str, &str)>, f64)]) {
+        self.header(name, help, "gauge");
+        for (labels, v) in rows {
+            self.sample(name, labels, Float(*v));
+        }
+    }
+
+    fn summary(&mut self, name: &str, help: &str, rows: &[(Vec<(&str, &str)>, &LatencyStats)]) {
+        self.header(name, help, "summary");
+        for (labels, l) in rows {
+            for (q, v) in [
+                ("0.5", l.p50_seconds),
+                ("0.9", l.p90_seconds),
+                ("0.99", l.p99_seconds),
+                ("0.999", l.p999_seconds),
+            ] {
+                let mut with_q = labels.clone();
+                with_q.push(("quantile", q));
+                self.sample(name, &with_q, Float(v));
+            }
+            self.sample(&format!("{name}_sum"), labels, Float(l.sum_seconds));
+            self.sample(&format!("{name}_count"), labels, l.samples);
+        }
+    }
+}
+
+/// Floats as Prometheus writes them (`NaN`, `+Inf`, `-Inf`).
+struct Float(f64);
+
+impl std::fmt::Display for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            v if v.is_nan() => f.write_str("NaN"),
+            v if v == f64::INFINITY => f.write_str("+Inf"),
+            v if v == f64::NEG_INFINITY => f.write_str("-Inf"),
+            v => write!(f, "{v}"),
+        }
+    }
+}
+
+/// Label values: `\` → `\\`, `"` → `\"`, newline → `\n`.
+pub(crate) fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// HELP text: `\` → `\\`, newline → `\n`.
+fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}

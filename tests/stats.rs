@@ -1,0 +1,368 @@
+//! Promise: the bus counts where every event went, snapshots are consistent plain data
+//! (JSON round-trip, stable names, sorted), and the Prometheus text is valid exposition
+//! format 0.0.4 (checked by a strict parser here and by `promtool check metrics`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use ringcast::{
+    Bus, Event, Overflow, RecvTimeoutError, StatsSnapshot, Subscriber, Subscription, Topic,
+    TryPublishError, STATS_TOPIC_OVERFLOW,
+};
+
+fn topic(s: &str) -> Topic {
+    Topic::new(s).unwrap()
+}
+
+fn drain(sub: &mut Subscriber<u64>) -> (u64, u64) {
+    let (mut got, mut lagged) = (0, 0);
+    loop {
+        match sub.recv_timeout(Duration::from_secs(30)) {
+            Ok(_) => got += 1,
+            Err(RecvTimeoutError::Lagged(n)) => lagged += n,
+            Err(RecvTimeoutError::Closed) => return (got, lagged),
+            Err(RecvTimeoutError::Timeout) => panic!("hang"),
+        }
+    }
+}
+
+/// A bus with a lossless subscriber, a lossy one and a filtered one, after `n` events.
+fn scenario(n: u64) -> (Bus<u64>, StatsSnapshot, [(u64, u64); 3]) {
+    let bus: Bus<u64> = Bus::builder()
+        .dispatchers(2)
+        .latency_sample_every(1)
+        .stats_topic_levels(2)
+        .build()
+        .unwrap();
+    let mut all = bus.subscribe(Subscription::all().name("all").capacity(n as usize)).unwrap();
+    let mut lossy = bus
+        .subscribe(
+            Subscription::all().name("lossy \"q\"\n\\").capacity(4).overflow(Overflow::DropNewest),
+        )
+        .unwrap();
+    let mut eu = bus.subscribe(Subscription::to("orders.eu.>").unwrap().name("eu")).unwrap();
+    let mut publisher = bus.publisher().unwrap();
+    let topics = [topic("orders.eu.created"), topic("orders.us.created"), topic("billing")];
+    for i in 0..n {
+        publisher.publish(Event::new(topics[(i % 3) as usize].clone(), i)).unwrap();
+    }
+    drop(publisher);
+    let got = [drain(&mut all), drain(&mut lossy), drain(&mut eu)];
+    let stats = bus.stats();
+    (bus, stats, got)
+}
+
+#[test]
+fn counters_account_for_every_event() {
+    let n = 300;
+    let (_bus, s, got) = scenario(n);
+    assert_eq!(s.version, ringcast::STATS_VERSION);
+    assert_eq!(s.published, n);
+    assert_eq!((s.subscriptions, s.subscriptions_closed), (3, 0));
+    assert_eq!(s.shards.len(), 2);
+    for shard in &s.shards {
+        assert_eq!(shard.dispatched, n, "every shard reads every event");
+        assert_eq!(shard.backlog, 0);
+        assert_eq!(
+            shard.dropped,
+            shard.dropped_newest
+                + shard.dropped_oldest
+                + shard.dropped_disconnect
+                + shard.dropped_shutdown
+        );
+    }
+    let by_name: BTreeMap<&str, _> = s.subscribers.iter().map(|x| (x.name.as_str(), x)).collect();
+    let all = by_name["all"];
+    assert_eq!((all.delivered, all.consumed, all.dropped), (n, n, 0));
+    assert_eq!(got[0], (n, 0));
+    let lossy = by_name["lossy \"q\"\n\\"];
+    // Nothing lost that was not counted: received + lost = matched = n.
+    assert_eq!(got[1].0 + got[1].1, n);
+    assert_eq!(lossy.consumed, got[1].0);
+    assert_eq!(lossy.dropped, got[1].1);
+    assert_eq!(lossy.delivered + lossy.dropped, n);
+    assert!(lossy.lagged_reports >= 1 || lossy.dropped == 0);
+    let eu = by_name["eu"];
+    assert_eq!(got[2], (n / 3, 0));
+    assert_eq!(eu.consumed, n / 3);
+    let delivered: u64 = s.shards.iter().map(|x| x.delivered).sum();
+    assert_eq!(delivered, all.delivered + lossy.delivered + eu.delivered);
+    assert_eq!(s.dropped(), lossy.dropped);
+    // Topics, by 2-token prefix, sorted.
+    let prefixes: Vec<&str> = s.topics.iter().map(|t| t.prefix.as_str()).collect();
+    assert_eq!(prefixes, ["billing", "orders.eu", "orders.us"]);
+    for t in &s.topics {
+        assert_eq!(t.published, n / 3, "{t:?}");
+    }
+    let eu_topic = &s.topics[1];
+    assert_eq!(
+        eu_topic.delivered + eu_topic.dropped,
+        3 * n / 3,
+        "all, lossy and eu match orders.eu"
+    );
+    // Latency: sampled every receive here.
+    assert_eq!(all.latency.samples, n);
+    assert!(all.latency.p50_seconds > 0.0 && all.latency.p50_seconds <= all.latency.max_seconds);
+    assert!(s.latency.samples >= n);
+}
+
+#[test]
+fn subscription_pair_and_retired_latency() {
+    let bus: Bus<u64> = Bus::builder().latency_sample_every(1).build().unwrap();
+    let mut a = bus.subscribe(Subscription::all()).unwrap();
+    let b = bus.subscribe(Subscription::all()).unwrap();
+    let mut publisher = bus.publisher().unwrap();
+    publisher.publish(Event::new(topic("t"), 1)).unwrap();
+    a.recv().unwrap();
+    drop(a);
+    drop(b);
+    let s = bus.stats();
+    assert_eq!((s.subscriptions, s.subscriptions_closed), (2, 2));
+    assert!(s.subscribers.is_empty());
+    assert_eq!(s.latency.samples, 1, "a gone subscriber's samples stay in the bus-wide latency");
+}
+
+#[test]
+fn publisher_waits_and_occupancy() {
+    let bus: Bus<u64> = Bus::builder().ring_capacity(2).build().unwrap();
+    let stuck = bus.subscribe(Subscription::all().capacity(1).overflow(Overflow::Block)).unwrap();
+    let mut publisher = bus.publisher().unwrap();
+    let mut full = 0;
+    for i in 0..50 {
+        if let Err(TryPublishError::Full(_)) = publisher.try_publish(Event::new(topic("t"), i)) {
+            full += 1;
+        }
+    }
+    assert!(full > 0);
+    let s = bus.stats();
+    assert_eq!(s.publisher_waits, full);
+    assert!(s.ring_occupancy <= s.ring_capacity);
+    drop(stuck);
+}
+
+#[test]
+fn topic_table_is_bounded() {
+    let bus: Bus<u64> =
+        Bus::builder().stats_topic_capacity(4).stats_topic_levels(1).build().unwrap();
+    let mut publisher = bus.publisher().unwrap();
+    for i in 0..20 {
+        publisher.publish(Event::new(topic(&format!("t{i}.x")), i)).unwrap();
+    }
+    bus.close();
+    let s = bus.stats();
+    assert_eq!(s.topics.len(), 5);
+    assert_eq!(s.topics.last().unwrap().prefix, STATS_TOPIC_OVERFLOW);
+    assert_eq!(s.topics.last().unwrap().published, 16);
+    assert_eq!(s.topics.iter().map(|t| t.published).sum::<u64>(), 20);
+}
+
+#[test]
+fn stats_off_keeps_the_core_counters() {
+    let bus: Bus<u64> = Bus::builder().stats(false).build().unwrap();
+    let mut sub = bus.subscribe(Subscription::all()).unwrap();
+    let mut publisher = bus.publisher().unwrap();
+    publisher.publish(Event::new(topic("a.b"), 1)).unwrap();
+    sub.recv().unwrap();
+    let s = bus.stats();
+    assert!(s.topics.is_empty());
+    assert_eq!(s.latency.samples, 0);
+    assert_eq!(s.subscribers[0].consumed, 1);
+}
+
+#[test]
+fn json_round_trips_with_stable_names() {
+    let (_bus, s, _) = scenario(30);
+    let json = serde_json::to_string_pretty(&s).unwrap();
+    let back: StatsSnapshot = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, s);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for key in [
+        "version",
+        "published",
+        "publisher_waits",
+        "ring_occupancy",
+        "subscriptions",
+        "subscriptions_closed",
+        "shards",
+        "subscribers",
+        "topics",
+        "latency",
+    ] {
+        assert!(value.get(key).is_some(), "missing {key}");
+    }
+    for key in ["delivered", "consumed", "dropped", "lagged_reports", "queue_depth", "latency"] {
+        assert!(value["subscribers"][0].get(key).is_some(), "missing subscribers[].{key}");
+    }
+    let ids: Vec<u64> = s.subscribers.iter().map(|x| x.id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted, "subscribers sorted by id");
+}
+
+/// A strict reader of the text format: HELP and TYPE before samples, names and labels
+/// well formed, label values unescaped back, numbers parse. Returns `(name, labels, value)`.
+pub fn parse_prometheus(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
+    let mut typed: BTreeMap<String, String> = BTreeMap::new();
+    let mut helped = HashSet::new();
+    let mut samples = Vec::new();
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && n.chars().enumerate().all(|(i, c)| {
+                c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
+            })
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap();
+            assert!(valid_name(name), "bad name in {line:?}");
+            assert!(helped.insert(name.to_owned()), "HELP twice for {name}");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut it = rest.split(' ');
+            let (name, kind) = (it.next().unwrap(), it.next().unwrap());
+            assert!(
+                ["counter", "gauge", "summary", "histogram", "untyped"].contains(&kind),
+                "{line}"
+            );
+            assert!(
+                typed.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "TYPE twice for {name}"
+            );
+            if kind == "counter" {
+                assert!(name.ends_with("_total"), "counter {name} must end in _total");
+            }
+            continue;
+        }
+        assert!(!line.starts_with('#') && !line.is_empty(), "unexpected line {line:?}");
+        let (name, rest) = match line.find('{') {
+            Some(i) => (&line[..i], &line[i..]),
+            None => line.split_at(line.find(' ').unwrap()),
+        };
+        assert!(valid_name(name), "bad metric name {name:?}");
+        assert!(name.starts_with("ringcast_"), "{name}");
+        let family = ["_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s).filter(|f| typed.get(*f).is_some_and(|k| k == "summary"))
+            })
+            .unwrap_or(name);
+        assert!(typed.contains_key(family), "sample {name} before its TYPE");
+        assert!(helped.contains(family), "sample {name} without HELP");
+        let mut labels = BTreeMap::new();
+        let value_text = if let Some(body) = rest.strip_prefix('{') {
+            // Labels: k="v" with \\, \", \n escapes.
+            let mut chars = body.char_indices().peekable();
+            let mut end = None;
+            loop {
+                let start = chars.peek().unwrap().0;
+                let mut key_end = start;
+                while let Some(&(i, c)) = chars.peek() {
+                    if c == '=' {
+                        key_end = i;
+                        break;
+                    }
+                    chars.next();
+                }
+                let key = &body[start..key_end];
+                assert!(valid_name(key), "bad label name {key:?} in {line:?}");
+                chars.next(); // '='
+                assert_eq!(chars.next().map(|c| c.1), Some('"'), "{line}");
+                let mut value = String::new();
+                loop {
+                    match chars.next().map(|c| c.1) {
+                        Some('\\') => match chars.next().map(|c| c.1) {
+                            Some('\\') => value.push('\\'),
+                            Some('"') => value.push('"'),
+                            Some('n') => value.push('\n'),
+                            other => panic!("bad escape {other:?} in {line:?}"),
+                        },
+                        Some('"') => break,
+                        Some('\n') | None => panic!("unterminated label value in {line:?}"),
+                        Some(c) => value.push(c),
+                    }
+                }
+                labels.insert(key.to_owned(), value);
+                match chars.next() {
+                    Some((_, ',')) => continue,
+                    Some((i, '}')) => {
+                        end = Some(i);
+                        break;
+                    }
+                    other => panic!("bad label list at {other:?} in {line:?}"),
+                }
+            }
+            &body[end.unwrap() + 1..]
+        } else {
+            rest
+        };
+        let value_text = value_text
+            .strip_prefix(' ')
+            .unwrap_or_else(|| panic!("no space before value in {line:?}"));
+        let value: f64 = match value_text {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value {v:?} in {line:?}")),
+        };
+        samples.push((name.to_owned(), labels, value));
+    }
+    samples
+}
+
+#[test]
+fn prometheus_text_is_valid_and_escapes_labels() {
+    let (_bus, s, _) = scenario(60);
+    let text = s.prometheus_text();
+    let samples = parse_prometheus(&text);
+    let find = |name: &str, labels: &[(&str, &str)]| {
+        samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.2)
+    };
+    assert_eq!(find("ringcast_published_total", &[]), Some(60.0));
+    // The label value with a quote, a newline and a backslash round-trips.
+    let lossy_name = "lossy \"q\"\n\\";
+    let consumed = find("ringcast_subscriber_consumed_total", &[("subscriber", lossy_name)])
+        .expect("lossy row");
+    let lossy = s.subscribers.iter().find(|x| x.name == lossy_name).unwrap();
+    assert_eq!(consumed, lossy.consumed as f64);
+    assert_eq!(find("ringcast_topic_published_total", &[("prefix", "orders.eu")]), Some(20.0));
+    assert!(find("ringcast_receive_latency_seconds", &[("quantile", "0.99")]).is_some());
+    assert!(text
+        .lines()
+        .filter(|l| l.starts_with("# TYPE"))
+        .all(|l| !l.contains("_seconds counter")));
+    promtool_check(&text);
+}
+
+/// `promtool check metrics` from Debian's `prometheus` package (installed by `.ci/run`).
+/// Where it is not installed the strict parser above still ran; under CI it is required.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "promtool is required under CI: {e}");
+            eprintln!("promtool not installed ({e}); checked with the built-in parser only");
+            return;
+        }
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool rejected the metrics:\n{report}\n---\n{text}");
+    // promtool's lint warnings (e.g. naming) also fail the test: the output must be clean.
+    assert!(report.trim().is_empty(), "promtool complained:\n{report}");
+}
