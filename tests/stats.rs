@@ -253,7 +253,7 @@ pub fn parse_prometheus(text: &str) -> Vec<(String, BTreeMap<String, String>, f6
         let value_text = if let Some(body) = rest.strip_prefix('{') {
             // Labels: k="v" with \\, \", \n escapes.
             let mut chars = body.char_indices().peekable();
-            let mut end = None;
+            let end;
             loop {
                 let start = chars.peek().unwrap().0;
                 let mut key_end = start;
@@ -286,13 +286,13 @@ pub fn parse_prometheus(text: &str) -> Vec<(String, BTreeMap<String, String>, f6
                 match chars.next() {
                     Some((_, ',')) => continue,
                     Some((i, '}')) => {
-                        end = Some(i);
+                        end = i;
                         break;
                     }
                     other => panic!("bad label list at {other:?} in {line:?}"),
                 }
             }
-            &body[end.unwrap() + 1..]
+            &body[end + 1..]
         } else {
             rest
         };
