@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::thread::ThreadId;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::{BusError, ConfigError};
 use crate::event::Event;
@@ -10,6 +10,7 @@ use crate::publisher::Publisher;
 use crate::queue::{Meta, SubQueue};
 use crate::registry::{Entry, Registry};
 use crate::ring::Ring;
+use crate::stats::events::{clamp_interval, StatsDelta, STATS_TOPIC};
 use crate::stats::latency::{self, Latency};
 use crate::stats::snapshot::STATS_VERSION;
 use crate::stats::topics::TopicTable;
@@ -19,7 +20,7 @@ use crate::stats::{
 use crate::subscriber::Subscriber;
 use crate::subscription::Subscription;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::sync::{spawn_named, thread::JoinHandle, Arc, Mutex};
+use crate::sync::{spawn_named, thread::JoinHandle, Arc, Condvar, Mutex};
 use crate::topic::Topic;
 use crate::wait::WaitStrategy;
 
@@ -51,12 +52,23 @@ pub(crate) struct Shared<E> {
     pub(crate) subscriptions: CounterPair,
     /// Latency samples of subscribers that are gone.
     pub(crate) retired_latency: Latency,
+    /// One inbox per shard for `$SYS` events (which do not go through the ring).
+    pub(crate) sys_inbox: Box<[SysInbox<E>]>,
+    stats_events_started: AtomicBool,
+    stats_stop: Mutex<bool>,
+    stats_wake: Condvar,
     started: Instant,
     publisher_taken: AtomicBool,
     next_id: AtomicU64,
     queue_capacity: usize,
     /// Serialises subscribes, so least-loaded placement sees every earlier one.
     placement: Mutex<()>,
+}
+
+/// `$SYS` events waiting for one shard.
+pub(crate) struct SysInbox<E> {
+    pub(crate) pending: AtomicBool,
+    pub(crate) events: Mutex<Vec<Arc<Event<E>>>>,
 }
 
 /// Configures and builds a [`Bus`].
@@ -242,6 +254,15 @@ impl BusBuilder {
             publisher_waits: AtomicU64::new(0),
             subscriptions: CounterPair::new(),
             retired_latency: Latency::new(),
+            sys_inbox: (0..self.dispatchers)
+                .map(|_| SysInbox {
+                    pending: AtomicBool::new(false),
+                    events: Mutex::new(Vec::new()),
+                })
+                .collect(),
+            stats_events_started: AtomicBool::new(false),
+            stats_stop: Mutex::new(false),
+            stats_wake: Condvar::new(),
             started: Instant::now(),
             shutdown: AtomicBool::new(false),
             wait_strategy: self.wait_strategy,
@@ -433,7 +454,77 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> StatsSnapshot {
+        self.handle.shared.stats()
+    }
+
+    /// Publishes a [`StatsDelta`] event on `$SYS.stats` every `interval` in which
+    /// something changed, until the bus closes. Subscribe with `$SYS.>` (or
+    /// `Subscription::all()`) to receive them; the payload is `E::from(delta)`. `$SYS`
+    /// events are never counted in stats. Calling it again changes nothing.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, StatsDelta, Subscription, Topic};
+    /// use std::time::Duration;
+    ///
+    /// enum Msg { Order(u32), Stats(StatsDelta) }
+    /// impl From<StatsDelta> for Msg {
+    ///     fn from(d: StatsDelta) -> Self { Msg::Stats(d) }
+    /// }
+    ///
+    /// let bus: Bus<Msg> = Bus::builder().build()?;
+    /// let mut sys = bus.subscribe(Subscription::to("$SYS.>")?)?;
+    /// bus.publish_stats_every(Duration::from_millis(10))?;
+    /// let mut publisher = bus.publisher()?;
+    /// publisher.publish(Event::new(Topic::new("orders")?, Msg::Order(1)))?;
+    /// match sys.recv()?.payload() {
+    ///     Msg::Stats(delta) => assert_eq!(delta.published, 1),
+    ///     Msg::Order(_) => unreachable!(),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Closed` if the bus is closed.
+    pub fn publish_stats_every(&self, interval: Duration) -> Result<(), BusError>
+    where
+        E: From<StatsDelta>,
+    {
         let shared = &self.handle.shared;
+        if shared.ring.is_closed() {
+            return Err(BusError::Closed);
+        }
+        let mut threads = self.handle.threads.lock();
+        // Relaxed: guarded by the `threads` lock.
+        if shared.stats_events_started.swap(true, Ordering::Relaxed) {
+            return Ok(());
+        }
+        let worker = Arc::clone(shared);
+        let interval = clamp_interval(interval);
+        // The baseline is taken now, not when the thread starts: the first delta covers
+        // everything after this call.
+        let baseline = shared.stats();
+        let handle = spawn_named("ringcast-stats".to_owned(), move || {
+            stats_events::<E>(&worker, baseline, interval);
+        })
+        .map_err(|_| BusError::Closed)?;
+        threads.push(handle);
+        Ok(())
+    }
+
+    /// Number of dispatcher shards.
+    pub fn dispatchers(&self) -> usize {
+        self.handle.shared.shards.len()
+    }
+}
+
+impl<E> Shared<E> {
+    pub(crate) fn shard_stats(&self) -> Vec<ShardStats> {
+        let ring = &self.ring;
+        self.counters.iter().enumerate().map(|(i, c)| c.snapshot(i, || ring.published())).collect()
+    }
+
+    pub(crate) fn stats(&self) -> StatsSnapshot {
+        let shared = self;
         let (subscriptions, subscriptions_closed) = shared.subscriptions.snapshot();
         let shards = self.shard_stats();
         let mut all_latency = latency::empty();
@@ -487,9 +578,45 @@ impl<E: Send + Sync + 'static> Bus<E> {
         }
     }
 
-    /// Number of dispatcher shards.
-    pub fn dispatchers(&self) -> usize {
-        self.handle.shared.shards.len()
+    /// Hands a `$SYS` event to every shard and wakes them.
+    fn post_system_event(&self, event: Arc<Event<E>>) {
+        for inbox in self.sys_inbox.iter() {
+            inbox.events.lock().push(Arc::clone(&event));
+            // Release: pairs with the Acquire swap in `Shard::deliver_system_events`.
+            inbox.pending.store(true, Ordering::Release);
+        }
+        self.ring.wake_consumers();
+    }
+}
+
+/// The stats events thread: a snapshot per interval, a `$SYS.stats` event when something
+/// changed, until the bus closes.
+fn stats_events<E: From<StatsDelta> + Send + Sync + 'static>(
+    shared: &Shared<E>,
+    mut before: StatsSnapshot,
+    interval: Duration,
+) {
+    let mut seq = 0;
+    loop {
+        {
+            let mut stopped = shared.stats_stop.lock();
+            if !*stopped {
+                stopped = shared.stats_wake.wait_timeout(stopped, interval);
+            }
+            if *stopped {
+                return;
+            }
+        }
+        let after = shared.stats();
+        if let Some(delta) = StatsDelta::between(&before, &after) {
+            if let Ok(topic) = Topic::system(STATS_TOPIC) {
+                let mut event = Event::new(topic, E::from(delta));
+                event.stamp(seq);
+                seq += 1;
+                shared.post_system_event(Arc::new(event));
+            }
+        }
+        before = after;
     }
 }
 
@@ -499,6 +626,8 @@ impl<E> BusHandle<E> {
         // Release: pairs with the Acquire loads in `SubQueue::push_blocking`.
         shared.shutdown.store(true, Ordering::Release);
         shared.ring.close();
+        *shared.stats_stop.lock() = true;
+        shared.stats_wake.notify_all();
         for registry in shared.shards.iter() {
             for entry in registry.load().entries.iter() {
                 entry.queue.wake_shard_if_registered();

@@ -66,6 +66,8 @@ pub use error::{
 pub use event::{Alias, Delivery, Event};
 pub use publisher::Publisher;
 pub use queue::Recv;
+pub use stats::events::{StatsDelta, STATS_TOPIC};
+pub use stats::recorder::{Capture, CaptureMeta, RecorderError, StatsRecorder};
 pub use stats::snapshot::STATS_VERSION;
 pub use stats::topics::OVERFLOW as STATS_TOPIC_OVERFLOW;
 pub use stats::{

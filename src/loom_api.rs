@@ -54,7 +54,7 @@ impl<T: Clone> Consumer<T> {
     /// once the ring is closed and drained.
     pub fn next_batch(&mut self) -> Option<Vec<(u64, T)>> {
         loop {
-            let available = self.0.wait(WaitStrategy::Adaptive);
+            let available = self.0.wait(WaitStrategy::Adaptive, &|| false);
             let next = self.0.next_seq();
             if available.end == next {
                 if available.closed {

@@ -140,6 +140,13 @@ impl<T> Ring<T> {
         old & CLOSED == 0
     }
 
+    /// Wakes every shard parked in [`Consumer::wait`] (after the caller made their
+    /// `interrupted` condition true).
+    pub(crate) fn wake_consumers(&self) {
+        let _guard = self.lock.lock();
+        self.data_ready.notify_all();
+    }
+
     /// Lowest shard cursor (the sequence the slowest shard reads next).
     fn min_cursor(&self) -> u64 {
         self.cursors
@@ -348,12 +355,15 @@ impl<T> Consumer<T> {
         Available { end: tail & COUNT, closed: tail & CLOSED != 0 }
     }
 
-    /// Waits until something is readable or the ring is closed (and drained up to `end`).
-    pub(crate) fn wait(&self, strategy: WaitStrategy) -> Available {
+    /// Waits until something is readable, the ring is closed (and drained up to `end`), or
+    /// `interrupted()` (checked between steps and, under the ring's lock, right before
+    /// parking: a thread that makes it true and then calls [`Ring::wake_consumers`] is
+    /// never missed).
+    pub(crate) fn wait(&self, strategy: WaitStrategy, interrupted: &dyn Fn() -> bool) -> Available {
         let mut n = 0;
         loop {
             let available = self.poll();
-            if available.end != self.next || available.closed {
+            if available.end != self.next || available.closed || interrupted() {
                 return available;
             }
             if spin_or_yield(strategy.step(n)) {
@@ -362,7 +372,7 @@ impl<T> Consumer<T> {
                 // AcqRel: orders the bit against the publisher's CAS (module docs,
                 // "Parking"); Acquire as in `poll`.
                 let tail = ring.tail.fetch_or(SLEEPERS, Ordering::AcqRel);
-                if tail & COUNT == self.next && tail & CLOSED == 0 {
+                if tail & COUNT == self.next && tail & CLOSED == 0 && !interrupted() {
                     let _guard = ring.data_ready.wait(guard);
                 }
             }

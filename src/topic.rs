@@ -144,7 +144,6 @@ impl Topic {
     }
 
     /// A `$SYS` topic, for the bus's own events.
-    #[allow(dead_code)] // used by the stats events
     pub(crate) fn system(s: &str) -> Result<Topic, TopicError> {
         let topic = Self::parse(s)?;
         debug_assert!(topic.is_system());

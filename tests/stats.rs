@@ -366,3 +366,59 @@ fn promtool_check(text: &str) {
     // promtool's lint warnings (e.g. naming) also fail the test: the output must be clean.
     assert!(report.trim().is_empty(), "promtool complained:\n{report}");
 }
+
+mod sys_events {
+    use super::*;
+    use ringcast::{StatsDelta, STATS_TOPIC};
+
+    enum Msg {
+        Data(u64),
+        Stats(StatsDelta),
+    }
+
+    impl From<StatsDelta> for Msg {
+        fn from(d: StatsDelta) -> Self {
+            Msg::Stats(d)
+        }
+    }
+
+    #[test]
+    fn deltas_arrive_on_sys_stats_and_are_not_counted() {
+        let bus: Bus<Msg> = Bus::builder().dispatchers(2).build().unwrap();
+        let mut sys = bus.subscribe(Subscription::to("$SYS.>").unwrap()).unwrap();
+        let mut data = bus.subscribe(Subscription::to("orders.>").unwrap()).unwrap();
+        bus.publish_stats_every(Duration::from_millis(5)).unwrap();
+        let mut publisher = bus.publisher().unwrap();
+        for i in 0..10 {
+            publisher.publish(Event::new(topic("orders.eu"), Msg::Data(i))).unwrap();
+        }
+        for _ in 0..10 {
+            assert!(matches!(data.recv().unwrap().payload(), Msg::Data(_)));
+        }
+        // Deltas add up to what was published; the first may come before all 10.
+        let mut published = 0;
+        while published < 10 {
+            let d = sys.recv_timeout(Duration::from_secs(30)).expect("a stats event");
+            assert_eq!(d.topic().as_str(), STATS_TOPIC);
+            match d.payload() {
+                Msg::Stats(delta) => {
+                    published += delta.published;
+                    assert!(delta.topics.iter().all(|t| !t.prefix.starts_with("$SYS")));
+                }
+                Msg::Data(_) => panic!("data on $SYS"),
+            }
+        }
+        assert_eq!(published, 10);
+        // Idle: nothing changes, so no event comes, although intervals pass (bounded
+        // check: 50 intervals).
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(matches!(sys.try_recv(), Err(ringcast::TryRecvError::Empty)));
+        // `$SYS` traffic is not in the bus, shard or topic counters.
+        let s = bus.stats();
+        assert_eq!(s.published, 10);
+        assert_eq!(s.shards.iter().map(|x| x.delivered).sum::<u64>(), 10);
+        assert!(s.topics.iter().all(|t| !t.prefix.starts_with("$SYS")));
+        drop(publisher);
+        drop(bus); // joins the stats thread too
+    }
+}

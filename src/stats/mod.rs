@@ -21,7 +21,9 @@
 //!
 //! Modelled in `loom-tests/tests/counters.rs` (which fails if a Release is weakened).
 
+pub(crate) mod events;
 pub(crate) mod latency;
+pub(crate) mod recorder;
 pub(crate) mod snapshot;
 pub(crate) mod topics;
 
