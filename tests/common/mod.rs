@@ -23,6 +23,15 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
+    watchdog_for(what, HANG, f)
+}
+
+/// [`watchdog`] with another limit, for long scenarios that guard each step themselves.
+pub fn watchdog_for<T, F>(what: &str, limit: Duration, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
     let (tx, rx) = mpsc::channel();
     let handle = thread::Builder::new()
         .name(format!("watchdog: {what}"))
@@ -30,7 +39,7 @@ where
             let _ = tx.send(f());
         })
         .expect("spawn watchdog thread");
-    match rx.recv_timeout(HANG) {
+    match rx.recv_timeout(limit) {
         Ok(value) => {
             handle.join().expect("watchdog thread");
             value
@@ -40,13 +49,13 @@ where
             Ok(()) => unreachable!("the watchdog thread always sends unless it panics"),
         },
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{what}: still running after {HANG:?}: hang")
+            panic!("{what}: still running after {limit:?}: hang")
         }
     }
 }
 
 /// What a receiver saw, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Got {
     /// An event, by sequence number.
     Event(u64),

@@ -1,0 +1,109 @@
+//! Promise: payloads are shared, never copied. `E` needs neither `Clone` nor `Debug`;
+//! every subscriber's `Delivery` of one event points at the same event and payload; a
+//! `Delivery` clone is another handle to it; the payload lives until the last handle is
+//! gone, and is dropped exactly once.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{topic, watchdog, HANG};
+use ringcast::{Bus, Delivery, Event, Subscriber, Subscription};
+
+/// Neither `Clone` nor `Debug`; records its drop.
+struct Payload {
+    value: u64,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+const EVENTS: u64 = 200;
+const SUBSCRIBERS: usize = 5;
+
+#[test]
+fn every_subscriber_gets_the_same_allocation() {
+    for k in [1, 2, 3] {
+        watchdog("shared payloads", move || {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let bus: Bus<Payload> =
+                Bus::builder().ring_capacity(16).dispatchers(k).build().unwrap();
+            let mut subs: Vec<Subscriber<Payload>> = (0..SUBSCRIBERS)
+                .map(|_| bus.subscribe(Subscription::all().capacity(EVENTS as usize)).unwrap())
+                .collect();
+            let shards: std::collections::HashSet<usize> = subs.iter().map(|s| s.shard()).collect();
+            assert_eq!(shards.len(), k.min(SUBSCRIBERS), "subscribers not spread over shards");
+
+            let mut publisher = bus.publisher().unwrap();
+            for value in 0..EVENTS {
+                let event = Event::new(topic(), Payload { value, drops: Arc::clone(&drops) });
+                assert_eq!(event.seq(), 0);
+                assert!(event.published_at().is_none());
+                publisher.publish(event).unwrap();
+            }
+            drop(publisher);
+
+            let received: Vec<Vec<Delivery<Payload>>> = subs
+                .iter_mut()
+                .map(|sub| (0..EVENTS).map(|_| sub.recv_timeout(HANG).unwrap()).collect())
+                .collect();
+            assert_eq!(drops.load(Ordering::SeqCst), 0, "a payload was dropped while delivered");
+            for seq in 0..EVENTS as usize {
+                let first = &received[0][seq];
+                assert_eq!((first.seq(), first.payload().value), (seq as u64, seq as u64));
+                assert_eq!(first.topic(), &topic());
+                assert!(first.published_at().is_some());
+                for (s, deliveries) in received.iter().enumerate().skip(1) {
+                    let other = &deliveries[seq];
+                    assert!(Delivery::ptr_eq(first, other), "K={k}: seq {seq}, subscriber {s}");
+                    assert!(std::ptr::eq(first.payload(), other.payload()));
+                    assert_eq!(first.published_at(), other.published_at());
+                }
+                if seq > 0 {
+                    assert!(!Delivery::ptr_eq(first, &received[0][seq - 1]));
+                }
+            }
+
+            // Clones are handles, not copies.
+            let original = &received[0][7];
+            let clones: Vec<Delivery<Payload>> = (0..1000).map(|_| original.clone()).collect();
+            for clone in &clones {
+                assert!(Delivery::ptr_eq(original, clone));
+                assert!(std::ptr::eq(original.payload(), clone.payload()));
+                assert_eq!(clone.seq(), 7);
+            }
+            drop(clones);
+            assert_eq!(drops.load(Ordering::SeqCst), 0);
+
+            // Keep one clone, drop everything else: only that payload survives.
+            let kept = received[2][42].clone();
+            drop(received);
+            drop(subs);
+            drop(bus);
+            assert_eq!(drops.load(Ordering::SeqCst), EVENTS as usize - 1);
+            assert_eq!(kept.payload().value, 42);
+            drop(kept);
+            assert_eq!(drops.load(Ordering::SeqCst), EVENTS as usize, "dropped more than once?");
+        });
+    }
+}
+
+/// A payload type that is neither `Clone` nor `Debug` (nor `Default`) works with every
+/// API, including `Debug` of the bus handles.
+#[test]
+fn payload_needs_no_clone_or_debug() {
+    struct Opaque(#[allow(dead_code)] Box<[u8]>);
+    let bus: Bus<Opaque> = Bus::builder().build().unwrap();
+    let mut sub = bus.subscribe(Subscription::all()).unwrap();
+    let mut publisher = bus.publisher().unwrap();
+    publisher.publish(Event::new(topic(), Opaque(vec![1, 2, 3].into_boxed_slice()))).unwrap();
+    let d = sub.recv_timeout(HANG).unwrap();
+    assert_eq!(d.payload().0.as_ref(), &[1, 2, 3]);
+    // Handles are Debug whatever the payload.
+    let _ = format!("{bus:?} {sub:?} {publisher:?}");
+}
