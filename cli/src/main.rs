@@ -3,8 +3,11 @@
 //! `ringcast demo` runs a small publish/subscribe scenario and prints what each subscriber
 //! received, so the overflow policies can be seen side by side.
 
+mod plot;
+
 use std::error::Error;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
 
@@ -24,6 +27,21 @@ enum Command {
     /// Publish 20 events to three subscribers with different overflow policies; print what
     /// each received
     Demo,
+    /// Work with stats captures (see `ringcast::StatsRecorder`)
+    #[command(subcommand)]
+    Stats(StatsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StatsCommand {
+    /// Render a capture to an SVG chart: throughput, drops and latency over time
+    Plot {
+        /// The capture file, `<id>.json`
+        capture: PathBuf,
+        /// Where to write the SVG
+        #[arg(long, default_value = "plot.svg")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -32,6 +50,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo => demo(),
+        Command::Stats(StatsCommand::Plot { capture, out }) => plot::plot_capture(&capture, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -207,11 +226,7 @@ fn ranges(seqs: &[u64]) -> String {
         while j + 1 < seqs.len() && seqs[j + 1] == seqs[j] + 1 {
             j += 1;
         }
-        parts.push(if i == j {
-            seqs[i].to_string()
-        } else {
-            format!("{}..={}", seqs[i], seqs[j])
-        });
+        parts.push(if i == j { seqs[i].to_string() } else { format!("{}..={}", seqs[i], seqs[j]) });
         i = j + 1;
     }
     if parts.is_empty() {
