@@ -237,6 +237,8 @@ impl BusBuilder {
                 "no NUL byte",
             ));
         }
+        // Calibrate the publish clock now, not on the first publish.
+        crate::event::anchor();
         let shared = Arc::new(Shared {
             ring: Arc::new(Ring::new(self.ring_capacity, self.dispatchers)),
             shards: (0..self.dispatchers).map(|_| Registry::new()).collect(),

@@ -26,7 +26,8 @@
 //! | shard's `rx.fetch_or(RX_CLOSED)` in [`SubQueue::close`] | receiver's `rx` loads | every push, `matched` and `dropped` store before close |
 //! | receiver's `tx.fetch_add` after a pop (Block) | shard's `tx` load and CAS | the freed slot |
 //! | `gone.store(true)` in [`SubQueue::disconnect_receiver`] | shard's `gone` loads | the receiver left; stop delivering and stop waiting |
-//! | receiver's `consumed` store | `delivered_consumed` (Acquire, then `delivered` Relaxed) | the `delivered`/`consumed` counter pair |
+//! | receiver's `consumed` store | `delivered_consumed` (Acquire, then `unqueued` Acquire, then `matched` Relaxed) | the `delivered`/`consumed` counter pair |
+//! | shard's `unqueued` store in `count_drop` | `delivered_consumed` | `delivered = matched - unqueued` never undercounts |
 //!
 //! Modelled in `loom-tests/tests/queue.rs` and `loom-tests/tests/wake.rs`.
 
@@ -83,9 +84,6 @@ impl<T> Queue<T> {
     fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-    fn is_full(&self) -> bool {
-        self.0.is_full()
-    }
 }
 
 #[cfg(loom)]
@@ -115,9 +113,6 @@ impl<T> Queue<T> {
     }
     fn is_empty(&self) -> bool {
         self.0.lock().is_empty()
-    }
-    fn is_full(&self) -> bool {
-        self.0.lock().len() == self.1
     }
 }
 
@@ -172,9 +167,11 @@ pub(crate) struct SubQueue<T> {
     tx: CachePadded<AtomicU64>,
     /// Match indices handed out. Written only by the shard (`push`).
     matched: AtomicU64,
-    /// Items queued (the open side of `delivered`/`consumed`). Written only by the shard,
-    /// *before* the item becomes poppable.
-    delivered: AtomicU64,
+    /// Matched events that were never queued (dropped new under `DropNewest`,
+    /// `Disconnect`, or an aborted `Block`). `delivered = matched - unqueued`: the open side
+    /// of `delivered`/`consumed`, with no extra store on the push path. Written only by the
+    /// shard.
+    unqueued: AtomicU64,
     /// Events lost. Written only by the shard (`push`).
     dropped: AtomicU64,
     /// Items received (the closed side). Written only by the receiver, with Release.
@@ -199,7 +196,7 @@ impl<T> SubQueue<T> {
             rx: CachePadded::new(AtomicU64::new(0)),
             tx: CachePadded::new(AtomicU64::new(0)),
             matched: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
+            unqueued: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             consumed: CachePadded::new(AtomicU64::new(0)),
             lagged_reports: AtomicU64::new(0),
@@ -252,19 +249,18 @@ impl<T> SubQueue<T> {
         self.matched.store(index + 1, Ordering::Relaxed);
         let entry = (index, item);
         match self.overflow {
-            Overflow::DropNewest => match self.enqueue(entry) {
+            Overflow::DropNewest => match self.items.push(entry) {
                 Ok(()) => Pushed::Queued,
                 Err(_) => self.count_drop(DropReason::Newest),
             },
             Overflow::DropOldest => {
-                self.count_delivered();
                 if self.items.force_push(entry).is_some() {
                     self.count_drop(DropReason::Oldest);
                     return Pushed::Evicted;
                 }
                 Pushed::Queued
             }
-            Overflow::Disconnect => match self.enqueue(entry) {
+            Overflow::Disconnect => match self.items.push(entry) {
                 Ok(()) => Pushed::Queued,
                 Err(_) => {
                     let pushed = self.count_drop(DropReason::Disconnect);
@@ -276,30 +272,16 @@ impl<T> SubQueue<T> {
         }
     }
 
-    /// Queues `entry` if there is room. Only the shard pushes and the receiver only pops,
-    /// so once `is_full` said no, the push cannot fail; `delivered` is counted before the
-    /// item can be popped (and so before `consumed` can count it).
-    fn enqueue(&self, entry: (u64, T)) -> Result<(), (u64, T)> {
-        if self.items.is_full() {
-            return Err(entry);
-        }
-        self.count_delivered();
-        let pushed = self.items.push(entry);
-        debug_assert!(pushed.is_ok(), "a single producer found room, then none");
-        pushed
-    }
-
-    fn count_delivered(&self) {
-        // Relaxed: single writer (the shard). Ordered before the item is poppable by the
-        // queue's own Release push; see `delivered_consumed`.
-        let d = self.delivered.load(Ordering::Relaxed);
-        self.delivered.store(d + 1, Ordering::Relaxed);
-    }
-
     fn count_drop(&self, reason: DropReason) -> Pushed {
         // Relaxed: one writer; readers see it via `close` (Release) or as a gauge.
         let dropped = self.dropped.load(Ordering::Relaxed);
         self.dropped.store(dropped + 1, Ordering::Relaxed);
+        if reason != DropReason::Oldest {
+            let unqueued = self.unqueued.load(Ordering::Relaxed);
+            // Release: pairs with the Acquire load in `delivered_consumed`: a snapshot that
+            // sees this count also sees the `matched` store made before it.
+            self.unqueued.store(unqueued + 1, Ordering::Release);
+        }
         Pushed::Dropped(reason)
     }
 
@@ -315,7 +297,7 @@ impl<T> SubQueue<T> {
         loop {
             // Acquire: pairs with the receiver's Release `fetch_add` in `pop`.
             let seen = self.tx.load(Ordering::Acquire);
-            entry = match self.enqueue(entry) {
+            entry = match self.items.push(entry) {
                 Ok(()) => return Pushed::Queued,
                 Err(entry) => entry,
             };
@@ -356,11 +338,16 @@ impl<T> SubQueue<T> {
 
     /// `(delivered, consumed)` with `delivered >= consumed`.
     pub(crate) fn delivered_consumed(&self) -> (u64, u64) {
-        // Acquire: pairs with the Release store in `count_consumed`; the item it counts was
-        // pushed after `delivered` counted it, so the Relaxed load below sees that count.
+        // Acquire: pairs with the Release store in `count_consumed`; every item it counts
+        // was matched (the `matched` store precedes the push, which precedes the pop).
         let consumed = self.consumed.load(Ordering::Acquire);
-        let delivered = self.delivered.load(Ordering::Relaxed);
-        (delivered, consumed)
+        // Acquire: pairs with `count_drop`; the `matched` loaded below is at least the one
+        // current when this many drops were counted, so the difference never undercounts.
+        let unqueued = self.unqueued.load(Ordering::Acquire);
+        // Relaxed: ordered by the two Acquire loads above; newer values only overcount an
+        // in-flight event, which is still matched-and-not-consumed.
+        let matched = self.matched.load(Ordering::Relaxed);
+        (matched.saturating_sub(unqueued), consumed)
     }
 
     /// Receiver only: one item received.
@@ -519,7 +506,7 @@ pub(crate) struct Receiver<T> {
     /// Latency sampling: 1 in `sample_every` received items (0: off), timed from `stamp`.
     sample_every: u32,
     since_sample: u32,
-    stamp: Option<fn(&T) -> Option<Instant>>,
+    age: Option<fn(&T) -> Option<Duration>>,
     /// Match index of the next item we expect ("Loss accounting").
     expected: u64,
     /// The item right after a gap: returned by the call after the one that said `Lagged`.
@@ -533,21 +520,21 @@ impl<T> Receiver<T> {
             strategy,
             sample_every: 0,
             since_sample: 0,
-            stamp: None,
+            age: None,
             expected: 0,
             pending: None,
         }
     }
 
-    /// Records the latency of 1 in `every` received items into the queue's histogram,
-    /// measured from `stamp(item)` to the receive.
-    pub(crate) fn sample_latency(&mut self, every: u32, stamp: fn(&T) -> Option<Instant>) {
+    /// Records the latency of 1 in `every` received items into the queue's histogram:
+    /// `age(item)` at the receive.
+    pub(crate) fn sample_latency(&mut self, every: u32, age: fn(&T) -> Option<Duration>) {
         self.sample_every = every;
-        self.stamp = Some(stamp);
+        self.age = Some(age);
     }
 
     fn sample(&mut self, item: &T) {
-        let Some(stamp) = self.stamp else { return };
+        let Some(age) = self.age else { return };
         if self.sample_every == 0 {
             return;
         }
@@ -556,8 +543,8 @@ impl<T> Receiver<T> {
             return;
         }
         self.since_sample = 0;
-        if let Some(at) = stamp(item) {
-            let nanos = u64::try_from(at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if let Some(age) = age(item) {
+            let nanos = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
             self.queue.latency.record(nanos);
         }
     }

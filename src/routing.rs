@@ -90,6 +90,9 @@ impl BindingCache {
 
 pub(crate) struct RouteCache {
     map: Lru<Topic, Vec<u32>, BuildPrecomputed>,
+    /// The last topic looked up and its slot in `map`: a run of events on one topic skips
+    /// the hash lookup (a pointer compare instead). Valid until `map` changes.
+    last: Option<(Topic, u32)>,
     /// Registry generation the cached lists belong to.
     generation: u64,
     /// Buffers of evicted or invalidated lists, reused for new ones.
@@ -102,6 +105,7 @@ impl RouteCache {
     pub(crate) fn new(capacity: usize) -> Self {
         RouteCache {
             map: Lru::new(capacity),
+            last: None,
             generation: 0,
             spare: Vec::new(),
             scratch: Vec::new(),
@@ -116,6 +120,7 @@ impl RouteCache {
         tally: &mut Tally,
     ) -> &[u32] {
         if self.generation != list.generation {
+            self.last = None;
             if !self.map.is_empty() {
                 tally.route_invalidations += 1;
                 let spare = &mut self.spare;
@@ -123,8 +128,15 @@ impl RouteCache {
             }
             self.generation = list.generation;
         }
+        if let Some((last, slot)) = &self.last {
+            if last.same(topic) {
+                tally.route_hits += 1;
+                return self.map.value(*slot);
+            }
+        }
         if let Some(slot) = self.map.get_index(topic) {
             tally.route_hits += 1;
+            self.last = Some((topic.clone(), slot));
             return self.map.value(slot);
         }
         tally.route_misses += 1;
@@ -146,6 +158,8 @@ impl RouteCache {
         if let Some((_, old)) = evicted {
             self.spare.push(old);
         }
+        // An eviction may have reused the last topic's slot: remember the new one instead.
+        self.last = Some((topic.clone(), slot));
         self.map.value(slot)
     }
 }

@@ -24,7 +24,7 @@ pub struct Subscriber<E> {
 impl<E> Subscriber<E> {
     pub(crate) fn new(queue: Arc<SubQueue<Delivery<E>>>, shared: Arc<Shared<E>>) -> Self {
         let mut receiver = Receiver::new(queue, shared.wait_strategy);
-        receiver.sample_latency(shared.latency_sample_every, |d: &Delivery<E>| d.published_at());
+        receiver.sample_latency(shared.latency_sample_every, |d: &Delivery<E>| d.age());
         Subscriber { receiver, shared }
     }
 

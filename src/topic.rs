@@ -180,6 +180,11 @@ impl Topic {
         (0..self.token_count()).filter_map(|i| self.token(i))
     }
 
+    /// Whether `other` is this very topic (the same allocation): a pointer compare.
+    pub(crate) fn same(&self, other: &Topic) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Whether this is a `$SYS` topic (the bus's own events).
     pub fn is_system(&self) -> bool {
         self.0.bounds.token(&self.0.text, 0) == SYS.as_bytes()
