@@ -124,9 +124,14 @@ fn base(iters: u64) -> Timing {
     )
 }
 
-fn ringcast_bus(overflow: Overflow) -> (Bus<Payload>, Publisher<Payload>, Subscriber<Payload>) {
+fn ringcast_bus(
+    overflow: Overflow,
+    stats: bool,
+) -> (Bus<Payload>, Publisher<Payload>, Subscriber<Payload>) {
+    // `stats(false)` turns off per-topic counters and latency sampling (the parts of stats
+    // with a per-event cost); the `ringcast_stats_off` row shows what they cost.
     let bus: Bus<Payload> =
-        Bus::builder().ring_capacity(CAPACITY).dispatchers(1).build().expect("bus");
+        Bus::builder().ring_capacity(CAPACITY).dispatchers(1).stats(stats).build().expect("bus");
     let subscriber = bus
         .subscribe(Subscription::all().capacity(CAPACITY).overflow(overflow))
         .expect("subscribe");
@@ -135,7 +140,11 @@ fn ringcast_bus(overflow: Overflow) -> (Bus<Payload>, Publisher<Payload>, Subscr
 }
 
 fn ringcast(iters: u64, overflow: Overflow, losses: Option<&Losses>) -> Timing {
-    let (bus, mut publisher, mut subscriber) = ringcast_bus(overflow);
+    ringcast_with(iters, overflow, losses, true)
+}
+
+fn ringcast_with(iters: u64, overflow: Overflow, losses: Option<&Losses>, stats: bool) -> Timing {
+    let (bus, mut publisher, mut subscriber) = ringcast_bus(overflow, stats);
     // Made once: a clone is one reference-count increment, as a real publisher would do.
     let topic = Topic::new("bench.publish").expect("topic");
     let timing = time_run(
@@ -223,12 +232,13 @@ fn tokio_broadcast(iters: u64) -> Timing {
 
 type Impl = (&'static str, fn(u64) -> Timing);
 
-const IMPLS: [Impl; 5] = [
+const IMPLS: [Impl; 6] = [
     ("base", base),
     ("ringcast", |iters| ringcast(iters, Overflow::Block, None)),
     ("ringcast_drop_newest", |iters| {
         ringcast(iters, Overflow::DropNewest, Some(&RINGCAST_DROP_NEWEST_LOSSES))
     }),
+    ("ringcast_stats_off", |iters| ringcast_with(iters, Overflow::Block, None, false)),
     ("crossbeam_bounded", crossbeam_bounded),
     ("tokio_broadcast", tokio_broadcast),
 ];

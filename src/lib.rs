@@ -35,6 +35,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+#[doc(hidden)]
+pub mod bench_api;
 mod bus;
 mod dispatch;
 mod error;

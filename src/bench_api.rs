@@ -1,0 +1,48 @@
+//! Internals exposed for the criterion benches only (`benches/routing.rs`). Not API.
+
+use crate::event::Delivery;
+use crate::queue::{Meta, SubQueue};
+use crate::registry::{Entry, List};
+use crate::routing::{RouteCache, Tally};
+use crate::subscription::{Matcher, Overflow};
+use crate::sync::Arc;
+use crate::topic::{Pattern, Topic};
+
+/// A shard's route cache over a fixed subscriber list with one pattern each.
+pub struct RouteCacheProbe {
+    cache: RouteCache,
+    list: List<()>,
+    tally: Tally,
+}
+
+impl RouteCacheProbe {
+    /// One subscriber per pattern; `capacity` 0 turns caching off.
+    pub fn new(patterns: &[Pattern], capacity: usize) -> Self {
+        let entries = patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Entry {
+                id: i as u64,
+                start: 0,
+                queue: Arc::new(SubQueue::<Delivery<()>>::new(
+                    1,
+                    Overflow::DropNewest,
+                    Meta::default(),
+                )),
+                matcher: Matcher::Any(Box::new([p.clone()])),
+                route: None,
+                filter: None,
+            })
+            .collect();
+        RouteCacheProbe {
+            cache: RouteCache::new(capacity),
+            list: List { generation: 1, entries },
+            tally: Tally::default(),
+        }
+    }
+
+    /// How many subscribers match `topic`, through the cache (the shard's real path).
+    pub fn matching(&mut self, topic: &Topic) -> usize {
+        self.cache.matches(topic, &self.list, &mut self.tally).len()
+    }
+}
