@@ -156,6 +156,19 @@ pub(crate) struct Meta {
     pub(crate) shard: usize,
 }
 
+/// Counters written only by the queue's shard.
+#[derive(Default)]
+struct ShardCounts {
+    /// Match indices handed out.
+    matched: AtomicU64,
+    /// Matched events that were never queued (dropped new under `DropNewest`,
+    /// `Disconnect`, or an aborted `Block`). `delivered = matched - unqueued`: the open side
+    /// of `delivered`/`consumed`, with no extra store on the push path.
+    unqueued: AtomicU64,
+    /// Events lost.
+    dropped: AtomicU64,
+}
+
 pub(crate) struct SubQueue<T> {
     items: Queue<(u64, T)>,
     capacity: usize,
@@ -165,15 +178,10 @@ pub(crate) struct SubQueue<T> {
     pub(crate) latency: Latency,
     rx: CachePadded<AtomicU64>,
     tx: CachePadded<AtomicU64>,
-    /// Match indices handed out. Written only by the shard (`push`).
-    matched: AtomicU64,
-    /// Matched events that were never queued (dropped new under `DropNewest`,
-    /// `Disconnect`, or an aborted `Block`). `delivered = matched - unqueued`: the open side
-    /// of `delivered`/`consumed`, with no extra store on the push path. Written only by the
-    /// shard.
-    unqueued: AtomicU64,
-    /// Events lost. Written only by the shard (`push`).
-    dropped: AtomicU64,
+    /// The shard's counters, on their own cache line: the shard writes `matched` on every
+    /// push, and sharing a line with fields the receiver reads on every pop would make each
+    /// pop miss.
+    counts: CachePadded<ShardCounts>,
     /// Items received (the closed side). Written only by the receiver, with Release.
     consumed: CachePadded<AtomicU64>,
     /// `Lagged` reports handed out. Written only by the receiver.
@@ -195,9 +203,7 @@ impl<T> SubQueue<T> {
             latency: Latency::new(),
             rx: CachePadded::new(AtomicU64::new(0)),
             tx: CachePadded::new(AtomicU64::new(0)),
-            matched: AtomicU64::new(0),
-            unqueued: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
+            counts: CachePadded::new(ShardCounts::default()),
             consumed: CachePadded::new(AtomicU64::new(0)),
             lagged_reports: AtomicU64::new(0),
             gone: AtomicBool::new(false),
@@ -220,7 +226,7 @@ impl<T> SubQueue<T> {
 
     /// Events lost so far. Relaxed: a counter read, ordered by nothing.
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.counts.dropped.load(Ordering::Relaxed)
     }
 
     /// Whether the shard should skip this queue: closed (disconnected) or receiver gone.
@@ -245,8 +251,8 @@ impl<T> SubQueue<T> {
     ) -> Pushed {
         // Relaxed: only this thread writes `matched`; the receiver reads it after the
         // Release close.
-        let index = self.matched.load(Ordering::Relaxed);
-        self.matched.store(index + 1, Ordering::Relaxed);
+        let index = self.counts.matched.load(Ordering::Relaxed);
+        self.counts.matched.store(index + 1, Ordering::Relaxed);
         let entry = (index, item);
         match self.overflow {
             Overflow::DropNewest => match self.items.push(entry) {
@@ -274,13 +280,13 @@ impl<T> SubQueue<T> {
 
     fn count_drop(&self, reason: DropReason) -> Pushed {
         // Relaxed: one writer; readers see it via `close` (Release) or as a gauge.
-        let dropped = self.dropped.load(Ordering::Relaxed);
-        self.dropped.store(dropped + 1, Ordering::Relaxed);
+        let dropped = self.counts.dropped.load(Ordering::Relaxed);
+        self.counts.dropped.store(dropped + 1, Ordering::Relaxed);
         if reason != DropReason::Oldest {
-            let unqueued = self.unqueued.load(Ordering::Relaxed);
+            let unqueued = self.counts.unqueued.load(Ordering::Relaxed);
             // Release: pairs with the Acquire load in `delivered_consumed`: a snapshot that
             // sees this count also sees the `matched` store made before it.
-            self.unqueued.store(unqueued + 1, Ordering::Release);
+            self.counts.unqueued.store(unqueued + 1, Ordering::Release);
         }
         Pushed::Dropped(reason)
     }
@@ -343,10 +349,10 @@ impl<T> SubQueue<T> {
         let consumed = self.consumed.load(Ordering::Acquire);
         // Acquire: pairs with `count_drop`; the `matched` loaded below is at least the one
         // current when this many drops were counted, so the difference never undercounts.
-        let unqueued = self.unqueued.load(Ordering::Acquire);
+        let unqueued = self.counts.unqueued.load(Ordering::Acquire);
         // Relaxed: ordered by the two Acquire loads above; newer values only overcount an
         // in-flight event, which is still matched-and-not-consumed.
-        let matched = self.matched.load(Ordering::Relaxed);
+        let matched = self.counts.matched.load(Ordering::Relaxed);
         (matched.saturating_sub(unqueued), consumed)
     }
 
@@ -441,7 +447,7 @@ impl<T> SubQueue<T> {
     /// [`RX_CLOSED`].
     pub(crate) fn matched(&self) -> u64 {
         // Relaxed: called after an Acquire load of `rx` saw RX_CLOSED (see `close`).
-        self.matched.load(Ordering::Relaxed)
+        self.counts.matched.load(Ordering::Relaxed)
     }
 
     /// Registers the current thread and sets `RX_WAITING` if `rx` still is `seen`. Returns
