@@ -3,6 +3,7 @@
 //! `ringcast demo` runs a small publish/subscribe scenario and prints what each subscriber
 //! received, so the overflow policies can be seen side by side.
 
+mod bench;
 mod plot;
 
 use std::error::Error;
@@ -30,6 +31,8 @@ enum Command {
     /// Work with stats captures (see `ringcast::StatsRecorder`)
     #[command(subcommand)]
     Stats(StatsCommand),
+    /// Run the standard scenarios against every competitor and print a table
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo => demo(),
         Command::Stats(StatsCommand::Plot { capture, out }) => plot::plot_capture(&capture, &out),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

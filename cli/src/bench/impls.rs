@@ -1,0 +1,677 @@
+//! The competitors: one function per library, each running one [`Spec`] end to end and
+//! handing back raw timestamps.
+//!
+//! Every implementation publishes the same [`Msg`] from one publisher thread and delivers
+//! it to the same receivers: subscriber `i` wants topic `i % spec.topics`, event `seq` has
+//! topic `seq % spec.topics`. Receivers do the minimum: read the clock and push
+//! `(seq, nanos)` into a preallocated `Vec` ([`Rec::record`]); the arithmetic (fan-out
+//! completion, percentiles, losses) happens afterwards, in `stats.rs`.
+//!
+//! Receivers run as tokio tasks on a multi-thread runtime ([`Mode::Async`]) or as OS
+//! threads ([`Mode::Threads`]), the same for every library that has an async API; the two
+//! that have none (crossbeam-channel, disruptor) say in their function what they do.
+//!
+//! This file is also compiled into the criterion bench (`benches/fanout.rs`, via
+//! `#[path]`), so it depends only on external crates and on nothing else in the CLI.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The payload: small and `Copy`, so every library moves the same 16 bytes. Competitors
+/// filter on `topic` with one integer compare, the cheapest filter there is; ringcast
+/// matches a real `Topic` against a `Pattern` (cached per topic by its shards).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Msg {
+    pub seq: u64,
+    pub topic: u32,
+}
+
+/// How receivers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Tokio tasks on a multi-thread runtime (one worker per core).
+    Async,
+    /// One OS thread per receiver.
+    Threads,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Async => "async",
+            Mode::Threads => "threads",
+        }
+    }
+}
+
+/// The libraries under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impl {
+    TokioBroadcast,
+    WorkerMpsc,
+    Crossbeam,
+    AsyncBroadcast,
+    Disruptor,
+    Ringcast,
+}
+
+impl Impl {
+    pub const ALL: [Impl; 6] = [
+        Impl::TokioBroadcast,
+        Impl::WorkerMpsc,
+        Impl::Crossbeam,
+        Impl::AsyncBroadcast,
+        Impl::Disruptor,
+        Impl::Ringcast,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::TokioBroadcast => "tokio-broadcast",
+            Impl::WorkerMpsc => "broadcast+worker+mpsc",
+            Impl::Crossbeam => "crossbeam-fanout",
+            Impl::AsyncBroadcast => "async-broadcast",
+            Impl::Disruptor => "disruptor",
+            Impl::Ringcast => "ringcast",
+        }
+    }
+
+    /// The disruptor has no per-consumer filtering: every handler sees every event, so it
+    /// only runs the scenarios where every subscriber wants every event.
+    pub fn supports(self, spec: &Spec) -> bool {
+        self != Impl::Disruptor || spec.topics == 1
+    }
+
+    /// What the library does to a subscriber that cannot keep up (for the `slow` report).
+    pub fn slow_policy(self) -> &'static str {
+        match self {
+            Impl::TokioBroadcast => "ring overwrites; slow receiver sees Lagged(n)",
+            Impl::WorkerMpsc => "worker try_send fails; event dropped for it",
+            Impl::Crossbeam => "publisher try_send fails; event dropped for it",
+            Impl::AsyncBroadcast => "overflow evicts oldest; slow receiver sees Overflowed(n)",
+            Impl::Disruptor => "no drops: ring fills, publisher waits for it",
+            Impl::Ringcast => "its queue drops newest (DropNewest); Lagged(n)",
+        }
+    }
+}
+
+/// One run.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// Subscribers that keep up.
+    pub subscribers: usize,
+    /// Add one more subscriber (the last index) that sleeps [`SLOW_DELAY`] per event.
+    pub slow: bool,
+    /// Distinct topics; 1 means every subscriber wants every event.
+    pub topics: u32,
+    pub events: u64,
+    /// Events/s; `None` publishes as fast as the library lets it (saturation).
+    pub rate: Option<u64>,
+    pub mode: Mode,
+    /// Size queues (or use backpressure) so that nothing is lost: saturation runs.
+    pub lossless: bool,
+    /// Per-subscriber queue capacity when not lossless (each library's bounded queue).
+    pub queue: usize,
+    /// ringcast dispatcher shards.
+    pub dispatchers: usize,
+}
+
+/// How long the slow subscriber takes per event.
+pub const SLOW_DELAY: Duration = Duration::from_millis(1);
+
+impl Spec {
+    pub fn receivers(&self) -> usize {
+        self.subscribers + usize::from(self.slow)
+    }
+
+    pub fn wants(&self, sub: usize, seq: u64) -> bool {
+        sub as u64 % u64::from(self.topics) == seq % u64::from(self.topics)
+    }
+
+    fn is_slow(&self, sub: usize) -> bool {
+        self.slow && sub == self.subscribers
+    }
+
+    /// Expected deliveries to `sub`.
+    pub fn expected(&self, sub: usize) -> u64 {
+        let t = u64::from(self.topics);
+        let topic = sub as u64 % t;
+        self.events / t + u64::from(topic < self.events % t)
+    }
+
+    /// A queue that can hold every event this subscriber will get: a lossless queue for
+    /// libraries without backpressure (tokio broadcast and mpsc via `try_send`,
+    /// async-broadcast with overflow on).
+    fn lossless_capacity(&self) -> usize {
+        (self.events as usize).max(2).next_power_of_two()
+    }
+}
+
+/// What one subscriber saw.
+#[derive(Debug, Default)]
+pub struct Rec {
+    pub sub: usize,
+    /// `(seq, nanos since origin)` per receive, in receive order.
+    pub got: Vec<(u64, u64)>,
+    /// Losses the library reported to this subscriber (Lagged/Overflowed/drops).
+    pub reported_lost: u64,
+    pub(crate) slow: bool,
+    pub(crate) origin: Option<Instant>,
+}
+
+impl Rec {
+    fn new(spec: &Spec, sub: usize, origin: Instant) -> Rec {
+        Rec {
+            sub,
+            got: Vec::with_capacity(spec.expected(sub) as usize),
+            reported_lost: 0,
+            slow: spec.is_slow(sub),
+            origin: Some(origin),
+        }
+    }
+
+    /// The whole receive-side work: one clock read and one push into reserved space.
+    #[inline]
+    fn record(&mut self, seq: u64) {
+        let ns = self.origin.map_or(0, |o| o.elapsed().as_nanos() as u64);
+        self.got.push((seq, ns));
+    }
+}
+
+/// A run's raw result.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Nanos since origin, taken just before each publish, indexed by seq.
+    pub published: Vec<u64>,
+    /// One per receiver, indexed by subscriber.
+    pub recs: Vec<Rec>,
+}
+
+/// Runs `spec` against `imp`.
+pub fn run(imp: Impl, spec: &Spec) -> Outcome {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_time().build().expect("runtime");
+    let origin = Instant::now();
+    let mut rxs = Receivers::new(spec.mode, &rt);
+    let published = match imp {
+        Impl::TokioBroadcast => tokio_broadcast(spec, origin, &mut rxs),
+        Impl::WorkerMpsc => worker_mpsc(spec, origin, &mut rxs, &rt),
+        Impl::Crossbeam => crossbeam(spec, origin, &mut rxs),
+        Impl::AsyncBroadcast => async_bcast(spec, origin, &mut rxs),
+        Impl::Disruptor => return disruptor_run(spec, origin),
+        Impl::Ringcast => ringcast_run(spec, origin, &mut rxs),
+    };
+    let mut recs = rxs.join();
+    recs.sort_by_key(|r| r.sub);
+    Outcome { published, recs }
+}
+
+/// Receiver tasks or threads, joined at the end of the run.
+struct Receivers<'rt> {
+    mode: Mode,
+    rt: &'rt tokio::runtime::Runtime,
+    tasks: Vec<tokio::task::JoinHandle<Rec>>,
+    threads: Vec<thread::JoinHandle<Rec>>,
+    /// Dropped only after every receiver finished (a ringcast `Bus` closes on drop).
+    hold: Vec<Box<dyn std::any::Any>>,
+}
+
+impl<'rt> Receivers<'rt> {
+    fn new(mode: Mode, rt: &'rt tokio::runtime::Runtime) -> Self {
+        Receivers { mode, rt, tasks: Vec::new(), threads: Vec::new(), hold: Vec::new() }
+    }
+
+    fn spawn_async(&mut self, f: impl std::future::Future<Output = Rec> + Send + 'static) {
+        self.tasks.push(self.rt.spawn(f));
+    }
+
+    fn spawn_thread(&mut self, f: impl FnOnce() -> Rec + Send + 'static) {
+        self.threads.push(thread::spawn(f));
+    }
+
+    /// For libraries with only a blocking API: the blocking pool in async mode (what a
+    /// tokio application would do), a plain thread otherwise.
+    fn spawn_blocking(&mut self, f: impl FnOnce() -> Rec + Send + 'static) {
+        match self.mode {
+            Mode::Async => self.tasks.push(self.rt.spawn_blocking(f)),
+            Mode::Threads => self.spawn_thread(f),
+        }
+    }
+
+    fn join(self) -> Vec<Rec> {
+        let mut recs: Vec<Rec> =
+            self.threads.into_iter().map(|t| t.join().expect("receiver panicked")).collect();
+        let tasks = self.tasks;
+        recs.extend(self.rt.block_on(async move {
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.expect("receiver task panicked"));
+            }
+            out
+        }));
+        drop(self.hold);
+        recs
+    }
+}
+
+async fn slow_async(rec: &Rec) {
+    if rec.slow {
+        tokio::time::sleep(SLOW_DELAY).await;
+    }
+}
+
+fn slow_blocking(rec: &Rec) {
+    if rec.slow {
+        thread::sleep(SLOW_DELAY);
+    }
+}
+
+/// Publishes `spec.events` messages from a new thread, paced at `spec.rate` if set;
+/// `publish` returns once the library accepted the message. Returns the publish
+/// timestamps (taken just before each publish).
+fn publish_loop<P: FnMut(Msg) + Send>(spec: &Spec, origin: Instant, mut publish: P) -> Vec<u64> {
+    let events = spec.events;
+    let topics = u64::from(spec.topics);
+    let interval = spec.rate.map(|r| 1e9 / r.max(1) as f64);
+    thread::scope(|s| {
+        s.spawn(move || {
+            let mut stamps = Vec::with_capacity(events as usize);
+            let start = origin.elapsed().as_nanos() as u64;
+            for seq in 0..events {
+                if let Some(interval) = interval {
+                    let due = start + (seq as f64 * interval) as u64;
+                    // Yield rather than sleep: sleeps are ~50 us on Linux, far longer than
+                    // the 10 us between events at the default rate.
+                    while (origin.elapsed().as_nanos() as u64) < due {
+                        thread::yield_now();
+                    }
+                }
+                stamps.push(origin.elapsed().as_nanos() as u64);
+                publish(Msg { seq, topic: (seq % topics) as u32 });
+            }
+            stamps
+        })
+        .join()
+        .expect("publisher panicked")
+    })
+}
+
+/// Competitor 1: `tokio::sync::broadcast`: every receiver sees every event and filters for itself.
+fn tokio_broadcast(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u64> {
+    use tokio::sync::broadcast::error::RecvError;
+    // Capacity is shared by all receivers; in saturation it holds the whole run so no
+    // receiver lags. Paced runs use the same bounded size as every other library's queue.
+    let cap = if spec.lossless { spec.lossless_capacity() } else { spec.queue };
+    let (tx, _) = tokio::sync::broadcast::channel::<Msg>(cap);
+    for sub in 0..spec.receivers() {
+        let mut rx = tx.subscribe();
+        let mut rec = Rec::new(spec, sub, origin);
+        let spec = spec.clone();
+        match spec.mode {
+            Mode::Async => rxs.spawn_async(async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(m) if spec.wants(sub, m.seq) => {
+                            rec.record(m.seq);
+                            slow_async(&rec).await;
+                        }
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(n)) => rec.reported_lost += n,
+                        Err(RecvError::Closed) => return rec,
+                    }
+                }
+            }),
+            Mode::Threads => rxs.spawn_thread(move || loop {
+                match rx.blocking_recv() {
+                    Ok(m) if spec.wants(sub, m.seq) => {
+                        rec.record(m.seq);
+                        slow_blocking(&rec);
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(n)) => rec.reported_lost += n,
+                    Err(RecvError::Closed) => return rec,
+                }
+            }),
+        }
+    }
+    // `send` only fails with no receivers, and there always are some here.
+    publish_loop(spec, origin, move |m| {
+        let _ = tx.send(m);
+    })
+}
+
+/// One subscriber as the worker sees it.
+struct Slot {
+    topic: u32,
+    all: bool,
+    tx: tokio::sync::mpsc::Sender<Msg>,
+}
+
+/// Competitor 2: The pattern ringcast replaces: one broadcast channel into one worker task, which
+/// reads the subscriber list under a `tokio::sync::RwLock`, applies each filter and
+/// `try_send`s into a bounded mpsc per subscriber (a full queue drops the event for that
+/// subscriber, so one slow subscriber cannot stall the worker).
+fn worker_mpsc(
+    spec: &Spec,
+    origin: Instant,
+    rxs: &mut Receivers<'_>,
+    rt: &tokio::runtime::Runtime,
+) -> Vec<u64> {
+    use tokio::sync::broadcast::error::RecvError;
+    use tokio::sync::mpsc::error::TrySendError;
+    // Saturation: both the broadcast and the mpsc queues hold the whole run (try_send never
+    // waits, so only capacity makes it lossless).
+    let cap = if spec.lossless { spec.lossless_capacity() } else { spec.queue };
+    let (tx, mut brx) = tokio::sync::broadcast::channel::<Msg>(cap);
+    let mut slots = Vec::new();
+    let dropped: Arc<Vec<AtomicU64>> =
+        Arc::new((0..spec.receivers()).map(|_| AtomicU64::new(0)).collect());
+    for sub in 0..spec.receivers() {
+        let (mtx, mut mrx) = tokio::sync::mpsc::channel::<Msg>(cap);
+        slots.push(Slot {
+            topic: (sub as u64 % u64::from(spec.topics)) as u32,
+            all: spec.topics == 1,
+            tx: mtx,
+        });
+        let mut rec = Rec::new(spec, sub, origin);
+        let dropped = Arc::clone(&dropped);
+        match spec.mode {
+            Mode::Async => rxs.spawn_async(async move {
+                while let Some(m) = mrx.recv().await {
+                    rec.record(m.seq);
+                    slow_async(&rec).await;
+                }
+                rec.reported_lost = dropped[sub].load(Ordering::Relaxed);
+                rec
+            }),
+            Mode::Threads => rxs.spawn_thread(move || {
+                while let Some(m) = mrx.blocking_recv() {
+                    rec.record(m.seq);
+                    slow_blocking(&rec);
+                }
+                rec.reported_lost = dropped[sub].load(Ordering::Relaxed);
+                rec
+            }),
+        }
+    }
+    let slots = Arc::new(tokio::sync::RwLock::new(slots));
+    let fan_out = move |slots: &[Slot], m: Msg, lagged: u64| {
+        for (i, slot) in slots.iter().enumerate() {
+            // The worker's own lag loses the events for everybody.
+            if lagged > 0 {
+                dropped[i].fetch_add(lagged, Ordering::Relaxed);
+            }
+            if slot.all || slot.topic == m.topic {
+                if let Err(TrySendError::Full(_)) = slot.tx.try_send(m) {
+                    dropped[i].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    };
+    let worker_done = match spec.mode {
+        Mode::Async => {
+            let h = rt.spawn(async move {
+                let mut lagged = 0;
+                loop {
+                    match brx.recv().await {
+                        Ok(m) => fan_out(&slots.read().await, m, std::mem::take(&mut lagged)),
+                        Err(RecvError::Lagged(n)) => lagged += n,
+                        Err(RecvError::Closed) => break,
+                    }
+                }
+                // Dropping `slots` closes every mpsc, ending the receivers.
+            });
+            Box::new(move || rt.block_on(h).expect("worker panicked")) as Box<dyn FnOnce()>
+        }
+        Mode::Threads => {
+            let h = thread::spawn(move || {
+                let mut lagged = 0;
+                loop {
+                    match brx.blocking_recv() {
+                        Ok(m) => fan_out(&slots.blocking_read(), m, std::mem::take(&mut lagged)),
+                        Err(RecvError::Lagged(n)) => lagged += n,
+                        Err(RecvError::Closed) => break,
+                    }
+                }
+            });
+            Box::new(move || h.join().expect("worker panicked")) as Box<dyn FnOnce()>
+        }
+    };
+    let stamps = publish_loop(spec, origin, move |m| {
+        let _ = tx.send(m);
+    });
+    worker_done();
+    stamps
+}
+
+/// Competitor 3: crossbeam-channel fan-out: the publisher filters and sends into one bounded channel
+/// per subscriber. crossbeam has no async API, so in async mode its receivers run on
+/// tokio's blocking pool.
+fn crossbeam(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u64> {
+    use crossbeam_channel::TrySendError;
+    let mut txs = Vec::new();
+    let dropped: Arc<Vec<AtomicU64>> =
+        Arc::new((0..spec.receivers()).map(|_| AtomicU64::new(0)).collect());
+    for sub in 0..spec.receivers() {
+        // Saturation: blocking `send` is crossbeam's lossless mode (backpressure), so the
+        // queue keeps the paced runs' size instead of holding the whole run.
+        let (tx, rx) = crossbeam_channel::bounded::<Msg>(spec.queue);
+        txs.push((sub, tx));
+        let mut rec = Rec::new(spec, sub, origin);
+        let dropped = Arc::clone(&dropped);
+        rxs.spawn_blocking(move || {
+            while let Ok(m) = rx.recv() {
+                rec.record(m.seq);
+                slow_blocking(&rec);
+            }
+            rec.reported_lost = dropped[sub].load(Ordering::Relaxed);
+            rec
+        });
+    }
+    let spec2 = spec.clone();
+    publish_loop(spec, origin, move |m| {
+        for (sub, tx) in &txs {
+            if !spec2.wants(*sub, m.seq) {
+                continue;
+            }
+            if spec2.lossless {
+                let _ = tx.send(m);
+            } else if let Err(TrySendError::Full(_)) = tx.try_send(m) {
+                // Paced runs: a publisher must not wait for one slow consumer.
+                dropped[*sub].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    })
+}
+
+/// Competitor 4: async-broadcast with overflow on: a full channel evicts its oldest message, and a
+/// receiver that missed it sees `Overflowed(n)`. Receivers filter for themselves.
+fn async_bcast(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u64> {
+    use async_broadcast::RecvError;
+    let cap = if spec.lossless { spec.lossless_capacity() } else { spec.queue };
+    let (mut tx, rx0) = async_broadcast::broadcast::<Msg>(cap);
+    tx.set_overflow(true);
+    let mut receivers = vec![rx0];
+    while receivers.len() < spec.receivers() {
+        receivers.push(receivers[0].new_receiver());
+    }
+    for (sub, mut rx) in receivers.into_iter().enumerate() {
+        let mut rec = Rec::new(spec, sub, origin);
+        let spec = spec.clone();
+        match spec.mode {
+            Mode::Async => rxs.spawn_async(async move {
+                loop {
+                    match rx.recv_direct().await {
+                        Ok(m) if spec.wants(sub, m.seq) => {
+                            rec.record(m.seq);
+                            slow_async(&rec).await;
+                        }
+                        Ok(_) => {}
+                        Err(RecvError::Overflowed(n)) => rec.reported_lost += n,
+                        Err(RecvError::Closed) => return rec,
+                    }
+                }
+            }),
+            Mode::Threads => rxs.spawn_thread(move || loop {
+                match rx.recv_blocking() {
+                    Ok(m) if spec.wants(sub, m.seq) => {
+                        rec.record(m.seq);
+                        slow_blocking(&rec);
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Overflowed(n)) => rec.reported_lost += n,
+                    Err(RecvError::Closed) => return rec,
+                }
+            }),
+        }
+    }
+    // With overflow on, `try_broadcast` never reports Full: it evicts and returns the
+    // evicted message.
+    publish_loop(spec, origin, move |m| {
+        let _ = tx.try_broadcast(m);
+    })
+}
+
+/// Competitor 5: disruptor: one event handler per subscriber on the ring, each on a thread the
+/// disruptor manages (it has no async API, so both modes run it the same way). Lossless
+/// by design: a full ring makes the publisher wait for the slowest handler.
+fn disruptor_run(spec: &Spec, origin: Instant) -> Outcome {
+    use disruptor::{BusySpinWithSpinLoopHint, Sequence, Sleep};
+    // Handlers write receive times into their own preallocated slots (they run inside the
+    // disruptor, so a `Vec` could not be handed back); the producer's drop joins them.
+    let slots: Vec<Arc<Vec<AtomicU64>>> = (0..spec.receivers())
+        .map(|_| Arc::new((0..spec.events).map(|_| AtomicU64::new(u64::MAX)).collect()))
+        .collect();
+    let handler = |sub: usize| {
+        let slot = Arc::clone(&slots[sub]);
+        let slow = spec.is_slow(sub);
+        move |m: &Msg, _: Sequence, _: bool| {
+            slot[m.seq as usize].store(origin.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            if slow {
+                thread::sleep(SLOW_DELAY);
+            }
+        }
+    };
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    // The ring: same size as ringcast's default ring.
+    const RING: usize = 4096;
+    let stamps = if spec.receivers() < cores {
+        // Its documented low-latency setup: a spinning handler per core.
+        disruptor_publish(spec, origin, RING, BusySpinWithSpinLoopHint, &handler)
+    } else {
+        // More handlers than cores: spinning handlers would starve the publisher and each
+        // other, so use the library's sleeping strategy (1 us asked, ~50 us slept).
+        disruptor_publish(spec, origin, RING, Sleep::new(Duration::from_micros(1)), &handler)
+    };
+    let recs = slots
+        .iter()
+        .enumerate()
+        .map(|(sub, slot)| {
+            let mut rec = Rec::new(spec, sub, origin);
+            rec.got = (0..spec.events)
+                .filter_map(|seq| {
+                    let ns = slot[seq as usize].load(Ordering::Relaxed);
+                    (ns != u64::MAX).then_some((seq, ns))
+                })
+                .collect();
+            rec
+        })
+        .collect();
+    Outcome { published: stamps, recs }
+}
+
+fn disruptor_publish<W, H>(
+    spec: &Spec,
+    origin: Instant,
+    ring: usize,
+    wait: W,
+    handler: &dyn Fn(usize) -> H,
+) -> Vec<u64>
+where
+    W: disruptor::wait_strategies::WaitStrategy + 'static,
+    H: FnMut(&Msg, disruptor::Sequence, bool) + Send + 'static,
+{
+    use disruptor::Producer;
+    let builder =
+        disruptor::build_single_producer(ring, Msg::default, wait).handle_events_with(handler(0));
+    // The builder's type changes from one consumer to many, so N = 1 is its own branch.
+    if spec.receivers() == 1 {
+        let mut p = builder.build();
+        let stamps = publish_loop(spec, origin, |m| p.publish(|e| *e = m));
+        drop(p); // Joins the handler threads: every event is handled after this.
+        stamps
+    } else {
+        let mut b = builder.handle_events_with(handler(1));
+        for sub in 2..spec.receivers() {
+            b = b.handle_events_with(handler(sub));
+        }
+        let mut p = b.build();
+        let stamps = publish_loop(spec, origin, |m| p.publish(|e| *e = m));
+        drop(p);
+        stamps
+    }
+}
+
+/// Competitor 6: ringcast: default configuration except the dispatcher count (`spec.dispatchers`).
+/// Saturation runs subscribe with `Overflow::Block` (its lossless mode: backpressure
+/// through the ring, like crossbeam's `send`) and the default 1024-event queue; paced runs
+/// use the default `DropNewest` and `spec.queue`.
+fn ringcast_run(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u64> {
+    use ringcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
+    let bus: Bus<Msg> =
+        Bus::builder().dispatchers(spec.dispatchers).build().expect("valid bus config");
+    let topics: Vec<Topic> = (0..spec.topics)
+        .map(|t| Topic::new(&format!("bench.t{t}")).expect("valid topic"))
+        .collect();
+    for sub in 0..spec.receivers() {
+        let subscription = if spec.topics == 1 {
+            Subscription::all()
+        } else {
+            Subscription::to(&format!("bench.t{}", sub as u64 % u64::from(spec.topics)))
+                .expect("valid pattern")
+        };
+        let (overflow, capacity) = if spec.lossless {
+            (Overflow::Block, 1024)
+        } else {
+            (Overflow::DropNewest, spec.queue)
+        };
+        let mut s =
+            bus.subscribe(subscription.capacity(capacity).overflow(overflow)).expect("subscribe");
+        let mut rec = Rec::new(spec, sub, origin);
+        match spec.mode {
+            Mode::Async => rxs.spawn_async(async move {
+                loop {
+                    match s.recv_async().await {
+                        Ok(d) => {
+                            rec.record(d.payload().seq);
+                            slow_async(&rec).await;
+                        }
+                        Err(RecvError::Lagged(n)) => rec.reported_lost += n,
+                        Err(RecvError::Closed) => return rec,
+                    }
+                }
+            }),
+            Mode::Threads => rxs.spawn_thread(move || loop {
+                match s.recv() {
+                    Ok(d) => {
+                        rec.record(d.payload().seq);
+                        slow_blocking(&rec);
+                    }
+                    Err(RecvError::Lagged(n)) => rec.reported_lost += n,
+                    Err(RecvError::Closed) => return rec,
+                }
+            }),
+        }
+    }
+    let mut publisher = bus.publisher().expect("publisher");
+    let stamps = publish_loop(spec, origin, |m| {
+        let topic = topics[m.topic as usize].clone();
+        publisher.publish(Event::new(topic, m)).expect("bus open");
+    });
+    // Closing the publisher lets the shards deliver what is in the ring, then receivers see
+    // Closed. (`bus.close()` now would drop a `Block` push still waiting.)
+    publisher.close();
+    rxs.hold.push(Box::new(bus));
+    stamps
+}

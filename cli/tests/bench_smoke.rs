@@ -1,0 +1,80 @@
+//! `ringcast bench` runs every scenario with every implementation and writes JSON in the
+//! documented schema.
+
+use std::process::Command;
+
+#[test]
+fn bench_runs_every_scenario_and_writes_versioned_json() {
+    let dir = std::env::temp_dir().join(format!("ringcast-bench-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json_path = dir.join("bench.json");
+    let svg_path = dir.join("bench.svg");
+    let out = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        .args(["bench", "--events", "300", "--subscribers", "1,4", "--rate", "50000", "--json"])
+        .arg(&json_path)
+        .arg("--plot")
+        .arg(&svg_path)
+        .output()
+        .expect("runs the binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("scenario"), "stdout is the table only: {stdout}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(json["version"], 1);
+    let rows = json["rows"].as_array().expect("rows");
+    let impls = [
+        "tokio-broadcast",
+        "broadcast+worker+mpsc",
+        "crossbeam-fanout",
+        "async-broadcast",
+        "disruptor",
+        "ringcast",
+    ];
+    for (scenario, phase) in [
+        ("fanout", "saturation"),
+        ("fanout", "paced"),
+        ("filtered", "saturation"),
+        ("filtered", "paced"),
+        ("slow", "paced"),
+        ("slow", "paced+slow"),
+    ] {
+        for imp in impls {
+            // The disruptor has no per-subscriber filter: all-match scenarios only.
+            let expected = usize::from(imp != "disruptor" || scenario != "filtered")
+                * if scenario == "fanout" { 2 } else { 1 };
+            let n = rows
+                .iter()
+                .filter(|r| {
+                    r["scenario"] == scenario && r["phase"] == phase && r["implementation"] == imp
+                })
+                .count();
+            assert_eq!(n, expected, "{scenario} {phase} {imp}");
+        }
+    }
+    for row in rows {
+        for field in ["subscribers", "events", "deliveries", "expected_deliveries", "lost"] {
+            assert!(row[field].is_u64(), "{field} in {row}");
+        }
+        for field in ["count", "p50", "p99", "p999", "max"] {
+            assert!(row["latency_ns"][field].is_u64(), "latency_ns.{field} in {row}");
+        }
+        assert!(row["deliveries_per_s"].is_f64(), "{row}");
+        assert!(row["slow_subscriber"].is_boolean(), "{row}");
+        assert!(row["mode"] == "async", "{row}");
+        let lat = &row["latency_ns"];
+        assert!(lat["p50"].as_u64() <= lat["p99"].as_u64(), "{row}");
+        assert!(lat["p99"].as_u64() <= lat["max"].as_u64(), "{row}");
+        // Saturation runs are lossless by construction, for every implementation.
+        if row["phase"] == "saturation" {
+            assert_eq!(row["lost"], 0, "{row}");
+            assert_eq!(row["deliveries"], row["expected_deliveries"], "{row}");
+        }
+        if row["implementation"] == "tokio-broadcast" {
+            assert_eq!(row["throughput_vs_tokio"], 1.0, "{row}");
+        }
+    }
+    assert!(std::fs::read_to_string(&svg_path).unwrap().contains("<svg"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
