@@ -574,6 +574,7 @@ impl<T> Receiver<T> {
 
     fn try_recv_inner(&mut self) -> Result<T, TryRecvError> {
         if let Some(item) = self.pending.take() {
+            self.queue.count_consumed();
             return Ok(item);
         }
         if let Some((index, item)) = self.queue.pop() {
@@ -598,10 +599,11 @@ impl<T> Receiver<T> {
 
     fn accept(&mut self, index: u64, item: T) -> Result<T, TryRecvError> {
         debug_assert!(index >= self.expected, "queue reordered");
-        self.queue.count_consumed();
         let lost = index - self.expected;
         self.expected = index + 1;
         if lost == 0 {
+            // Counted when handed out (an item held back behind `Lagged` counts later).
+            self.queue.count_consumed();
             Ok(item)
         } else {
             self.pending = Some(item);

@@ -5,31 +5,17 @@
 //! (`ringcast_models::binding_cache`), driven by proptest bytes, plus the target's seed
 //! corpus and crash regressions.
 
-use std::path::PathBuf;
-
 use proptest::prelude::*;
-use ringcast_models::{binding_cache, corpus_files, Verdict};
-
-fn fuzz_dir(kind: &str) -> PathBuf {
-    [env!("CARGO_MANIFEST_DIR"), "fuzz", kind, "binding_cache"].iter().collect()
-}
+use ringcast_models::{binding_cache, replay};
 
 #[test]
 fn seed_corpus_replays() {
-    let files = corpus_files(&fuzz_dir("corpus"));
-    assert!(!files.is_empty(), "no seed corpus in {}", fuzz_dir("corpus").display());
-    for (path, data) in files {
-        eprintln!("replaying {}", path.display());
-        assert_eq!(binding_cache::check_bytes(&data), Verdict::Checked, "{}", path.display());
-    }
+    replay("corpus", "binding_cache", true, binding_cache::check_bytes);
 }
 
 #[test]
 fn crash_regressions_replay() {
-    for (path, data) in corpus_files(&fuzz_dir("regressions")) {
-        eprintln!("replaying {}", path.display());
-        assert_eq!(binding_cache::check_bytes(&data), Verdict::Checked, "{}", path.display());
-    }
+    replay("regressions", "binding_cache", false, binding_cache::check_bytes);
 }
 
 proptest! {

@@ -6,31 +6,17 @@
 //! (`ringcast_models::bus_ops`), driven by proptest bytes, plus the target's seed corpus
 //! and crash regressions.
 
-use std::path::PathBuf;
-
 use proptest::prelude::*;
-use ringcast_models::{bus_ops, corpus_files, Verdict};
-
-fn fuzz_dir(kind: &str) -> PathBuf {
-    [env!("CARGO_MANIFEST_DIR"), "fuzz", kind, "bus_ops"].iter().collect()
-}
+use ringcast_models::{bus_ops, replay};
 
 #[test]
 fn seed_corpus_replays() {
-    let files = corpus_files(&fuzz_dir("corpus"));
-    assert!(!files.is_empty(), "no seed corpus in {}", fuzz_dir("corpus").display());
-    for (path, data) in files {
-        eprintln!("replaying {}", path.display());
-        assert_eq!(bus_ops::check_bytes(&data), Verdict::Checked, "{}", path.display());
-    }
+    replay("corpus", "bus_ops", true, bus_ops::check_bytes);
 }
 
 #[test]
 fn crash_regressions_replay() {
-    for (path, data) in corpus_files(&fuzz_dir("regressions")) {
-        eprintln!("replaying {}", path.display());
-        assert_eq!(bus_ops::check_bytes(&data), Verdict::Checked, "{}", path.display());
-    }
+    replay("regressions", "bus_ops", false, bus_ops::check_bytes);
 }
 
 proptest! {

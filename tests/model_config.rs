@@ -4,31 +4,17 @@
 //! (`ringcast_models::config`), driven by proptest bytes, plus the target's seed corpus and
 //! crash regressions.
 
-use std::path::PathBuf;
-
 use proptest::prelude::*;
-use ringcast_models::{config, corpus_files, Verdict};
-
-fn fuzz_dir(kind: &str) -> PathBuf {
-    [env!("CARGO_MANIFEST_DIR"), "fuzz", kind, "config"].iter().collect()
-}
+use ringcast_models::{config, replay};
 
 #[test]
 fn seed_corpus_replays() {
-    let files = corpus_files(&fuzz_dir("corpus"));
-    assert!(!files.is_empty(), "no seed corpus in {}", fuzz_dir("corpus").display());
-    for (path, data) in files {
-        eprintln!("replaying {}", path.display());
-        assert_eq!(config::check_bytes(&data), Verdict::Checked, "{}", path.display());
-    }
+    replay("corpus", "config", true, config::check_bytes);
 }
 
 #[test]
 fn crash_regressions_replay() {
-    for (path, data) in corpus_files(&fuzz_dir("regressions")) {
-        eprintln!("replaying {}", path.display());
-        assert_eq!(config::check_bytes(&data), Verdict::Checked, "{}", path.display());
-    }
+    replay("regressions", "config", false, config::check_bytes);
 }
 
 proptest! {

@@ -4,14 +4,8 @@
 //! checking function (`ringcast_models::topic_pattern`), driven by proptest bytes, plus
 //! the target's seed corpus and crash regressions.
 
-use std::path::PathBuf;
-
 use proptest::prelude::*;
-use ringcast_models::{corpus_files, topic_pattern, Verdict};
-
-fn fuzz_dir(kind: &str) -> PathBuf {
-    [env!("CARGO_MANIFEST_DIR"), "fuzz", kind, "topic_pattern"].iter().collect()
-}
+use ringcast_models::{replay, topic_pattern};
 
 /// Bytes that decode to interesting inputs often: mostly the rules' own alphabet.
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -24,20 +18,12 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn seed_corpus_replays() {
-    let files = corpus_files(&fuzz_dir("corpus"));
-    assert!(!files.is_empty(), "no seed corpus in {}", fuzz_dir("corpus").display());
-    for (path, data) in files {
-        eprintln!("replaying {}", path.display());
-        assert_eq!(topic_pattern::check_bytes(&data), Verdict::Checked, "{}", path.display());
-    }
+    replay("corpus", "topic_pattern", true, topic_pattern::check_bytes);
 }
 
 #[test]
 fn crash_regressions_replay() {
-    for (path, data) in corpus_files(&fuzz_dir("regressions")) {
-        eprintln!("replaying {}", path.display());
-        assert_eq!(topic_pattern::check_bytes(&data), Verdict::Checked, "{}", path.display());
-    }
+    replay("regressions", "topic_pattern", false, topic_pattern::check_bytes);
 }
 
 proptest! {

@@ -2,13 +2,14 @@
 //! (JSON round-trip, stable names, sorted), and the Prometheus text is valid exposition
 //! format 0.0.4 (checked by a strict parser here and by `promtool check metrics`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ringcast::{
     Bus, Event, Overflow, RecvTimeoutError, StatsSnapshot, Subscriber, Subscription, Topic,
     TryPublishError, STATS_TOPIC_OVERFLOW,
 };
+use ringcast_models::prometheus::parse_prometheus;
 
 fn topic(s: &str) -> Topic {
     Topic::new(s).unwrap()
@@ -199,122 +200,11 @@ fn json_round_trips_with_stable_names() {
     assert_eq!(ids, sorted, "subscribers sorted by id");
 }
 
-/// A strict reader of the text format: HELP and TYPE before samples, names and labels
-/// well formed, label values unescaped back, numbers parse. Returns `(name, labels, value)`.
-pub fn parse_prometheus(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
-    let mut typed: BTreeMap<String, String> = BTreeMap::new();
-    let mut helped = HashSet::new();
-    let mut samples = Vec::new();
-    let valid_name = |n: &str| {
-        !n.is_empty()
-            && n.chars().enumerate().all(|(i, c)| {
-                c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
-            })
-    };
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let name = rest.split(' ').next().unwrap();
-            assert!(valid_name(name), "bad name in {line:?}");
-            assert!(helped.insert(name.to_owned()), "HELP twice for {name}");
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut it = rest.split(' ');
-            let (name, kind) = (it.next().unwrap(), it.next().unwrap());
-            assert!(
-                ["counter", "gauge", "summary", "histogram", "untyped"].contains(&kind),
-                "{line}"
-            );
-            assert!(
-                typed.insert(name.to_owned(), kind.to_owned()).is_none(),
-                "TYPE twice for {name}"
-            );
-            if kind == "counter" {
-                assert!(name.ends_with("_total"), "counter {name} must end in _total");
-            }
-            continue;
-        }
-        assert!(!line.starts_with('#') && !line.is_empty(), "unexpected line {line:?}");
-        let (name, rest) = match line.find('{') {
-            Some(i) => (&line[..i], &line[i..]),
-            None => line.split_at(line.find(' ').unwrap()),
-        };
-        assert!(valid_name(name), "bad metric name {name:?}");
-        assert!(name.starts_with("ringcast_"), "{name}");
-        let family = ["_sum", "_count"]
-            .iter()
-            .find_map(|s| {
-                name.strip_suffix(s).filter(|f| typed.get(*f).is_some_and(|k| k == "summary"))
-            })
-            .unwrap_or(name);
-        assert!(typed.contains_key(family), "sample {name} before its TYPE");
-        assert!(helped.contains(family), "sample {name} without HELP");
-        let mut labels = BTreeMap::new();
-        let value_text = if let Some(body) = rest.strip_prefix('{') {
-            // Labels: k="v" with \\, \", \n escapes.
-            let mut chars = body.char_indices().peekable();
-            let end;
-            loop {
-                let start = chars.peek().unwrap().0;
-                let mut key_end = start;
-                while let Some(&(i, c)) = chars.peek() {
-                    if c == '=' {
-                        key_end = i;
-                        break;
-                    }
-                    chars.next();
-                }
-                let key = &body[start..key_end];
-                assert!(valid_name(key), "bad label name {key:?} in {line:?}");
-                chars.next(); // '='
-                assert_eq!(chars.next().map(|c| c.1), Some('"'), "{line}");
-                let mut value = String::new();
-                loop {
-                    match chars.next().map(|c| c.1) {
-                        Some('\\') => match chars.next().map(|c| c.1) {
-                            Some('\\') => value.push('\\'),
-                            Some('"') => value.push('"'),
-                            Some('n') => value.push('\n'),
-                            other => panic!("bad escape {other:?} in {line:?}"),
-                        },
-                        Some('"') => break,
-                        Some('\n') | None => panic!("unterminated label value in {line:?}"),
-                        Some(c) => value.push(c),
-                    }
-                }
-                labels.insert(key.to_owned(), value);
-                match chars.next() {
-                    Some((_, ',')) => continue,
-                    Some((i, '}')) => {
-                        end = i;
-                        break;
-                    }
-                    other => panic!("bad label list at {other:?} in {line:?}"),
-                }
-            }
-            &body[end + 1..]
-        } else {
-            rest
-        };
-        let value_text = value_text
-            .strip_prefix(' ')
-            .unwrap_or_else(|| panic!("no space before value in {line:?}"));
-        let value: f64 = match value_text {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            "NaN" => f64::NAN,
-            v => v.parse().unwrap_or_else(|_| panic!("bad value {v:?} in {line:?}")),
-        };
-        samples.push((name.to_owned(), labels, value));
-    }
-    samples
-}
-
 #[test]
 fn prometheus_text_is_valid_and_escapes_labels() {
     let (_bus, s, _) = scenario(60);
     let text = s.prometheus_text();
-    let samples = parse_prometheus(&text);
+    let samples = parse_prometheus(&text).unwrap();
     let find = |name: &str, labels: &[(&str, &str)]| {
         samples
             .iter()

@@ -13,6 +13,9 @@
 //!   model of every subscriber queue, overflow policy, lag report and counter.
 //! - [`binding_cache`]: late binding (alias → route) against a `HashMap` + LRU model.
 //! - [`config`]: builder values: a working bus or a `ConfigError` naming a bad field.
+//! - [`stats_text`]: `StatsSnapshot::prometheus_text` with arbitrary subscriber names and
+//!   topic prefixes (built snapshots and a real bus's), read back by [`prometheus`], a
+//!   strict parser of the text format that `tests/stats.rs` uses too.
 
 mod late_binding;
 mod support;
@@ -20,7 +23,9 @@ mod support;
 pub mod binding_cache;
 pub mod bus_ops;
 pub mod config;
+pub mod prometheus;
+pub mod stats_text;
 pub mod topic_pattern;
 
 pub use late_binding::{BindingCounts, LateBindingModel, Mark};
-pub use support::{corpus_files, Bytes, Seq, Verdict, HANG};
+pub use support::{corpus_files, replay, Bytes, Seq, Verdict, HANG};

@@ -124,3 +124,16 @@ pub fn corpus_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         })
         .collect()
 }
+
+/// Replays every file of `fuzz/<kind>/<target>/` (`kind`: `corpus` or `regressions`)
+/// through `check`, which must accept each as [`Verdict::Checked`]. With `must_exist`, an
+/// empty or missing folder fails (a seed corpus must be there).
+pub fn replay(kind: &str, target: &str, must_exist: bool, check: fn(&[u8]) -> Verdict) {
+    let dir: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "fuzz", kind, target].iter().collect();
+    let files = corpus_files(&dir);
+    assert!(!must_exist || !files.is_empty(), "no files in {}", dir.display());
+    for (path, data) in files {
+        eprintln!("replaying {}", path.display());
+        assert_eq!(check(&data), Verdict::Checked, "{}", path.display());
+    }
+}

@@ -253,16 +253,25 @@ impl StatsSnapshot {
             &backlog,
         );
 
-        let names: Vec<(String, String)> =
-            self.subscribers.iter().map(|s| (s.name.clone(), s.shard.to_string())).collect();
+        // Labelled by name, id and shard: names need not be unique, ids are.
+        let names: Vec<(String, String, String)> = self
+            .subscribers
+            .iter()
+            .map(|s| (s.name.clone(), s.id.to_string(), s.shard.to_string()))
+            .collect();
         macro_rules! per_sub {
             (counter $name:literal, $help:literal, $field:ident) => {
                 let rows: Vec<(Vec<(&str, &str)>, u64)> = self
                     .subscribers
                     .iter()
                     .zip(&names)
-                    .map(|(s, (n, sh))| {
-                        (vec![("subscriber", n.as_str()), ("shard", sh.as_str())], s.$field)
+                    .map(|(s, (n, id, sh))| {
+                        let labels = vec![
+                            ("subscriber", n.as_str()),
+                            ("id", id.as_str()),
+                            ("shard", sh.as_str()),
+                        ];
+                        (labels, s.$field)
                     })
                     .collect();
                 out.counter_labeled($name, $help, &rows);
@@ -272,8 +281,13 @@ impl StatsSnapshot {
                     .subscribers
                     .iter()
                     .zip(&names)
-                    .map(|(s, (n, sh))| {
-                        (vec![("subscriber", n.as_str()), ("shard", sh.as_str())], s.$field as f64)
+                    .map(|(s, (n, id, sh))| {
+                        let labels = vec![
+                            ("subscriber", n.as_str()),
+                            ("id", id.as_str()),
+                            ("shard", sh.as_str()),
+                        ];
+                        (labels, s.$field as f64)
                     })
                     .collect();
                 out.gauge_labeled($name, $help, &rows);
@@ -301,8 +315,11 @@ impl StatsSnapshot {
         per_topic!("topic_dropped_total", "Deliveries lost, by topic prefix.", dropped);
 
         let mut latency: Vec<(Vec<(&str, &str)>, &LatencyStats)> = vec![(vec![], &self.latency)];
-        for (s, (n, sh)) in self.subscribers.iter().zip(&names) {
-            latency.push((vec![("subscriber", n.as_str()), ("shard", sh.as_str())], &s.latency));
+        for (s, (n, id, sh)) in self.subscribers.iter().zip(&names) {
+            latency.push((
+                vec![("subscriber", n.as_str()), ("id", id.as_str()), ("shard", sh.as_str())],
+                &s.latency,
+            ));
         }
         out.summary(
             "receive_latency_seconds",

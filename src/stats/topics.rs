@@ -97,6 +97,11 @@ impl TopicTable {
     /// The counters of `topic`'s prefix, inserting it if there is room.
     pub(crate) fn counters(&self, topic: &Topic) -> Arc<TopicCounters> {
         let prefix = prefix(topic, self.levels);
+        // `__overflow__` is a valid topic token: such a prefix counts in the overflow row,
+        // so no two rows ever share a name.
+        if prefix == OVERFLOW {
+            return Arc::clone(&self.overflow);
+        }
         if let Some(c) = self.map.read().get(prefix) {
             return Arc::clone(c);
         }
