@@ -57,6 +57,11 @@ mod sync;
 mod topic;
 mod wait;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use bus::{
     Bus, BusBuilder, MAX_BINDING_CAPACITY, MAX_DISPATCHERS, MAX_RING_CAPACITY,
     MAX_ROUTE_CACHE_CAPACITY, MIN_RING_CAPACITY,
