@@ -125,7 +125,8 @@ impl BusBuilder {
         self
     }
 
-    /// Default per-subscriber queue capacity, at least 1; default 1024.
+    /// Default per-subscriber queue capacity, `1..=67_108_864`; default 1024. Exactly this
+    /// many events fit (it is not rounded).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
         self
@@ -139,7 +140,8 @@ impl BusBuilder {
     }
 
     /// Prefix of the dispatcher threads' names: `"{name}-dispatch-{i}"`; default
-    /// `"ringcast"`.
+    /// `"ringcast"`. A name containing a NUL byte is a `ConfigError` (the OS cannot take
+    /// it). Linux shows only the first 15 bytes of a thread name.
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
         self.thread_name = name.into();
         self
@@ -373,7 +375,9 @@ impl<E: Send + Sync + 'static> Bus<E> {
 
     /// Subscribes. The subscriber receives every matching event published after this
     /// returns, in order, exactly once, unless its own queue overflows (then losses are
-    /// counted and reported as `Lagged`).
+    /// counted and reported as `Lagged`). Events published *while* `subscribe` runs on
+    /// another thread may or may not reach it (never out of order, never an event from
+    /// before its start).
     ///
     /// # Errors
     /// `Closed` after the bus closed; `Config` for a capacity of 0.

@@ -133,7 +133,7 @@ impl<E> Subscription<E> {
         self
     }
 
-    /// Queue capacity (at least 1); default: the bus's
+    /// Queue capacity, `1..=67_108_864`; default: the bus's
     /// [`queue_capacity`](crate::BusBuilder::queue_capacity). Exactly this many events
     /// fit: it is not rounded.
     pub fn capacity(mut self, capacity: usize) -> Self {
