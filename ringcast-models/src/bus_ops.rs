@@ -517,15 +517,26 @@ pub fn check(input: &Input) -> Verdict {
     drop(publisher);
     bus.close();
     for l in live.iter_mut() {
-        for _ in 0..=l.model.capacity + 2 {
+        // A queue of capacity c holds at most c events, a `Lagged` before each (gaps can sit
+        // between queued events: a DropNewest drop, then a pop, then a push), one held-back
+        // event, a final `Lagged`, and `Closed`.
+        let bound = 2 * l.model.capacity + 4;
+        let mut closed = false;
+        for _ in 0..bound {
             let got = Got::from_timeout(l.sub.recv_timeout(HANG));
             assert_ne!(got, Got::Empty, "hang: drain: nothing within {HANG:?} on a closed bus");
             let want = l.model.try_recv(true);
             assert_eq!(got, want, "drain: subscriber made at step {}", l.made_at);
             if got == Got::Closed {
+                closed = true;
                 break;
             }
         }
+        assert!(
+            closed,
+            "drain: no Closed within {bound} receives, subscriber made at step {}",
+            l.made_at
+        );
         let m = &l.model;
         assert_eq!(Got::from_try(l.sub.try_recv()), Got::Closed, "Closed is final");
         assert_eq!(m.received + m.lagged, m.matched, "received + lagged == matched");
