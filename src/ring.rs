@@ -271,11 +271,13 @@ impl<T> Producer<T> {
         let index = (seq & ring.mask) as usize;
         debug_assert!(index < ring.slots.len());
         let slot = &ring.slots[index];
-        // SAFETY: only this producer writes slots, and no shard reads slot `index` now: it is
-        // not published yet (`seq >= tail`), and every shard has read its previous occupant
+        // Only this producer writes slots, and no shard reads slot `index` now: it is not
+        // published yet (`seq >= tail`), and every shard has read its previous occupant
         // `seq - capacity` (`has_space`, Acquire on the cursors). If `seq >= capacity` the
         // slot holds that previous occupant, which we move out and keep until the new value
         // is published, so a closed ring can get it back.
+        // SAFETY: exclusive access to an initialised (or, below `capacity`, empty) slot, as
+        // just argued.
         let old = slot.value.with_mut(|v| unsafe {
             let old = (seq >= ring.capacity()).then(|| (*v).assume_init_read());
             (*v).write(value);
@@ -387,10 +389,11 @@ impl<T> Consumer<T> {
         debug_assert!(seq < self.ring.published_acquire(), "read above the tail");
         let index = (seq & self.ring.mask) as usize;
         debug_assert!(index < self.ring.slots.len());
-        // SAFETY: `seq` is published (the caller saw it below `tail` with Acquire), so the
-        // slot is initialised and its write happened before; the publisher does not
-        // overwrite it until our cursor passes `seq`, which only `release` does, and that
-        // takes `&mut self`, so it cannot happen while `f` borrows the value.
+        // `seq` is published (the caller saw it below `tail` with Acquire), so the slot is
+        // initialised and its write happened before; the publisher does not overwrite it
+        // until our cursor passes `seq`, which only `release` does, and that takes
+        // `&mut self`, so it cannot happen while `f` borrows the value.
+        // SAFETY: a shared borrow of an initialised slot nobody writes meanwhile, as argued.
         self.ring.slots[index].value.with(|v| f(unsafe { (*v).assume_init_ref() }))
     }
 
