@@ -190,6 +190,7 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
         fed: Vec::new(),
         fed_mark: Vec::new(),
     };
+    // Relaxed: only a hint to stop waiting; `deliver_system_events` swaps with Acquire.
     let sys_pending = || shared.sys_inbox[index].pending.load(Ordering::Relaxed);
     loop {
         let available = consumer.wait(strategy, &sys_pending);

@@ -428,6 +428,8 @@ impl<T> SubQueue<T> {
     }
 
     fn wake_shard(&self) {
+        // AcqRel: clears the bit for the shard's next wait; ordered against its CAS in
+        // `push_blocking` like `wake_receiver` is against the receiver's.
         self.tx.fetch_and(!TX_WAITING, Ordering::AcqRel);
         let thread = self.tx_waiter.lock().take();
         if let Some(thread) = thread {

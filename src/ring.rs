@@ -187,6 +187,7 @@ pub(crate) struct Producer<T> {
 
 impl<T> Producer<T> {
     pub(crate) fn new(ring: crate::sync::Arc<Ring<T>>) -> Self {
+        // Relaxed: the producer is made before any publish; its count is the only writer's.
         let tail = ring.tail.load(Ordering::Relaxed);
         let next = tail & COUNT;
         let gate = ring.min_cursor();
@@ -340,6 +341,7 @@ pub(crate) struct Available {
 impl<T> Consumer<T> {
     pub(crate) fn new(ring: crate::sync::Arc<Ring<T>>, index: usize) -> Self {
         assert!(index < ring.cursors.len());
+        // Relaxed: only this shard writes its cursor; the consumer is made before it reads.
         let next = ring.cursors[index].load(Ordering::Relaxed) & !PUBLISHER_WAITING;
         Consumer { ring, index, next }
     }
