@@ -3,12 +3,16 @@
 //! Each shard owns one ring cursor and the subscribers the bus assigned to it. Per batch it:
 //! 1. waits for events in the ring (per the bus's [`WaitStrategy`](crate::WaitStrategy)),
 //! 2. loads its subscriber list once (after the Acquire load of `tail`: see `registry`),
-//! 3. per event: late-binds the route (`routing::BindingCache`), finds the matching
-//!    subscribers (`routing::RouteCache`), applies route and predicate filters, and pushes
-//!    the event into each one's queue under its overflow policy (only `Overflow::Block`
-//!    ever makes the shard wait),
-//! 4. releases the ring slots (its cursor),
-//! 5. wakes each subscriber it fed, once per batch, not once per event, and adds the
+//! 3. per event, in ring order: late-binds the route (`routing::BindingCache`), finds the
+//!    matching subscribers (`routing::RouteCache`) and applies route and predicate
+//!    filters, noting per subscriber which of the batch's events it gets,
+//! 4. per subscriber: pushes its events, in ring order, into its queue under its overflow
+//!    policy (only `Overflow::Block` ever makes the shard wait). Subscriber-major order
+//!    keeps one queue's cache lines hot for a whole run of pushes, where event-major order
+//!    touched every matching queue once per event. Each subscriber still gets its events
+//!    in ring order; no order across subscribers is promised,
+//! 5. releases the ring slots (its cursor),
+//! 6. wakes each subscriber it fed, once per batch, not once per event, and adds the
 //!    batch's counts to its counters.
 //!
 //! When the ring is closed and drained, or if the shard panics, a guard closes the
@@ -61,30 +65,45 @@ fn count_drop(tally: &mut Tally, reason: DropReason) {
     }
 }
 
-/// A shard's own state: its caches and the batch's bookkeeping.
+/// One event of the batch, as the first pass left it.
+struct Routed<E> {
+    event: Arc<Event<E>>,
+    route: Option<uuid::Uuid>,
+    /// Deliveries and losses, for the per-topic counters.
+    delivered: u64,
+    dropped: u64,
+}
+
+/// A shard's own state: its caches and the batch's bookkeeping, reused across batches.
 struct Shard<'a, E> {
     shared: &'a Shared<E>,
     index: usize,
     bindings: BindingCache,
     routes: RouteCache,
     topics: LocalTopics,
-    /// Subscribers fed in this batch (indices into the list), each once.
+    /// The batch's events in ring order (first pass).
+    batch: Vec<Routed<E>>,
+    /// Per subscriber (index into the list): positions in `batch` it gets, in order.
+    wants: Vec<Vec<u32>>,
+    /// Subscribers with a non-empty `wants`, in the order they were first matched.
+    touched: Vec<usize>,
+    /// Subscribers fed and not yet woken (only non-empty mid-batch, before a `Block` wait).
     fed: Vec<usize>,
-    fed_mark: Vec<bool>,
 }
 
 impl<E: Send + Sync + 'static> Shard<'_, E> {
-    /// Delivers one event to the matching subscribers of `list`. `seq` is the event's ring
-    /// sequence (`u64::MAX` for a `$SYS` event, which is not in the ring).
-    fn deliver(&mut self, list: &List<E>, seq: u64, event: &Arc<Event<E>>, tally: &mut Tally) {
-        let shared = self.shared;
-        let strategy = shared.wait_strategy;
-        let (delivered_before, dropped_before) = (tally.delivered, tally.dropped);
+    /// First pass over one event: resolves its route, finds the matching subscribers of
+    /// `list` and records, per subscriber, that it gets this event. `seq` is the event's
+    /// ring sequence (`u64::MAX` for a `$SYS` event, which is not in the ring).
+    fn route(&mut self, list: &List<E>, seq: u64, event: &Arc<Event<E>>, tally: &mut Tally) {
         let route = self.bindings.resolve(event, tally);
-        let (fed, fed_mark) = (&mut self.fed, &mut self.fed_mark);
+        let position = self.batch.len() as u32;
+        let (wants, touched) = (&mut self.wants, &mut self.touched);
         for &i in self.routes.matches(event.topic(), list, tally) {
             let i = i as usize;
             let entry = &list.entries[i];
+            // Dead queues are skipped before filters run, so `filtered_out` counts live
+            // subscribers only; `push_all` checks again, per push.
             if seq < entry.start || entry.queue.is_dead() {
                 continue;
             }
@@ -105,52 +124,91 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
                     }
                 }
             }
-            let delivery = Delivery { event: Arc::clone(event), route };
-            // Before a `Block` wait: wake everyone fed so far in this batch.
-            let mut flush = || {
-                for j in fed.drain(..) {
-                    fed_mark[j] = false;
-                    list.entries[j].queue.notify();
+            if wants[i].is_empty() {
+                touched.push(i);
+            }
+            wants[i].push(position);
+        }
+        self.batch.push(Routed { event: Arc::clone(event), route, delivered: 0, dropped: 0 });
+    }
+
+    /// Second pass: pushes each touched subscriber's events into its queue, one
+    /// subscriber at a time, so its queue's cache lines stay hot for the whole run of
+    /// pushes instead of being revisited once per event.
+    fn push_all(&mut self, list: &List<E>, tally: &mut Tally) {
+        let shared = self.shared;
+        let strategy = shared.wait_strategy;
+        let (batch, wants, fed) = (&mut self.batch, &mut self.wants, &mut self.fed);
+        for &i in &self.touched {
+            let queue = &list.entries[i].queue;
+            for &position in &wants[i] {
+                // Checked per push: a `Disconnect` overflow closes the queue mid-run.
+                if queue.is_dead() {
+                    break;
                 }
-            };
-            let pushed = entry.queue.push(delivery, strategy, &shared.shutdown, &mut flush);
-            match pushed {
-                Pushed::Queued | Pushed::Evicted => {
-                    tally.delivered += 1;
-                    if !fed_mark[i] {
-                        fed_mark[i] = true;
-                        fed.push(i);
+                let routed = &mut batch[position as usize];
+                let delivery = Delivery { event: Arc::clone(&routed.event), route: routed.route };
+                // Before a `Block` wait: wake everyone fed so far in this batch.
+                let mut flush = || {
+                    for j in fed.drain(..) {
+                        list.entries[j].queue.notify();
                     }
+                };
+                let pushed = queue.push(delivery, strategy, &shared.shutdown, &mut flush);
+                match pushed {
+                    Pushed::Queued => {
+                        tally.delivered += 1;
+                        routed.delivered += 1;
+                    }
+                    Pushed::Evicted => {
+                        tally.delivered += 1;
+                        routed.delivered += 1;
+                        routed.dropped += 1;
+                        count_drop(tally, DropReason::Oldest);
+                    }
+                    Pushed::Dropped(reason) => {
+                        routed.dropped += 1;
+                        count_drop(tally, reason);
+                    }
+                    Pushed::Gone => {}
                 }
-                Pushed::Dropped(_) | Pushed::Gone => {}
+                // `fed.last()`, not a flag: a `Block` wait's flush drains `fed`, and what is
+                // pushed after it needs its own wake-up at the end of the batch.
+                if matches!(pushed, Pushed::Queued | Pushed::Evicted) && fed.last() != Some(&i) {
+                    fed.push(i);
+                }
             }
-            match pushed {
-                Pushed::Evicted => count_drop(tally, DropReason::Oldest),
-                Pushed::Dropped(reason) => count_drop(tally, reason),
-                _ => {}
+            wants[i].clear();
+        }
+        self.touched.clear();
+    }
+
+    /// Ends a batch: one wake-up per subscriber fed, the per-topic counters, and the
+    /// batch's events let go.
+    fn end(&mut self, list: &List<E>) {
+        for i in self.fed.drain(..) {
+            list.entries[i].queue.notify();
+        }
+        if let Some(table) = &self.shared.topics {
+            for routed in &self.batch {
+                let topic = routed.event.topic();
+                if !topic.is_system() {
+                    self.topics.get(table, topic).add_shard(
+                        self.index,
+                        routed.delivered,
+                        routed.dropped,
+                    );
+                }
             }
         }
-        if let Some(table) = &shared.topics {
-            if !event.topic().is_system() {
-                self.topics.get(table, event.topic()).add_shard(
-                    self.index,
-                    tally.delivered - delivered_before,
-                    tally.dropped - dropped_before,
-                );
-            }
-        }
+        self.batch.clear();
     }
 
     /// Starts a batch over `list`.
     fn begin(&mut self, list: &List<E>) {
-        self.fed_mark.clear();
-        self.fed_mark.resize(list.entries.len(), false);
-    }
-
-    /// Ends a batch: one wake-up per subscriber fed.
-    fn end(&mut self, list: &List<E>) {
-        for i in self.fed.drain(..) {
-            list.entries[i].queue.notify();
+        debug_assert!(self.batch.is_empty() && self.touched.is_empty() && self.fed.is_empty());
+        if self.wants.len() < list.entries.len() {
+            self.wants.resize_with(list.entries.len(), Vec::new);
         }
     }
 
@@ -167,8 +225,9 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
         self.begin(&list);
         let mut uncounted = Tally::default();
         for event in &events {
-            self.deliver(&list, u64::MAX, event, &mut uncounted);
+            self.route(&list, u64::MAX, event, &mut uncounted);
         }
+        self.push_all(&list, &mut uncounted);
         self.end(&list);
     }
 }
@@ -187,8 +246,10 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
         bindings: BindingCache::new(shared.binding_capacity),
         routes: RouteCache::new(shared.route_cache_capacity),
         topics: LocalTopics::new(),
+        batch: Vec::new(),
+        wants: Vec::new(),
+        touched: Vec::new(),
         fed: Vec::new(),
-        fed_mark: Vec::new(),
     };
     // Relaxed: only a hint to stop waiting; `deliver_system_events` swaps with Acquire.
     let sys_pending = || shared.sys_inbox[index].pending.load(Ordering::Relaxed);
@@ -210,9 +271,10 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
         for seq in next..end {
             consumer.read(seq, |event: &Arc<Event<E>>| {
                 tally.dispatched += 1;
-                shard.deliver(&list, seq, event, &mut tally);
+                shard.route(&list, seq, event, &mut tally);
             });
         }
+        shard.push_all(&list, &mut tally);
         consumer.release(end);
         shard.end(&list);
         counters.add(&tally);

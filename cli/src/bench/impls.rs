@@ -55,16 +55,19 @@ pub enum Impl {
     AsyncBroadcast,
     Disruptor,
     Ringcast,
+    /// Not a library: the harness floor (see [`floor`]).
+    Floor,
 }
 
 impl Impl {
-    pub const ALL: [Impl; 6] = [
+    pub const ALL: [Impl; 7] = [
         Impl::TokioBroadcast,
         Impl::WorkerMpsc,
         Impl::Crossbeam,
         Impl::AsyncBroadcast,
         Impl::Disruptor,
         Impl::Ringcast,
+        Impl::Floor,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +78,7 @@ impl Impl {
             Impl::AsyncBroadcast => "async-broadcast",
             Impl::Disruptor => "disruptor",
             Impl::Ringcast => "ringcast",
+            Impl::Floor => "floor (no library)",
         }
     }
 
@@ -93,6 +97,7 @@ impl Impl {
             Impl::AsyncBroadcast => "overflow evicts oldest; slow receiver sees Overflowed(n)",
             Impl::Disruptor => "no drops: ring fills, publisher waits for it",
             Impl::Ringcast => "its queue drops newest (DropNewest); Lagged(n)",
+            Impl::Floor => "nothing bounds it: it lags without limit",
         }
     }
 }
@@ -201,6 +206,7 @@ pub fn run(imp: Impl, spec: &Spec) -> Outcome {
         Impl::AsyncBroadcast => async_bcast(spec, origin, &mut rxs),
         Impl::Disruptor => return disruptor_run(spec, origin),
         Impl::Ringcast => ringcast_run(spec, origin, &mut rxs),
+        Impl::Floor => floor(spec, origin, &mut rxs),
     };
     let mut recs = rxs.join();
     recs.sort_by_key(|r| r.sub);
@@ -674,4 +680,74 @@ fn ringcast_run(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u6
     publisher.close();
     rxs.hold.push(Box::new(bus));
     stamps
+}
+
+/// Not a competitor: the harness floor. The publisher stores each `seq` into a
+/// preallocated array and bumps a counter (Release); receivers read whatever is published
+/// (Acquire), filter and record it like every competitor's receivers, and yield when caught
+/// up. No bound, no reclamation, no wake-ups: no real channel does less per delivery, so
+/// this row's deliveries/s is the most any library can show in this harness on this
+/// machine, and its ratio to tokio the largest ratio any library can reach here.
+fn floor(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u64> {
+    struct Board {
+        seqs: Vec<AtomicU64>,
+        published: AtomicU64,
+    }
+    let board = Arc::new(Board {
+        seqs: (0..spec.events).map(|_| AtomicU64::new(0)).collect(),
+        published: AtomicU64::new(0),
+    });
+    for sub in 0..spec.receivers() {
+        let (board, spec) = (Arc::clone(&board), spec.clone());
+        let mut rec = Rec::new(&spec, sub, origin);
+        // Acquire: pairs with the publisher's Release store of `published`.
+        let available = move |board: &Board| board.published.load(Ordering::Acquire);
+        match spec.mode {
+            Mode::Async => rxs.spawn_async(async move {
+                let mut next = 0;
+                while next < spec.events {
+                    let end = available(&board);
+                    if end == next {
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    for i in next..end {
+                        // Relaxed: published by the Acquire load of `published` above.
+                        let seq = board.seqs[i as usize].load(Ordering::Relaxed);
+                        if spec.wants(sub, seq) {
+                            rec.record(seq);
+                            slow_async(&rec).await;
+                        }
+                    }
+                    next = end;
+                }
+                rec
+            }),
+            Mode::Threads => rxs.spawn_thread(move || {
+                let mut next = 0;
+                while next < spec.events {
+                    let end = available(&board);
+                    if end == next {
+                        thread::yield_now();
+                        continue;
+                    }
+                    for i in next..end {
+                        // Relaxed: published by the Acquire load of `published` above.
+                        let seq = board.seqs[i as usize].load(Ordering::Relaxed);
+                        if spec.wants(sub, seq) {
+                            rec.record(seq);
+                            slow_blocking(&rec);
+                        }
+                    }
+                    next = end;
+                }
+                rec
+            }),
+        }
+    }
+    publish_loop(spec, origin, move |m| {
+        // Relaxed: published by the Release store of `published` right after.
+        board.seqs[m.seq as usize].store(m.seq, Ordering::Relaxed);
+        board.published.store(m.seq + 1, Ordering::Release);
+    })
 }

@@ -54,6 +54,9 @@ pub struct BenchArgs {
     /// Implementations to run (comma-separated); default all
     #[arg(long, value_delimiter = ',', hide = true)]
     only: Vec<String>,
+    /// Phases to run (comma-separated: saturation, paced, paced+slow); default all
+    #[arg(long, value_delimiter = ',', hide = true)]
+    phase: Vec<String>,
     /// Write machine-readable results here
     #[arg(long)]
     json: Option<PathBuf>,
@@ -151,7 +154,11 @@ fn plan(args: &BenchArgs) -> Vec<Plan> {
         args.scenario.clone()
     };
     let mut plans = Vec::new();
-    let mut add = |scenario, phase, spec| plans.push(Plan { scenario, phase, spec });
+    let mut add = |scenario, phase: &'static str, spec| {
+        if args.phase.is_empty() || args.phase.iter().any(|p| p == phase) {
+            plans.push(Plan { scenario, phase, spec });
+        }
+    };
     for scenario in scenarios {
         match scenario {
             Scenario::Fanout => {
