@@ -98,6 +98,7 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
     fn route(&mut self, list: &List<E>, seq: u64, event: &Arc<Event<E>>, tally: &mut Tally) {
         let route = self.bindings.resolve(event, tally);
         let position = self.batch.len() as u32;
+        let mut wanted = false;
         let (wants, touched) = (&mut self.wants, &mut self.touched);
         for &i in self.routes.matches(event.topic(), list, tally) {
             let i = i as usize;
@@ -128,8 +129,15 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
                 touched.push(i);
             }
             wants[i].push(position);
+            wanted = true;
         }
-        self.batch.push(Routed { event: Arc::clone(event), route, delivered: 0, dropped: 0 });
+        if wanted {
+            self.batch.push(Routed { event: Arc::clone(event), route, delivered: 0, dropped: 0 });
+        } else {
+            // Nothing to push: no reference taken (a shard with no taker for this event
+            // must not touch its reference count), and its topic is counted right here.
+            self.count_topic(event, 0, 0);
+        }
     }
 
     /// Second pass: pushes each touched subscriber's events into its queue, one
@@ -189,19 +197,20 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
         for i in self.fed.drain(..) {
             list.entries[i].queue.notify();
         }
+        let mut batch = std::mem::take(&mut self.batch);
+        for routed in batch.drain(..) {
+            self.count_topic(&routed.event, routed.delivered, routed.dropped);
+        }
+        self.batch = batch; // Keeps its allocation for the next batch.
+    }
+
+    /// Adds one event's deliveries and losses to its topic's counters (if stats are on).
+    fn count_topic(&mut self, event: &Event<E>, delivered: u64, dropped: u64) {
         if let Some(table) = &self.shared.topics {
-            for routed in &self.batch {
-                let topic = routed.event.topic();
-                if !topic.is_system() {
-                    self.topics.get(table, topic).add_shard(
-                        self.index,
-                        routed.delivered,
-                        routed.dropped,
-                    );
-                }
+            if !event.topic().is_system() {
+                self.topics.get(table, event.topic()).add_shard(self.index, delivered, dropped);
             }
         }
-        self.batch.clear();
     }
 
     /// Starts a batch over `list`.

@@ -31,6 +31,7 @@ fn bench_runs_every_scenario_and_writes_versioned_json() {
         "async-broadcast",
         "disruptor",
         "ringcast",
+        "floor (no library)",
     ];
     for (scenario, phase) in [
         ("fanout", "saturation"),
