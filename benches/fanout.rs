@@ -49,11 +49,11 @@ fn fanout(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::new("base", n), &n, |b, &n| {
             b.iter_custom(|iters| {
-                let origin = Instant::now();
+                let origin = impls::Origin::now();
                 let mut got = Vec::with_capacity(iters as usize * n);
                 let start = Instant::now();
                 for seq in 0..iters * n as u64 {
-                    got.push((seq, origin.elapsed().as_nanos() as u64));
+                    got.push((seq, origin.elapsed_ns()));
                 }
                 black_box(&got);
                 start.elapsed()

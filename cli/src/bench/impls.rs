@@ -17,7 +17,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The payload: small and `Copy`, so every library moves the same 16 bytes. Competitors
 /// filter on `topic` with one integer compare, the cheapest filter there is; ringcast
@@ -84,8 +84,15 @@ impl Impl {
 
     /// The disruptor has no per-consumer filtering: every handler sees every event, so it
     /// only runs the scenarios where every subscriber wants every event.
+    ///
+    /// The floor does not run with the slow subscriber: nothing bounds its lag, so the run
+    /// would last as long as the slow subscriber takes to read every event.
     pub fn supports(self, spec: &Spec) -> bool {
-        self != Impl::Disruptor || spec.topics == 1
+        match self {
+            Impl::Disruptor => spec.topics == 1,
+            Impl::Floor => !spec.slow,
+            _ => true,
+        }
     }
 
     /// What the library does to a subscriber that cannot keep up (for the `slow` report).
@@ -97,7 +104,7 @@ impl Impl {
             Impl::AsyncBroadcast => "overflow evicts oldest; slow receiver sees Overflowed(n)",
             Impl::Disruptor => "no drops: ring fills, publisher waits for it",
             Impl::Ringcast => "its queue drops newest (DropNewest); Lagged(n)",
-            Impl::Floor => "nothing bounds it: it lags without limit",
+            Impl::Floor => "not run: nothing bounds its lag",
         }
     }
 }
@@ -154,6 +161,34 @@ impl Spec {
     }
 }
 
+/// The harness clock: the TSC through `quanta`, calibrated once per process, read as
+/// nanoseconds since a run's origin. On this project's VM `clock_gettime` through the vDSO
+/// costs about three times a TSC read, and every receiver reads the clock once per
+/// delivery: a cheaper clock is less harness in every row's numbers. quanta falls back to
+/// the OS clock where the TSC is not reliable.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin {
+    start: u64,
+}
+
+fn clock() -> &'static quanta::Clock {
+    static CLOCK: std::sync::OnceLock<quanta::Clock> = std::sync::OnceLock::new();
+    CLOCK.get_or_init(quanta::Clock::new)
+}
+
+impl Origin {
+    pub fn now() -> Origin {
+        Origin { start: clock().raw() }
+    }
+
+    /// Nanoseconds since this origin.
+    #[inline]
+    pub fn elapsed_ns(self) -> u64 {
+        let clock = clock();
+        clock.delta_as_nanos(self.start, clock.raw())
+    }
+}
+
 /// What one subscriber saw.
 #[derive(Debug, Default)]
 pub struct Rec {
@@ -163,11 +198,11 @@ pub struct Rec {
     /// Losses the library reported to this subscriber (Lagged/Overflowed/drops).
     pub reported_lost: u64,
     pub(crate) slow: bool,
-    pub(crate) origin: Option<Instant>,
+    pub(crate) origin: Option<Origin>,
 }
 
 impl Rec {
-    fn new(spec: &Spec, sub: usize, origin: Instant) -> Rec {
+    fn new(spec: &Spec, sub: usize, origin: Origin) -> Rec {
         Rec {
             sub,
             got: Vec::with_capacity(spec.expected(sub) as usize),
@@ -180,7 +215,7 @@ impl Rec {
     /// The whole receive-side work: one clock read and one push into reserved space.
     #[inline]
     fn record(&mut self, seq: u64) {
-        let ns = self.origin.map_or(0, |o| o.elapsed().as_nanos() as u64);
+        let ns = self.origin.map_or(0, |o| o.elapsed_ns());
         self.got.push((seq, ns));
     }
 }
@@ -197,7 +232,7 @@ pub struct Outcome {
 /// Runs `spec` against `imp`.
 pub fn run(imp: Impl, spec: &Spec) -> Outcome {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_time().build().expect("runtime");
-    let origin = Instant::now();
+    let origin = Origin::now();
     let mut rxs = Receivers::new(spec.mode, &rt);
     let published = match imp {
         Impl::TokioBroadcast => tokio_broadcast(spec, origin, &mut rxs),
@@ -276,24 +311,24 @@ fn slow_blocking(rec: &Rec) {
 /// Publishes `spec.events` messages from a new thread, paced at `spec.rate` if set;
 /// `publish` returns once the library accepted the message. Returns the publish
 /// timestamps (taken just before each publish).
-fn publish_loop<P: FnMut(Msg) + Send>(spec: &Spec, origin: Instant, mut publish: P) -> Vec<u64> {
+fn publish_loop<P: FnMut(Msg) + Send>(spec: &Spec, origin: Origin, mut publish: P) -> Vec<u64> {
     let events = spec.events;
     let topics = u64::from(spec.topics);
     let interval = spec.rate.map(|r| 1e9 / r.max(1) as f64);
     thread::scope(|s| {
         s.spawn(move || {
             let mut stamps = Vec::with_capacity(events as usize);
-            let start = origin.elapsed().as_nanos() as u64;
+            let start = origin.elapsed_ns();
             for seq in 0..events {
                 if let Some(interval) = interval {
                     let due = start + (seq as f64 * interval) as u64;
                     // Yield rather than sleep: sleeps are ~50 us on Linux, far longer than
                     // the 10 us between events at the default rate.
-                    while (origin.elapsed().as_nanos() as u64) < due {
+                    while origin.elapsed_ns() < due {
                         thread::yield_now();
                     }
                 }
-                stamps.push(origin.elapsed().as_nanos() as u64);
+                stamps.push(origin.elapsed_ns());
                 publish(Msg { seq, topic: (seq % topics) as u32 });
             }
             stamps
@@ -304,7 +339,7 @@ fn publish_loop<P: FnMut(Msg) + Send>(spec: &Spec, origin: Instant, mut publish:
 }
 
 /// Competitor 1: `tokio::sync::broadcast`: every receiver sees every event and filters for itself.
-fn tokio_broadcast(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u64> {
+fn tokio_broadcast(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
     use tokio::sync::broadcast::error::RecvError;
     // Capacity is shared by all receivers; in saturation it holds the whole run so no
     // receiver lags. Paced runs use the same bounded size as every other library's queue.
@@ -360,7 +395,7 @@ struct Slot {
 /// subscriber, so one slow subscriber cannot stall the worker).
 fn worker_mpsc(
     spec: &Spec,
-    origin: Instant,
+    origin: Origin,
     rxs: &mut Receivers<'_>,
     rt: &tokio::runtime::Runtime,
 ) -> Vec<u64> {
@@ -454,7 +489,7 @@ fn worker_mpsc(
 /// Competitor 3: crossbeam-channel fan-out: the publisher filters and sends into one bounded channel
 /// per subscriber. crossbeam has no async API, so in async mode its receivers run on
 /// tokio's blocking pool.
-fn crossbeam(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u64> {
+fn crossbeam(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
     use crossbeam_channel::TrySendError;
     let mut txs = Vec::new();
     let dropped: Arc<Vec<AtomicU64>> =
@@ -493,7 +528,7 @@ fn crossbeam(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u64> 
 
 /// Competitor 4: async-broadcast with overflow on: a full channel evicts its oldest message, and a
 /// receiver that missed it sees `Overflowed(n)`. Receivers filter for themselves.
-fn async_bcast(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u64> {
+fn async_bcast(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
     use async_broadcast::RecvError;
     let cap = if spec.lossless { spec.lossless_capacity() } else { spec.queue };
     let (mut tx, rx0) = async_broadcast::broadcast::<Msg>(cap);
@@ -542,7 +577,7 @@ fn async_bcast(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u64
 /// Competitor 5: disruptor: one event handler per subscriber on the ring, each on a thread the
 /// disruptor manages (it has no async API, so both modes run it the same way). Lossless
 /// by design: a full ring makes the publisher wait for the slowest handler.
-fn disruptor_run(spec: &Spec, origin: Instant) -> Outcome {
+fn disruptor_run(spec: &Spec, origin: Origin) -> Outcome {
     use disruptor::{BusySpinWithSpinLoopHint, Sequence, Sleep};
     // Handlers write receive times into their own preallocated slots (they run inside the
     // disruptor, so a `Vec` could not be handed back); the producer's drop joins them.
@@ -553,7 +588,7 @@ fn disruptor_run(spec: &Spec, origin: Instant) -> Outcome {
         let slot = Arc::clone(&slots[sub]);
         let slow = spec.is_slow(sub);
         move |m: &Msg, _: Sequence, _: bool| {
-            slot[m.seq as usize].store(origin.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            slot[m.seq as usize].store(origin.elapsed_ns(), Ordering::Relaxed);
             if slow {
                 thread::sleep(SLOW_DELAY);
             }
@@ -589,7 +624,7 @@ fn disruptor_run(spec: &Spec, origin: Instant) -> Outcome {
 
 fn disruptor_publish<W, H>(
     spec: &Spec,
-    origin: Instant,
+    origin: Origin,
     ring: usize,
     wait: W,
     handler: &dyn Fn(usize) -> H,
@@ -623,7 +658,7 @@ where
 /// Saturation runs subscribe with `Overflow::Block` (its lossless mode: backpressure
 /// through the ring, like crossbeam's `send`) and the default 1024-event queue; paced runs
 /// use the default `DropNewest` and `spec.queue`.
-fn ringcast_run(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u64> {
+fn ringcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
     use ringcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
     let bus: Bus<Msg> =
         Bus::builder().dispatchers(spec.dispatchers).build().expect("valid bus config");
@@ -688,7 +723,7 @@ fn ringcast_run(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u6
 /// up. No bound, no reclamation, no wake-ups: no real channel does less per delivery, so
 /// this row's deliveries/s is the most any library can show in this harness on this
 /// machine, and its ratio to tokio the largest ratio any library can reach here.
-fn floor(spec: &Spec, origin: Instant, rxs: &mut Receivers<'_>) -> Vec<u64> {
+fn floor(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
     struct Board {
         seqs: Vec<AtomicU64>,
         published: AtomicU64,
