@@ -654,7 +654,8 @@ where
     }
 }
 
-/// Competitor 6: ringcast: default configuration except the dispatcher count (`spec.dispatchers`).
+/// Competitor 6: ringcast: default configuration; `spec.dispatchers` shards (default 1,
+/// the library's default).
 /// Saturation runs subscribe with `Overflow::Block` (its lossless mode: backpressure
 /// through the ring, like crossbeam's `send`) and the default 1024-event queue; paced runs
 /// use the default `DropNewest` and `spec.queue`.

@@ -48,9 +48,10 @@ pub struct BenchArgs {
     /// How receivers run: tokio tasks or OS threads
     #[arg(long, value_enum, default_value_t = ModeArg::Async)]
     mode: ModeArg,
-    /// ringcast dispatcher shards (2 = one per core here: fan-out work is split between
-    /// shards, and N=64 fan-out is the scenario that needs it most)
-    #[arg(long, default_value_t = 2)]
+    /// ringcast dispatcher shards. 1, the library's default, is best on 2 cores: a second
+    /// shard thread did not raise N=64 saturation throughput measurably, and it made paced
+    /// p99 worse (the publisher, two shards and two tokio workers oversubscribe the cores)
+    #[arg(long, default_value_t = 1)]
     dispatchers: usize,
     /// Implementations to run (comma-separated); default all
     #[arg(long, value_delimiter = ',', hide = true)]
