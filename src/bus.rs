@@ -113,6 +113,7 @@ impl Default for BusBuilder {
 impl BusBuilder {
     /// Ring slots: a power of two in `2..=4_194_304`; default 4096. The ring holds events
     /// published but not yet dispatched by every shard; it never drops, the publisher waits.
+    /// An event leaves the ring as soon as every shard has dispatched it.
     pub fn ring_capacity(mut self, capacity: usize) -> Self {
         self.ring_capacity = capacity;
         self

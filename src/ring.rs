@@ -7,6 +7,13 @@
 //! once every cursor is past `s - capacity`: the slowest shard gates the publisher, and
 //! nothing is ever dropped in the ring.
 //!
+//! Each slot also counts the shards still to read its value; the shard that brings the
+//! count to zero, when it releases the slot, moves the value out and drops it. A value
+//! lives in the ring only until every shard has dispatched it, not until the publisher
+//! happens to overwrite its slot: an idle publisher leaves nothing behind, and a value's
+//! drop (an `Arc<Event>`: usually its last reference but a subscriber's) runs on the shard
+//! that just touched it, not on the publisher.
+//!
 //! # Words
 //! - `tail`: bits 0..62 count published events; [`CLOSED`] says no event will follow;
 //!   [`SLEEPERS`] says a shard may be parked waiting for data. The count is written only by
@@ -31,6 +38,7 @@
 //! | publisher's CAS of `tail` in [`Producer::push`] | shard's load of `tail` in [`Consumer::poll`] / [`Consumer::wait`] | the slot value written before it |
 //! | shard's swap of `cursors[i]` in [`Consumer::release`] | publisher's loads of `cursors` in [`Producer::has_space`] | the shard's reads of slots below the cursor are done, so they may be overwritten |
 //! | `fetch_or(CLOSED)` in [`Ring::close`] | every load of `tail` | close; the count it carries is final |
+//! | a shard's `fetch_sub` of a slot's `readers` in [`Consumer::release`] (AcqRel) | the last shard's same `fetch_sub` | the other shards' reads of the value are done before the last one drops it |
 //!
 //! Each row is exercised by `loom-tests/tests/ring.rs`.
 
@@ -56,6 +64,9 @@ const RETIRED: u64 = COUNT;
 
 struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
+    /// Shards still to read `value`; 0: the slot is empty. Set by the publisher before it
+    /// publishes the value; the shard that brings it to 0 takes the value out.
+    readers: AtomicU64,
 }
 
 pub(crate) struct Ring<T> {
@@ -92,7 +103,10 @@ impl<T> Ring<T> {
             tail: CachePadded::new(AtomicU64::new(0)),
             cursors: (0..shards).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
             slots: (0..capacity)
-                .map(|_| Slot { value: UnsafeCell::new(MaybeUninit::uninit()) })
+                .map(|_| Slot {
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                    readers: AtomicU64::new(0),
+                })
                 .collect(),
             mask: capacity as u64 - 1,
             lock: Mutex::new(()),
@@ -162,14 +176,12 @@ impl<T> Ring<T> {
 impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
         // `&mut self`: no other thread can touch the ring; Relaxed is enough.
-        let published = self.tail.load(Ordering::Relaxed) & COUNT;
-        let capacity = self.capacity();
-        for seq in published.saturating_sub(capacity)..published {
-            let slot = &self.slots[(seq & self.mask) as usize];
-            // SAFETY: slots `published - capacity .. published` hold initialised values:
-            // each was written before its sequence was published and is overwritten only by
-            // a later sequence, which then lies in this window instead.
-            slot.value.with_mut(|v| unsafe { (*v).assume_init_drop() });
+        for slot in self.slots.iter() {
+            if slot.readers.load(Ordering::Relaxed) != 0 {
+                // SAFETY: a nonzero count means the value was written and published and no
+                // shard has taken it out yet (the last reader zeroes the count as it takes).
+                slot.value.with_mut(|v| unsafe { (*v).assume_init_drop() });
+            }
         }
     }
 }
@@ -273,22 +285,27 @@ impl<T> Producer<T> {
         debug_assert!(index < ring.slots.len());
         let slot = &ring.slots[index];
         // Only this producer writes slots, and no shard reads slot `index` now: it is not
-        // published yet (`seq >= tail`), and every shard has read its previous occupant
-        // `seq - capacity` (`has_space`, Acquire on the cursors). If `seq >= capacity` the
-        // slot holds that previous occupant, which we move out and keep until the new value
-        // is published, so a closed ring can get it back.
-        // SAFETY: exclusive access to an initialised (or, below `capacity`, empty) slot, as
-        // just argued.
+        // published yet (`seq >= tail`), and every live shard has read and released its
+        // previous occupant `seq - capacity` (`has_space`, Acquire on the cursors, which
+        // also makes their `readers` decrements visible). So the slot is empty, unless a
+        // shard retired without reading that occupant: then it is ours to drop, after the
+        // new value is published (so a closed ring can put it back).
+        // Relaxed: ordered by the Acquire loads of the cursors in `has_space`.
+        let stale = slot.readers.load(Ordering::Relaxed);
+        // SAFETY: exclusive access to the slot, as just argued; a nonzero count means it
+        // holds an initialised value nobody else will touch.
         let old = slot.value.with_mut(|v| unsafe {
-            let old = (seq >= ring.capacity()).then(|| (*v).assume_init_read());
+            let old = (stale != 0).then(|| (*v).assume_init_read());
             (*v).write(value);
             old
         });
+        // Relaxed: published with the value by the Release CAS of `tail` below.
+        slot.readers.store(ring.cursors.len() as u64, Ordering::Relaxed);
         let mut current = self.tail;
         loop {
             if current & CLOSED != 0 {
                 // SAFETY: the value was never published, so no shard has seen it; put the
-                // previous occupant back so `Ring::drop` still finds every live slot full.
+                // previous occupant (if any) and its count back, so `Ring::drop` finds it.
                 let value = slot.value.with_mut(|v| unsafe {
                     let value = (*v).assume_init_read();
                     if let Some(old) = old {
@@ -296,6 +313,8 @@ impl<T> Producer<T> {
                     }
                     value
                 });
+                // Relaxed: only this thread touches an unpublished slot.
+                slot.readers.store(stale, Ordering::Relaxed);
                 return Err(value);
             }
             // Release: pairs with the shards' Acquire loads of `tail`; the slot write above
@@ -400,8 +419,23 @@ impl<T> Consumer<T> {
     }
 
     /// Marks every sequence below `end` as read, letting the publisher reuse those slots.
+    /// Drops each value this shard was the last to read.
     pub(crate) fn release(&mut self, end: u64) {
         debug_assert!(end >= self.next);
+        let ring = &*self.ring;
+        for seq in self.next..end {
+            let slot = &ring.slots[(seq & ring.mask) as usize];
+            // AcqRel: Release publishes our reads of the value to the shard that drops it;
+            // Acquire, for that last shard, sees every other shard's reads before it drops.
+            if slot.readers.fetch_sub(1, Ordering::AcqRel) == 1 {
+                // SAFETY: the count reached zero here, so every shard has read the value
+                // and will not read it again (each reads a sequence once, and `read` needs
+                // a sequence at or above its cursor); the publisher does not touch the slot
+                // before our cursor passes `seq`, which happens below.
+                let value = slot.value.with_mut(|v| unsafe { (*v).assume_init_read() });
+                drop(value);
+            }
+        }
         self.next = end;
         self.store_cursor(end);
     }

@@ -61,3 +61,25 @@ fn close_races_publish() {
         assert_eq!(reader.join().unwrap(), published);
     });
 }
+
+#[test]
+fn last_shard_to_read_drops_the_value() {
+    // Each value leaves the ring when the last of two shards releases it, while the
+    // producer and the ring are still alive: only our own handle is left afterwards. A
+    // shard dropping it while the other still reads it fails loom's `UnsafeCell` checks.
+    loom::model(|| {
+        let ring = Ring::new(2, 2);
+        let mut producer = ring.producer();
+        let shard0 = ring.consumer(0);
+        let shard1 = ring.consumer(1);
+        let a = thread::spawn(move || drain(shard0));
+        let b = thread::spawn(move || drain(shard1));
+        let value = Arc::new(0u64);
+        assert_eq!(producer.publish(Arc::clone(&value)).unwrap(), 0);
+        ring.close();
+        assert_eq!(a.join().unwrap(), [0]);
+        assert_eq!(b.join().unwrap(), [0]);
+        assert_eq!(Arc::strong_count(&value), 1, "the ring still holds a dispatched value");
+        drop(producer);
+    });
+}
