@@ -19,15 +19,24 @@ fn drain(mut consumer: ringcast::loom_api::Consumer<Arc<u64>>) -> Vec<u64> {
     seen
 }
 
+type Drained = thread::JoinHandle<Vec<u64>>;
+
+/// A ring of 2 slots read by 2 shards, each draining on its own thread.
+fn two_draining_shards(
+) -> (Ring<Arc<u64>>, ringcast::loom_api::Producer<Arc<u64>>, Drained, Drained) {
+    let ring = Ring::new(2, 2);
+    let producer = ring.producer();
+    let shard0 = ring.consumer(0);
+    let shard1 = ring.consumer(1);
+    let a = thread::spawn(move || drain(shard0));
+    let b = thread::spawn(move || drain(shard1));
+    (ring, producer, a, b)
+}
+
 #[test]
 fn two_shards_wrap_around() {
     loom::model(|| {
-        let ring = Ring::new(2, 2);
-        let mut producer = ring.producer();
-        let shard0 = ring.consumer(0);
-        let shard1 = ring.consumer(1);
-        let a = thread::spawn(move || drain(shard0));
-        let b = thread::spawn(move || drain(shard1));
+        let (ring, mut producer, a, b) = two_draining_shards();
         for i in 0..3u64 {
             assert_eq!(producer.publish(Arc::new(i)).unwrap(), i);
         }
@@ -68,12 +77,7 @@ fn last_shard_to_read_drops_the_value() {
     // producer and the ring are still alive: only our own handle is left afterwards. A
     // shard dropping it while the other still reads it fails loom's `UnsafeCell` checks.
     loom::model(|| {
-        let ring = Ring::new(2, 2);
-        let mut producer = ring.producer();
-        let shard0 = ring.consumer(0);
-        let shard1 = ring.consumer(1);
-        let a = thread::spawn(move || drain(shard0));
-        let b = thread::spawn(move || drain(shard1));
+        let (ring, mut producer, a, b) = two_draining_shards();
         let value = Arc::new(0u64);
         assert_eq!(producer.publish(Arc::clone(&value)).unwrap(), 0);
         ring.close();
