@@ -428,10 +428,11 @@ impl<T> Consumer<T> {
             // AcqRel: Release publishes our reads of the value to the shard that drops it;
             // Acquire, for that last shard, sees every other shard's reads before it drops.
             if slot.readers.fetch_sub(1, Ordering::AcqRel) == 1 {
-                // SAFETY: the count reached zero here, so every shard has read the value
-                // and will not read it again (each reads a sequence once, and `read` needs
-                // a sequence at or above its cursor); the publisher does not touch the slot
-                // before our cursor passes `seq`, which happens below.
+                // The count reached zero here, so every shard has read the value and will
+                // not read it again (each reads a sequence once, and `read` needs a sequence
+                // at or above its cursor); the publisher does not touch the slot before our
+                // cursor passes `seq`, which happens below.
+                // SAFETY: exclusive access to an initialised value, as just argued.
                 let value = slot.value.with_mut(|v| unsafe { (*v).assume_init_read() });
                 drop(value);
             }
