@@ -65,6 +65,20 @@ fn count_drop(tally: &mut Tally, reason: DropReason) {
     }
 }
 
+/// What the first pass decided about one (event, subscriber) pair. Filter outcomes are
+/// counted in the second pass, in order with the pushes: a queue that dies mid-batch (a
+/// `Disconnect` overflow) must count neither pushes nor filter outcomes after its death,
+/// exactly as when each event was handled whole before the next.
+#[derive(Clone, Copy)]
+enum Want {
+    /// Push the event at this position of the batch.
+    Push(u32),
+    /// The route or the predicate filtered it out.
+    Filtered,
+    /// The predicate panicked.
+    FilterPanicked,
+}
+
 /// One event of the batch, as the first pass left it.
 struct Routed<E> {
     event: Arc<Event<E>>,
@@ -83,8 +97,9 @@ struct Shard<'a, E> {
     topics: LocalTopics,
     /// The batch's events in ring order (first pass).
     batch: Vec<Routed<E>>,
-    /// Per subscriber (index into the list): positions in `batch` it gets, in order.
-    wants: Vec<Vec<u32>>,
+    /// Per subscriber (index into the list): what happens to it for each matching event of
+    /// the batch, in ring order.
+    wants: Vec<Vec<Want>>,
     /// Subscribers with a non-empty `wants`, in the order they were first matched.
     touched: Vec<usize>,
     /// Subscribers fed and not yet woken (only non-empty mid-batch, before a `Block` wait).
@@ -104,32 +119,27 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
             let i = i as usize;
             let entry = &list.entries[i];
             // Dead queues are skipped before filters run, so `filtered_out` counts live
-            // subscribers only; `push_all` checks again, per push.
+            // subscribers only; `push_all` checks again, in order with the pushes.
             if seq < entry.start || entry.queue.is_dead() {
                 continue;
             }
-            if entry.route.is_some() && entry.route != route {
-                tally.filtered_out += 1;
-                continue;
-            }
-            if let Some(filter) = &entry.filter {
-                match catch_unwind(AssertUnwindSafe(|| filter(event))) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tally.filtered_out += 1;
-                        continue;
-                    }
-                    Err(_) => {
-                        tally.filter_panics += 1;
-                        continue;
-                    }
+            let want = if entry.route.is_some() && entry.route != route {
+                Want::Filtered
+            } else {
+                match &entry.filter {
+                    None => Want::Push(position),
+                    Some(filter) => match catch_unwind(AssertUnwindSafe(|| filter(event))) {
+                        Ok(true) => Want::Push(position),
+                        Ok(false) => Want::Filtered,
+                        Err(_) => Want::FilterPanicked,
+                    },
                 }
-            }
+            };
             if wants[i].is_empty() {
                 touched.push(i);
             }
-            wants[i].push(position);
-            wanted = true;
+            wants[i].push(want);
+            wanted |= matches!(want, Want::Push(_));
         }
         if wanted {
             self.batch.push(Routed { event: Arc::clone(event), route, delivered: 0, dropped: 0 });
@@ -149,11 +159,22 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
         let (batch, wants, fed) = (&mut self.batch, &mut self.wants, &mut self.fed);
         for &i in &self.touched {
             let queue = &list.entries[i].queue;
-            for &position in &wants[i] {
-                // Checked per push: a `Disconnect` overflow closes the queue mid-run.
+            for &want in &wants[i] {
+                // Checked per event: a `Disconnect` overflow closes the queue mid-run.
                 if queue.is_dead() {
                     break;
                 }
+                let position = match want {
+                    Want::Push(position) => position,
+                    Want::Filtered => {
+                        tally.filtered_out += 1;
+                        continue;
+                    }
+                    Want::FilterPanicked => {
+                        tally.filter_panics += 1;
+                        continue;
+                    }
+                };
                 let routed = &mut batch[position as usize];
                 let delivery = Delivery { event: Arc::clone(&routed.event), route: routed.route };
                 // Before a `Block` wait: wake everyone fed so far in this batch.
