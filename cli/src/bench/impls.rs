@@ -725,59 +725,68 @@ fn ringcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64
 /// this row's deliveries/s is the most any library can show in this harness on this
 /// machine, and its ratio to tokio the largest ratio any library can reach here.
 fn floor(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
+    /// The published events, and how many there are.
     struct Board {
         seqs: Vec<AtomicU64>,
         published: AtomicU64,
     }
+
+    /// One receiver's side: records what was published since `next`; `false` when there
+    /// was nothing new (the caller yields). The floor never runs with the slow subscriber
+    /// ([`Impl::supports`]), so there is no per-event sleep to await here.
+    struct Reader {
+        board: Arc<Board>,
+        spec: Spec,
+        sub: usize,
+        next: u64,
+        rec: Rec,
+    }
+
+    impl Reader {
+        fn done(&self) -> bool {
+            self.next >= self.spec.events
+        }
+
+        fn catch_up(&mut self) -> bool {
+            // Acquire: pairs with the publisher's Release store of `published`.
+            let end = self.board.published.load(Ordering::Acquire);
+            for i in self.next..end {
+                // Relaxed: published by the Acquire load of `published` above.
+                let seq = self.board.seqs[i as usize].load(Ordering::Relaxed);
+                if self.spec.wants(self.sub, seq) {
+                    self.rec.record(seq);
+                }
+            }
+            let progressed = end > self.next;
+            self.next = end;
+            progressed
+        }
+    }
+
     let board = Arc::new(Board {
         seqs: (0..spec.events).map(|_| AtomicU64::new(0)).collect(),
         published: AtomicU64::new(0),
     });
     for sub in 0..spec.receivers() {
-        let (board, spec) = (Arc::clone(&board), spec.clone());
-        let mut rec = Rec::new(&spec, sub, origin);
-        // Acquire: pairs with the publisher's Release store of `published`.
-        let available = move |board: &Board| board.published.load(Ordering::Acquire);
+        let rec = Rec::new(spec, sub, origin);
+        let mut reader =
+            Reader { board: Arc::clone(&board), spec: spec.clone(), sub, next: 0, rec };
         match spec.mode {
             Mode::Async => rxs.spawn_async(async move {
-                let mut next = 0;
-                while next < spec.events {
-                    let end = available(&board);
-                    if end == next {
+                while !reader.done() {
+                    if !reader.catch_up() {
                         tokio::task::yield_now().await;
-                        continue;
                     }
-                    for i in next..end {
-                        // Relaxed: published by the Acquire load of `published` above.
-                        let seq = board.seqs[i as usize].load(Ordering::Relaxed);
-                        if spec.wants(sub, seq) {
-                            rec.record(seq);
-                            slow_async(&rec).await;
-                        }
-                    }
-                    next = end;
                 }
-                rec
+                reader.rec
             }),
             Mode::Threads => rxs.spawn_thread(move || {
-                let mut next = 0;
-                while next < spec.events {
-                    let end = available(&board);
-                    if end == next {
+                while !reader.done() {
+                    if !reader.catch_up() {
                         thread::yield_now();
-                        continue;
                     }
-                    for i in next..end {
-                        // Relaxed: published by the Acquire load of `published` above.
-                        let seq = board.seqs[i as usize].load(Ordering::Relaxed);
-                        if spec.wants(sub, seq) {
-                            rec.record(seq);
-                            slow_blocking(&rec);
-                        }
-                    }
-                    next = end;
                 }
-                rec
+                reader.rec
             }),
         }
     }
