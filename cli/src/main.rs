@@ -1,10 +1,12 @@
 //! `ringcast`: command-line tools for the ringcast event bus.
 //!
 //! `ringcast demo` runs a small publish/subscribe scenario and prints what each subscriber
-//! received, so the overflow policies can be seen side by side.
+//! received, so the overflow policies can be seen side by side. `ringcast soak` runs the
+//! real bus for a while under a changing load and checks its invariants all along.
 
 mod bench;
 mod plot;
+mod soak;
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -33,6 +35,9 @@ enum Command {
     Stats(StatsCommand),
     /// Run the standard scenarios against every competitor and print a table
     Bench(bench::BenchArgs),
+    /// Run the bus under a changing load (phases, subscribers joining and leaving, every
+    /// overflow policy) for a while, checking its invariants; prints the seed to rerun
+    Soak(soak::SoakArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         Command::Demo => demo(),
         Command::Stats(StatsCommand::Plot { capture, out }) => plot::plot_capture(&capture, &out),
         Command::Bench(args) => bench::run(&args),
+        Command::Soak(args) => soak::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
