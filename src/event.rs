@@ -163,7 +163,7 @@ impl<E: fmt::Debug> fmt::Debug for Event<E> {
 /// clock; it falls back to the OS clock where the TSC is unusable) and one reading of both
 /// clocks, taken together, to convert stamps to `Instant`s.
 pub(crate) struct Anchor {
-    clock: quanta::Clock,
+    clock: Clock,
     raw: u64,
     instant: Instant,
 }
@@ -171,10 +171,35 @@ pub(crate) struct Anchor {
 pub(crate) fn anchor() -> &'static Anchor {
     static ANCHOR: OnceLock<Anchor> = OnceLock::new();
     ANCHOR.get_or_init(|| {
-        let clock = quanta::Clock::new();
+        let clock = Clock::new();
         let raw = clock.raw();
         Anchor { clock, raw, instant: Instant::now() }
     })
+}
+
+#[cfg(not(miri))]
+use quanta::Clock;
+
+/// Miri cannot run quanta's calibration (`rdtsc`, `cpuid`): under miri the publish clock is
+/// the monotonic clock, with quanta's `raw`/`delta` API. This is the one place that owns the
+/// clock, so the shim lives here, as `sync` holds loom's.
+#[cfg(miri)]
+struct Clock(Instant);
+
+#[cfg(miri)]
+impl Clock {
+    fn new() -> Self {
+        Clock(Instant::now())
+    }
+
+    /// Nanoseconds since the clock was made.
+    fn raw(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn delta(&self, start: u64, end: u64) -> Duration {
+        Duration::from_nanos(end.saturating_sub(start))
+    }
 }
 
 /// A secondary routing key: a namespace (say a connector id) and a key within it (say

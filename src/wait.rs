@@ -26,11 +26,17 @@ pub(crate) enum Step {
     Park,
 }
 
-// Under loom, spinning only multiplies the interleavings to explore: park at once.
-#[cfg(not(loom))]
+// Under loom, spinning only multiplies the interleavings to explore: park at once. Under
+// miri, which interprets every spin, a few spins keep the spin path checked and the runs
+// short.
+#[cfg(not(any(loom, miri)))]
 const SPINS: u32 = 64;
-#[cfg(not(loom))]
+#[cfg(not(any(loom, miri)))]
 const YIELDS: u32 = 16;
+#[cfg(all(miri, not(loom)))]
+const SPINS: u32 = 2;
+#[cfg(all(miri, not(loom)))]
+const YIELDS: u32 = 2;
 #[cfg(loom)]
 const SPINS: u32 = 0;
 #[cfg(loom)]

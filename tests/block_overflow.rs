@@ -13,7 +13,7 @@ use ringcast::{Bus, Event, Overflow, Subscription};
 #[test]
 fn block_is_lossless_for_a_slow_reader() {
     // Far more than ring + queue hold; every event is a hand-off between shard and reader.
-    const N: u64 = 1_000;
+    const N: u64 = common::scaled(1_000);
     for k in [1, 2] {
         let (got, dropped) = watchdog("slow Block reader", move || {
             let bus: Bus<u64> = Bus::builder().ring_capacity(8).dispatchers(k).build().unwrap();
@@ -58,7 +58,7 @@ fn block_is_lossless_for_a_slow_reader() {
 /// for room, or each waits for the other forever.
 #[test]
 fn parked_block_receiver_is_woken_before_the_shard_waits_for_room() {
-    const ROUNDS: u64 = 40;
+    const ROUNDS: u64 = common::scaled(40);
     const BURST: u64 = 4; // one batch on a ring of 8; twice the queue
     watchdog_for("burst into a parked Block receiver", Duration::from_secs(120), || {
         let bus: Bus<u64> = Bus::builder().ring_capacity(8).build().unwrap();
@@ -107,7 +107,7 @@ fn wait_until_stuck(bus: &Bus<u64>, stuck: &ringcast::Subscriber<u64>, cap: usiz
 
 #[test]
 fn dropping_the_blocking_subscriber_releases_the_shard() {
-    const N: u64 = 2_000;
+    const N: u64 = common::scaled(2_000);
     const RING: u64 = 16;
     for k in [1, 2] {
         let (others, published) = watchdog("drop a stuck Block subscriber", move || {

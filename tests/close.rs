@@ -16,7 +16,7 @@ use ringcast::{
     Subscription, TryRecvError,
 };
 
-const N: u64 = 2_000;
+const N: u64 = common::scaled(2_000);
 
 #[derive(Clone, Copy, Debug)]
 enum HowToClose {
@@ -225,7 +225,7 @@ fn subscribe_and_publisher_after_close_are_closed() {
 #[test]
 fn subscribe_racing_close_never_hangs() {
     watchdog("subscribe vs close", || {
-        for round in 0..50u64 {
+        for round in 0..common::scaled(50) {
             let bus: Bus<u64> = Bus::builder().dispatchers(2).build().unwrap();
             let mut publisher = bus.publisher().unwrap();
             let subscribing = {
@@ -322,7 +322,7 @@ enum DropOrder {
 
 #[test]
 fn every_payload_is_dropped_exactly_once() {
-    const EVENTS: usize = 3_000;
+    const EVENTS: usize = common::scaled(3_000) as usize;
     for order in [DropOrder::SubscribersFirst, DropOrder::BusFirst, DropOrder::PublisherLast] {
         for k in [1, 2] {
             // One extra id for an event refused after close.
@@ -387,7 +387,7 @@ fn every_payload_is_dropped_exactly_once() {
                     }
                 }
                 let kept = reading.join().expect("reader");
-                assert_eq!(kept.len(), EVENTS / 100);
+                assert_eq!(kept.len(), EVENTS.div_ceil(100));
                 drop(kept);
             });
             if !matches!(order, DropOrder::BusFirst) {
@@ -462,7 +462,8 @@ fn payloads_behind_a_stuck_block_subscriber_are_dropped() {
 // ---- dispatcher threads -----------------------------------------------------------------
 
 /// Names of this process's threads (Linux: `/proc/self/task/*/comm`, at most 15 bytes).
-#[cfg(target_os = "linux")]
+/// Not under miri: its threads are interpreted, so the OS does not list them.
+#[cfg(all(target_os = "linux", not(miri)))]
 fn thread_names() -> Vec<String> {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
@@ -471,7 +472,7 @@ fn thread_names() -> Vec<String> {
         .collect()
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(miri)))]
 #[test]
 fn dispatcher_threads_are_named_and_joined_on_close() {
     // "rcx7-dispatch-0" is 15 bytes: the longest name Linux keeps whole; the prefix is

@@ -23,7 +23,7 @@ impl Drop for Payload {
     }
 }
 
-const EVENTS: u64 = 200;
+const EVENTS: u64 = common::scaled(200);
 const SUBSCRIBERS: usize = 5;
 
 #[test]
@@ -70,23 +70,24 @@ fn every_subscriber_gets_the_same_allocation() {
             }
 
             // Clones are handles, not copies.
-            let original = &received[0][7];
+            let (some, other) = (EVENTS as usize / 4, EVENTS as usize / 2);
+            let original = &received[0][some];
             let clones: Vec<Delivery<Payload>> = (0..1000).map(|_| original.clone()).collect();
             for clone in &clones {
                 assert!(Delivery::ptr_eq(original, clone));
                 assert!(std::ptr::eq(original.payload(), clone.payload()));
-                assert_eq!(clone.seq(), 7);
+                assert_eq!(clone.seq(), some as u64);
             }
             drop(clones);
             assert_eq!(drops.load(Ordering::SeqCst), 0);
 
             // Keep one clone, drop everything else: only that payload survives.
-            let kept = received[2][42].clone();
+            let kept = received[2][other].clone();
             drop(received);
             drop(subs);
             drop(bus);
             assert_eq!(drops.load(Ordering::SeqCst), EVENTS as usize - 1);
-            assert_eq!(kept.payload().value, 42);
+            assert_eq!(kept.payload().value, other as u64);
             drop(kept);
             assert_eq!(drops.load(Ordering::SeqCst), EVENTS as usize, "dropped more than once?");
         });

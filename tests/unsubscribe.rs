@@ -44,7 +44,7 @@ fn subscriber_count_follows_subscribe_and_drop() {
 
 #[test]
 fn dropping_one_subscriber_mid_stream_does_not_affect_the_others() {
-    const N: u64 = 4_000;
+    const N: u64 = common::scaled(4_000);
     for k in [1, 2] {
         let others = watchdog("drop mid-stream", move || {
             let bus: Bus<u64> = Bus::builder().ring_capacity(16).dispatchers(k).build().unwrap();
@@ -79,7 +79,7 @@ fn dropping_one_subscriber_mid_stream_does_not_affect_the_others() {
 /// never waits for it again.
 #[test]
 fn a_dropped_block_subscriber_never_stalls_its_shard() {
-    const N: u64 = 5_000;
+    const N: u64 = common::scaled(5_000);
     for k in [1, 2] {
         let (got, published) = watchdog("dropped Block subscriber", move || {
             let bus: Bus<u64> = Bus::builder().ring_capacity(8).dispatchers(k).build().unwrap();
@@ -130,7 +130,7 @@ fn resubscribing_starts_fresh() {
 /// in order; the count returns to the steady ones.
 #[test]
 fn churn_while_publishing() {
-    const N: u64 = 20_000;
+    const N: u64 = common::scaled(20_000);
     for k in [1, 3] {
         let (steady, published, count_after) = watchdog("subscriber churn", move || {
             let bus: Bus<u64> = Bus::builder().ring_capacity(32).dispatchers(k).build().unwrap();

@@ -8,8 +8,30 @@ use std::time::Duration;
 use ringcast::{RecvTimeoutError, Subscriber, Topic};
 
 /// Hang guard: long enough never to fire on a slow, noisy machine, short enough to fail a
-/// hung test instead of hanging CI. Never a timing assertion.
-pub const HANG: Duration = Duration::from_secs(30);
+/// hung test instead of hanging CI. Never a timing assertion. Under miri, which interprets
+/// every instruction (about a thousand times slower), it is an hour.
+pub const HANG: Duration =
+    if cfg!(miri) { Duration::from_secs(3600) } else { Duration::from_secs(30) };
+
+/// How many events (or rounds) a scenario runs: `n`, or a hundredth of it (at least 8) under
+/// miri, so the same scenarios check the unsafe paths in minutes. Ring and queue sizes in the
+/// tests are small already, so the scaled runs still wrap the ring and fill the queues.
+pub const fn scaled(n: u64) -> u64 {
+    if cfg!(miri) {
+        let small = n / 100;
+        if small < 8 {
+            if n < 8 {
+                n
+            } else {
+                8
+            }
+        } else {
+            small
+        }
+    } else {
+        n
+    }
+}
 
 /// A topic for tests that do not care about topics.
 pub fn topic() -> Topic {
