@@ -55,18 +55,23 @@ pub enum Impl {
     AsyncBroadcast,
     Disruptor,
     Ringcast,
+    /// ringcast with the buffering tokio broadcast gets in saturation runs: a
+    /// `DropNewest` queue that holds the whole run, so no backpressure at all. Beside the
+    /// `Block` row it separates the cost of the data path from the cost of backpressure.
+    RingcastBigQueues,
     /// Not a library: the harness floor (see [`floor`]).
     Floor,
 }
 
 impl Impl {
-    pub const ALL: [Impl; 7] = [
+    pub const ALL: [Impl; 8] = [
         Impl::TokioBroadcast,
         Impl::WorkerMpsc,
         Impl::Crossbeam,
         Impl::AsyncBroadcast,
         Impl::Disruptor,
         Impl::Ringcast,
+        Impl::RingcastBigQueues,
         Impl::Floor,
     ];
 
@@ -78,6 +83,7 @@ impl Impl {
             Impl::AsyncBroadcast => "async-broadcast",
             Impl::Disruptor => "disruptor",
             Impl::Ringcast => "ringcast",
+            Impl::RingcastBigQueues => "ringcast (big queues)",
             Impl::Floor => "floor (no library)",
         }
     }
@@ -87,9 +93,12 @@ impl Impl {
     ///
     /// The floor does not run with the slow subscriber: nothing bounds its lag, so the run
     /// would last as long as the slow subscriber takes to read every event.
+    ///
+    /// `ringcast (big queues)` runs in saturation only (where the default row uses `Block`).
     pub fn supports(self, spec: &Spec) -> bool {
         match self {
             Impl::Disruptor => spec.topics == 1,
+            Impl::RingcastBigQueues => spec.lossless && !spec.slow,
             Impl::Floor => !spec.slow,
             _ => true,
         }
@@ -104,6 +113,7 @@ impl Impl {
             Impl::AsyncBroadcast => "overflow evicts oldest; slow receiver sees Overflowed(n)",
             Impl::Disruptor => "no drops: ring fills, publisher waits for it",
             Impl::Ringcast => "its queue drops newest (DropNewest); Lagged(n)",
+            Impl::RingcastBigQueues => "not run: saturation only",
             Impl::Floor => "not run: nothing bounds its lag",
         }
     }
@@ -201,11 +211,22 @@ pub struct Rec {
     pub(crate) origin: Option<Origin>,
 }
 
+/// A vector with room for `n` items whose every page is already faulted in: the timed
+/// window then never pays the first touch of a page, and no row depends on what the row
+/// before it left in the allocator. (`Vec::with_capacity` alone only reserves address
+/// space; zeroes could come from the OS's zero page, so the fill is not zero.)
+pub fn prefaulted<T: Copy>(n: usize, fill: T) -> Vec<T> {
+    let mut v = vec![fill; n];
+    std::hint::black_box(&mut v);
+    v.clear();
+    v
+}
+
 impl Rec {
     fn new(spec: &Spec, sub: usize, origin: Origin) -> Rec {
         Rec {
             sub,
-            got: Vec::with_capacity(spec.expected(sub) as usize),
+            got: prefaulted(spec.expected(sub) as usize, (u64::MAX, u64::MAX)),
             reported_lost: 0,
             slow: spec.is_slow(sub),
             origin: Some(origin),
@@ -240,7 +261,8 @@ pub fn run(imp: Impl, spec: &Spec) -> Outcome {
         Impl::Crossbeam => crossbeam(spec, origin, &mut rxs),
         Impl::AsyncBroadcast => async_bcast(spec, origin, &mut rxs),
         Impl::Disruptor => return disruptor_run(spec, origin),
-        Impl::Ringcast => ringcast_run(spec, origin, &mut rxs),
+        Impl::Ringcast => ringcast_run(spec, origin, &mut rxs, false),
+        Impl::RingcastBigQueues => ringcast_run(spec, origin, &mut rxs, true),
         Impl::Floor => floor(spec, origin, &mut rxs),
     };
     let mut recs = rxs.join();
@@ -317,7 +339,7 @@ fn publish_loop<P: FnMut(Msg) + Send>(spec: &Spec, origin: Origin, mut publish: 
     let interval = spec.rate.map(|r| 1e9 / r.max(1) as f64);
     thread::scope(|s| {
         s.spawn(move || {
-            let mut stamps = Vec::with_capacity(events as usize);
+            let mut stamps = prefaulted(events as usize, u64::MAX);
             let start = origin.elapsed_ns();
             for seq in 0..events {
                 if let Some(interval) = interval {
@@ -659,7 +681,7 @@ where
 /// Saturation runs subscribe with `Overflow::Block` (its lossless mode: backpressure
 /// through the ring, like crossbeam's `send`) and the default 1024-event queue; paced runs
 /// use the default `DropNewest` and `spec.queue`.
-fn ringcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
+fn ringcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>, big: bool) -> Vec<u64> {
     use ringcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
     let bus: Bus<Msg> =
         Bus::builder().dispatchers(spec.dispatchers).build().expect("valid bus config");
@@ -673,7 +695,9 @@ fn ringcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64
             Subscription::to(&format!("bench.t{}", sub as u64 % u64::from(spec.topics)))
                 .expect("valid pattern")
         };
-        let (overflow, capacity) = if spec.lossless {
+        let (overflow, capacity) = if big {
+            (Overflow::DropNewest, spec.lossless_capacity())
+        } else if spec.lossless {
             (Overflow::Block, 1024)
         } else {
             (Overflow::DropNewest, spec.queue)
@@ -764,7 +788,8 @@ fn floor(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
     }
 
     let board = Arc::new(Board {
-        seqs: (0..spec.events).map(|_| AtomicU64::new(0)).collect(),
+        // A non-zero fill: every page faulted in before the clock starts (see `prefaulted`).
+        seqs: (0..spec.events).map(|_| AtomicU64::new(u64::MAX)).collect(),
         published: AtomicU64::new(0),
     });
     for sub in 0..spec.receivers() {
