@@ -71,7 +71,7 @@ pub use error::{
     RecvTimeoutError, TopicError, TopicErrorKind, TryPublishError, TryRecvError,
 };
 pub use event::{Alias, Delivery, Event};
-pub use publisher::Publisher;
+pub use publisher::{Closed, Flush, Publisher};
 pub use queue::Recv;
 pub use stats::events::{StatsDelta, STATS_TOPIC};
 pub use stats::recorder::{Capture, CaptureMeta, RecorderError, StatsRecorder};
