@@ -1,6 +1,7 @@
 //! The bus handle and its builder: configuration, thread lifecycle, subscribe.
 
 use std::fmt;
+use std::task::Waker;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,18 @@ pub(crate) struct Shared<E> {
     queue_capacity: usize,
     /// Serialises subscribes, so least-loaded placement sees every earlier one.
     placement: Mutex<()>,
+    /// Live `Subscriber` handles: incremented by subscribe, decremented last in
+    /// `Subscriber::drop`. Read by `Publisher::subscriber_count` and `Publisher::closed`.
+    pub(crate) live_subscribers: AtomicU64,
+    /// Tasks waiting in `Publisher::closed` for `live_subscribers` to reach 0.
+    pub(crate) closed_wakers: Mutex<ClosedWakers>,
+}
+
+/// The tasks waiting in `Publisher::closed`, each under the id of its future.
+#[derive(Default)]
+pub(crate) struct ClosedWakers {
+    pub(crate) next_id: u64,
+    pub(crate) wakers: Vec<(u64, Waker)>,
 }
 
 /// `$SYS` events waiting for one shard.
@@ -275,6 +288,8 @@ impl BusBuilder {
             next_id: AtomicU64::new(0),
             queue_capacity: self.queue_capacity,
             placement: Mutex::new(()),
+            live_subscribers: AtomicU64::new(0),
+            closed_wakers: Mutex::new(ClosedWakers::default()),
         });
         let mut threads = Vec::with_capacity(self.dispatchers);
         for index in 0..self.dispatchers {
@@ -283,7 +298,11 @@ impl BusBuilder {
             match spawn_named(name, move || crate::dispatch::run(worker, index)) {
                 Ok(handle) => threads.push(handle),
                 Err(e) => {
-                    // Never a half-built bus: stop the shards already started.
+                    // Never a half-built bus: stop the shards already started. The shards
+                    // never started are retired here, so close does not wait for them.
+                    for never in index..self.dispatchers {
+                        shared.ring.retire(never);
+                    }
                     let handle =
                         BusHandle { shared, threads: Mutex::new(threads), thread_ids: Vec::new() };
                     drop(handle);
@@ -315,8 +334,16 @@ fn check_queue_capacity(field: &'static str, capacity: usize) -> Result<(), Conf
     Ok(())
 }
 
-/// A handle to an event bus. Cheap to clone; the last handle dropped closes the bus and
-/// joins its dispatcher threads.
+/// A handle to an event bus. Cheap to clone.
+///
+/// The bus lives as long as any handle to it does, of any kind: a `Bus`, the
+/// [`Publisher`] or a [`Subscriber`], like a channel lives as long as its halves. A
+/// function may build a bus and return only its publisher and subscribers. When the last
+/// handle of any kind is dropped, the bus closes and its dispatcher threads are joined
+/// (if that drop runs on a dispatcher thread itself, for example inside a subscription's
+/// filter, the threads are left to finish on their own instead: a thread cannot join
+/// itself). [`close`](Self::close) ends the bus early; dropping the publisher ends
+/// publishing.
 ///
 /// ```
 /// use ringcast::{Bus, Event, Subscription, Topic};
@@ -336,8 +363,11 @@ pub struct Bus<E> {
     handle: Arc<BusHandle<E>>,
 }
 
-struct BusHandle<E> {
-    shared: Arc<Shared<E>>,
+/// What every handle (`Bus`, `Publisher`, `Subscriber`) keeps alive; its drop closes the
+/// bus and joins the dispatchers. The dispatcher threads hold only `Shared`, never this, so
+/// they never keep the bus alive.
+pub(crate) struct BusHandle<E> {
+    pub(crate) shared: Arc<Shared<E>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     #[cfg_attr(loom, allow(dead_code))]
     thread_ids: Vec<ThreadId>,
@@ -371,7 +401,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
         if shared.publisher_taken.swap(true, Ordering::Relaxed) {
             return Err(BusError::PublisherTaken);
         }
-        Ok(Publisher::new(Arc::clone(shared)))
+        Ok(Publisher::new(Arc::clone(&self.handle)))
     }
 
     /// Subscribes. The subscriber receives every matching event published after this
@@ -383,34 +413,33 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// # Errors
     /// `Closed` after the bus closed; `Config` for a capacity of 0.
     pub fn subscribe(&self, subscription: Subscription<E>) -> Result<Subscriber<E>, BusError> {
-        let shared = &self.handle.shared;
-        let capacity = subscription.capacity.unwrap_or(shared.queue_capacity);
-        check_queue_capacity("capacity", capacity)?;
-        let _placement = shared.placement.lock();
-        let shard = (0..shared.shards.len()).min_by_key(|&i| shared.shards[i].len()).unwrap_or(0);
-        // Relaxed: ids need only be unique.
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let name = subscription.name.unwrap_or_else(|| format!("sub-{id}"));
-        let queue =
-            Arc::new(SubQueue::new(capacity, subscription.overflow, Meta { id, name, shard }));
-        let start = || (!shared.ring.is_closed()).then(|| shared.ring.published_acquire());
-        let entry = Entry {
-            id,
-            start: 0,
-            queue: Arc::clone(&queue),
-            matcher: subscription.matcher,
-            route: subscription.route,
-            filter: subscription.filter,
-        };
-        shared.shards[shard].insert(entry, start).map_err(|_| BusError::Closed)?;
-        shared.subscriptions.open();
-        Ok(Subscriber::new(queue, Arc::clone(shared)))
+        BusHandle::subscribe(&self.handle, subscription)
     }
 
     /// Closes the bus and waits for its dispatchers to finish: the publisher's next publish
     /// fails, events already published are delivered, then every receiver sees `Closed`
     /// after draining its queue. A shard waiting on a full `Overflow::Block` subscriber
-    /// stops waiting (that event is counted as dropped). Idempotent.
+    /// stops waiting (that event is counted as dropped; call
+    /// [`Publisher::flush`] first to deliver to `Block` subscribers losslessly).
+    /// Idempotent.
+    ///
+    /// When `close` returns (called anywhere but on a dispatcher thread, where it cannot
+    /// wait for itself), every shard has finished and closed its subscribers' queues: a
+    /// subscriber's `try_recv` returns what is queued and then `Closed`, never `Empty`.
+    /// Dropping the publisher does not wait: until the shards have drained the ring,
+    /// `try_recv` may still say `Empty` before `Closed`.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, Subscription, Topic, TryRecvError};
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let mut publisher = bus.publisher()?;
+    /// publisher.publish(Event::new(Topic::new("t")?, 1))?;
+    /// bus.close();
+    /// assert_eq!(*sub.try_recv()?.payload(), 1);
+    /// assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(&self) {
         self.handle.close();
     }
@@ -627,6 +656,41 @@ fn stats_events<E: From<StatsDelta> + Send + Sync + 'static>(
     }
 }
 
+impl<E: Send + Sync + 'static> BusHandle<E> {
+    /// `Bus::subscribe`, also used by `Subscriber::resubscribe`.
+    // `this: &Arc<Self>`, not `self`: loom's `Arc` cannot be a method receiver.
+    pub(crate) fn subscribe(
+        this: &Arc<Self>,
+        subscription: Subscription<E>,
+    ) -> Result<Subscriber<E>, BusError> {
+        let shared = &this.shared;
+        let capacity = subscription.capacity.unwrap_or(shared.queue_capacity);
+        check_queue_capacity("capacity", capacity)?;
+        let _placement = shared.placement.lock();
+        let shard = (0..shared.shards.len()).min_by_key(|&i| shared.shards[i].len()).unwrap_or(0);
+        // Relaxed: ids need only be unique.
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let name = subscription.name.clone().unwrap_or_else(|| format!("sub-{id}"));
+        let queue =
+            Arc::new(SubQueue::new(capacity, subscription.overflow, Meta { id, name, shard }));
+        let start = || (!shared.ring.is_closed()).then(|| shared.ring.published_acquire());
+        let entry = Entry {
+            id,
+            start: 0,
+            queue: Arc::clone(&queue),
+            matcher: subscription.matcher.clone(),
+            route: subscription.route,
+            filter: subscription.filter.clone(),
+        };
+        shared.shards[shard].insert(entry, start).map_err(|_| BusError::Closed)?;
+        shared.subscriptions.open();
+        // Relaxed: a count; `Publisher::closed` needs only the decrements ordered (a
+        // subscriber that exists was counted before its handle could reach anyone).
+        shared.live_subscribers.fetch_add(1, Ordering::Relaxed);
+        Ok(Subscriber::new(queue, Arc::clone(this), subscription))
+    }
+}
+
 impl<E> BusHandle<E> {
     fn close(&self) {
         let shared = &self.shared;
@@ -651,6 +715,10 @@ impl<E> BusHandle<E> {
             // A shard that panicked already closed what it owned (dispatch's `Finish`).
             let _ = thread.join();
         }
+        // A concurrent close may have taken the threads: wait for the shards all the same,
+        // so that after any `close` returns every queue is closed (each shard closes its
+        // queues, then retires its cursor).
+        shared.ring.wait_retired(shared.wait_strategy);
     }
 }
 

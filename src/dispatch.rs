@@ -16,8 +16,10 @@
 //!    batch's counts to its counters.
 //!
 //! When the ring is closed and drained, or if the shard panics, a guard closes the
-//! registry and every queue so no receiver waits forever; a panicking shard also closes
-//! the ring, so the publisher sees `Closed` instead of a full ring.
+//! registry and every queue so no receiver waits forever, then retires the shard's cursor
+//! (so neither the publisher, nor a flush, nor `Bus::close` waits for it again); a
+//! panicking shard also closes the ring, so the publisher sees `Closed` instead of a full
+//! ring.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -52,6 +54,9 @@ impl<E> Drop for Finish<'_, E> {
         for entry in self.shared.shards[self.index].close().entries.iter() {
             entry.queue.close();
         }
+        // Last: a retired cursor tells `Bus::close` (and a flush) that this shard is done,
+        // its queues included.
+        self.shared.ring.retire(self.index);
     }
 }
 
@@ -309,6 +314,6 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
         shard.end(&list);
         counters.add(&tally);
     }
-    consumer.retire();
-    drop(finish);
+    drop(consumer);
+    drop(finish); // closes the queues, then retires the cursor
 }

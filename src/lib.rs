@@ -62,6 +62,11 @@ mod wait;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// The migration page's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/from-tokio-broadcast.md")]
+pub struct MigrationDoctests;
+
 pub use bus::{
     Bus, BusBuilder, MAX_BINDING_CAPACITY, MAX_DISPATCHERS, MAX_RING_CAPACITY,
     MAX_ROUTE_CACHE_CAPACITY, MIN_RING_CAPACITY,
@@ -71,7 +76,7 @@ pub use error::{
     RecvTimeoutError, TopicError, TopicErrorKind, TryPublishError, TryRecvError,
 };
 pub use event::{Alias, Delivery, Event};
-pub use publisher::Publisher;
+pub use publisher::{Closed, Flush, Publisher};
 pub use queue::Recv;
 pub use stats::events::{StatsDelta, STATS_TOPIC};
 pub use stats::recorder::{Capture, CaptureMeta, RecorderError, StatsRecorder};

@@ -44,6 +44,14 @@ impl<T> Producer<T> {
         }
         self.0.push(value)
     }
+    /// As `Publisher::flush`: waits until every value published so far is dispatched.
+    pub fn flush(&self) {
+        self.0.flush(WaitStrategy::Adaptive);
+    }
+    /// As `Publisher::flush_async`.
+    pub fn flush_async(&self) -> impl Future<Output = ()> + '_ {
+        self.0.flush_async()
+    }
 }
 
 /// One shard's consumer.
@@ -65,6 +73,26 @@ impl<T: Clone> Consumer<T> {
             let batch = (next..available.end).map(|s| (s, self.0.read(s, T::clone))).collect();
             self.0.release(available.end);
             return Some(batch);
+        }
+    }
+
+    /// As [`next_batch`](Self::next_batch), running `before_release` on the batch before
+    /// the slots are released (where a shard pushes into subscriber queues).
+    pub fn next_batch_then(&mut self, before_release: impl FnOnce(&[(u64, T)])) -> Option<usize> {
+        loop {
+            let available = self.0.wait(WaitStrategy::Adaptive, &|| false);
+            let next = self.0.next_seq();
+            if available.end == next {
+                if available.closed {
+                    return None;
+                }
+                continue;
+            }
+            let batch: Vec<_> =
+                (next..available.end).map(|s| (s, self.0.read(s, T::clone))).collect();
+            before_release(&batch);
+            self.0.release(available.end);
+            return Some(batch.len());
         }
     }
 }

@@ -1,12 +1,28 @@
-//! The single publisher.
+//! The single publisher, and its signals: flush, closed, subscriber count, ring length.
+//!
+//! # Orderings
+//! | write (Release) | read (Acquire) | what it publishes |
+//! |---|---|---|
+//! | a shard's swap of its ring cursor (`ring::Consumer::release`, `Ring::retire`) | the cursor loads of `Ring::dispatched` in [`Publisher::flush`] / [`Flush`] (`ring::FlushWait`) | the shard's pushes into subscriber queues of every event below the cursor: after a flush, `try_recv` finds them |
+//! | `Subscriber::drop`'s `fetch_sub` of `live_subscribers` (AcqRel) | the `live_subscribers` loads in [`Closed::poll`] | everything the last subscriber did before it was dropped |
+//!
+//! Both waits register with the side that makes the condition true under a lock that the
+//! waker takes too, and re-check after registering: the flush through the ring's
+//! `PUBLISHER_WAITING` protocol (see `ring`), `closed` through `Shared::closed_wakers`
+//! (register, then load the count; the last subscriber decrements, then takes the wakers
+//! under the same lock). Modelled in `loom-tests/tests/publisher.rs`, whose models fail if
+//! either Acquire/Release pair above is weakened to Relaxed.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::bus::Shared;
+use crate::bus::{BusHandle, Shared};
 use crate::error::{PublishError, PublishTimeoutError, TryPublishError};
 use crate::event::Event;
-use crate::ring::{Producer, WaitError};
+use crate::ring::{FlushWait, Producer, WaitError};
 use crate::stats::topics::LocalTopics;
 use crate::sync::atomic::Ordering;
 use crate::sync::Arc;
@@ -15,19 +31,27 @@ use crate::sync::Arc;
 /// [`Bus::publisher`](crate::Bus::publisher).
 ///
 /// Dropping it (or [`close`](Self::close)) closes the bus for publishing: the dispatchers
-/// deliver every event already published, then every receiver sees `Closed`.
+/// deliver every event already published, then every receiver sees `Closed`. It keeps the
+/// bus alive: the bus lives while a `Bus`, the publisher or a subscriber does.
+///
+/// `publish` returns once the event is in the ring; a dispatcher thread moves it to the
+/// subscribers' queues a moment later. [`flush`](Self::flush) waits for that.
 pub struct Publisher<E> {
     producer: Producer<Arc<Event<E>>>,
     shared: Arc<Shared<E>>,
     topics: LocalTopics,
+    /// Keeps the bus alive (dropped after `shared`'s ring is closed in `drop`).
+    _handle: Arc<BusHandle<E>>,
 }
 
 impl<E> Publisher<E> {
-    pub(crate) fn new(shared: Arc<Shared<E>>) -> Self {
+    pub(crate) fn new(handle: Arc<BusHandle<E>>) -> Self {
+        let shared = Arc::clone(&handle.shared);
         Publisher {
             producer: Producer::new(Arc::clone(&shared.ring)),
             shared,
             topics: LocalTopics::new(),
+            _handle: handle,
         }
     }
 
@@ -99,8 +123,122 @@ impl<E> Publisher<E> {
         self.producer.next_seq()
     }
 
-    /// Closes the bus for publishing (same as dropping the publisher).
+    /// Closes the bus for publishing (same as dropping the publisher). Does not wait for
+    /// the dispatchers: see [`Bus::close`](crate::Bus::close) for a close that does.
     pub fn close(self) {}
+
+    /// Waits until every event published before this call has been handled by every
+    /// dispatcher shard: pushed into the queue of every subscriber it matches, or dropped
+    /// under that subscriber's [`Overflow`](crate::Overflow) policy. After it returns,
+    /// [`Subscriber::try_recv`](crate::Subscriber::try_recv) on this thread finds those
+    /// events (another thread finds them once it has synchronised with this one). A
+    /// subscriber parked in `recv` is woken a moment later (wake-ups follow each batch).
+    ///
+    /// It waits like [`publish`](Self::publish) waits for ring space (the bus's
+    /// [`WaitStrategy`](crate::WaitStrategy): spin, yield, then park until a dispatcher
+    /// moves on). An `Overflow::Block` subscriber with a full queue makes it wait until
+    /// that subscriber receives: which is what makes request/response over `Block`
+    /// subscribers safe (see the README). It does not hang on a closed bus: a shard that
+    /// has finished (closed and drained, or panicked) counts as done. Do not call it from
+    /// a subscription's filter (a dispatcher thread): it would wait for itself.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let mut publisher = bus.publisher()?;
+    /// publisher.publish(Event::new(Topic::new("t")?, 7))?;
+    /// publisher.flush();
+    /// assert_eq!(*sub.try_recv()?.payload(), 7); // never `Empty` after a flush
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush(&mut self) {
+        self.producer.flush(self.shared.wait_strategy);
+    }
+
+    /// [`flush`](Self::flush) without blocking the thread: the future is woken by the
+    /// dispatcher shard that moves its cursor (a registered waker, no polling). Cancel-safe:
+    /// dropping it loses nothing (events are dispatched whether or not anyone waits) and
+    /// leaves no waker behind. Works on any executor.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let mut publisher = bus.publisher()?;
+    /// publisher.publish(Event::new(Topic::new("t")?, 7))?;
+    /// publisher.flush_async().await;
+    /// assert_eq!(*sub.try_recv()?.payload(), 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush_async(&mut self) -> Flush<'_, E> {
+        Flush(self.producer.flush_async())
+    }
+
+    /// Live subscribers: [`Subscriber`](crate::Subscriber) handles not yet dropped (like
+    /// tokio's `Sender::receiver_count`). A subscriber disconnected by
+    /// `Overflow::Disconnect` counts until its handle is dropped.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Subscription};
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let publisher = bus.publisher()?;
+    /// let sub = bus.subscribe(Subscription::all())?;
+    /// assert_eq!(publisher.subscriber_count(), 1);
+    /// drop(sub);
+    /// assert_eq!(publisher.subscriber_count(), 0);
+    /// # Ok::<(), ringcast::BusError>(())
+    /// ```
+    pub fn subscriber_count(&self) -> usize {
+        // Relaxed: a gauge; `closed` is the synchronising way to wait for 0.
+        self.shared.live_subscribers.load(Ordering::Relaxed) as usize
+    }
+
+    /// Resolves when no subscriber is left ([`subscriber_count`](Self::subscriber_count)
+    /// is 0), like tokio's `Sender::closed`: at once if there is none now (also before the
+    /// first subscribe), otherwise when the last one is dropped. A subscriber made later
+    /// does not un-resolve it. Everything the last subscriber did before its drop is
+    /// visible once it resolves. Cancel-safe: dropping the future leaves nothing behind.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Subscription};
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let publisher = bus.publisher()?;
+    /// let sub = bus.subscribe(Subscription::all())?;
+    /// std::thread::spawn(move || drop(sub));
+    /// publisher.closed().await; // the last subscriber is gone
+    /// assert_eq!(publisher.subscriber_count(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn closed(&self) -> Closed<'_, E> {
+        Closed { shared: &self.shared, id: None }
+    }
+
+    /// Events published and not yet dispatched by every shard: the ring's occupancy, a
+    /// gauge. Events a shard already moved into subscriber queues are not counted here
+    /// (see [`Subscriber::len`](crate::Subscriber::len)). At most
+    /// [`capacity`](Self::capacity).
+    pub fn len(&self) -> usize {
+        let published = self.producer.next_seq();
+        let dispatched = self.shared.ring.min_dispatched().min(published);
+        (published - dispatched) as usize
+    }
+
+    /// Whether every published event has been dispatched ([`len`](Self::len) is 0).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ring slots: how far the publisher may run ahead of the slowest dispatcher shard.
+    pub fn capacity(&self) -> usize {
+        self.shared.ring.capacity() as usize
+    }
 
     /// Stamps and publishes; the ring has space. Hands the event back if the bus closed.
     fn push(&mut self, mut event: Event<E>) -> Result<u64, Event<E>> {
@@ -126,6 +264,100 @@ impl<E> Publisher<E> {
 impl<E> Drop for Publisher<E> {
     fn drop(&mut self) {
         self.shared.ring.close();
+    }
+}
+
+/// The future of [`Publisher::flush_async`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Flush<'a, E>(FlushWait<'a, Arc<Event<E>>>);
+
+impl<E> Future for Flush<'_, E> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // `FlushWait` is `Unpin` (references and plain fields).
+        Pin::new(&mut self.get_mut().0).poll(cx)
+    }
+}
+
+impl<E> fmt::Debug for Flush<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flush").field("target", &self.0.target()).finish()
+    }
+}
+
+/// The future of [`Publisher::closed`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Closed<'a, E> {
+    shared: &'a Shared<E>,
+    /// Our entry in `closed_wakers`, once registered.
+    id: Option<u64>,
+}
+
+impl<E> Closed<'_, E> {
+    fn none_left(&self) -> bool {
+        // Acquire: pairs with the AcqRel `fetch_sub` in `Subscriber::drop`; what the last
+        // subscriber did before its drop is visible once this sees 0.
+        self.shared.live_subscribers.load(Ordering::Acquire) == 0
+    }
+
+    fn unregister(&mut self) {
+        if let Some(id) = self.id.take() {
+            let stale = {
+                let mut waiters = self.shared.closed_wakers.lock();
+                let at = waiters.wakers.iter().position(|(i, _)| *i == id);
+                at.map(|at| waiters.wakers.swap_remove(at))
+            };
+            drop(stale); // outside the lock: a waker's drop may run anything
+        }
+    }
+}
+
+impl<E> Future for Closed<'_, E> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.none_left() {
+            this.unregister();
+            return Poll::Ready(());
+        }
+        {
+            let mut waiters = this.shared.closed_wakers.lock();
+            let id = match this.id {
+                Some(id) => id,
+                None => {
+                    let id = waiters.next_id;
+                    waiters.next_id += 1;
+                    this.id = Some(id);
+                    id
+                }
+            };
+            match waiters.wakers.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, w)) if w.will_wake(cx.waker()) => {}
+                Some((_, w)) => *w = cx.waker().clone(),
+                None => waiters.wakers.push((id, cx.waker().clone())),
+            }
+        }
+        // Re-check after registering: the last subscriber decrements, then takes the
+        // wakers under the lock we just released, so either it finds ours or we see 0.
+        if this.none_left() {
+            this.unregister();
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl<E> Drop for Closed<'_, E> {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+impl<E> fmt::Debug for Closed<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Closed").field("registered", &self.id.is_some()).finish()
     }
 }
 

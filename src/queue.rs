@@ -561,9 +561,14 @@ impl<T> Receiver<T> {
         &self.queue
     }
 
-    /// Items queued now, including one held back behind a `Lagged` report.
+    /// Items waiting for this receiver, including one held back behind a `Lagged` report,
+    /// at most the capacity. The held item left the queue when it was popped (to see the
+    /// gap before it), so the shard may refill the queue behind it: for that short span
+    /// `capacity + 1` items wait, and `len` says `capacity`. The clamp keeps the promise
+    /// users read off `len` (it never exceeds `capacity`) without a second counter on the
+    /// push path.
     pub(crate) fn len(&self) -> usize {
-        self.queue.len() + usize::from(self.pending.is_some())
+        (self.queue.len() + usize::from(self.pending.is_some())).min(self.queue.capacity())
     }
 
     pub(crate) fn try_recv(&mut self) -> Result<T, TryRecvError> {

@@ -20,7 +20,9 @@
 //!   the publisher, with a compare-and-swap so that close (by any thread) and publish are
 //!   totally ordered: an event is either published before close, or handed back.
 //! - `cursors[i]`: bits 0..63 are shard `i`'s next sequence to read; [`PUBLISHER_WAITING`]
-//!   says the publisher may be parked waiting for space.
+//!   says someone may wait for the cursor to move: the publisher parked for space, or
+//!   waiting in a flush (parked, or its task's waker registered in `lock`), or a
+//!   `Bus::close` waiting for the shards to finish.
 //!
 //! Sequence numbers have 62 bits: at 10^9 events/s they last 146 years.
 //!
@@ -32,17 +34,26 @@
 //! its condition-variable wait has released it). No `SeqCst` fence is needed, and the hot
 //! path pays one RMW per publish and one per shard batch.
 //!
+//! Flush and close wait for cursors with the very same protocol as the publisher waiting
+//! for space: set [`PUBLISHER_WAITING`] on every cursor under `lock`, sleep if a cursor
+//! is still behind; the shard whose swap finds the bit notifies `space_ready` and takes
+//! and wakes the registered task waker (after releasing the lock). Several waiters may
+//! share the bit: the notification is `notify_all`, and each re-checks and re-sets it.
+//!
 //! # Orderings
 //! | write (Release) | read (Acquire) | what it publishes |
 //! |---|---|---|
 //! | publisher's CAS of `tail` in [`Producer::push`] | shard's load of `tail` in [`Consumer::poll`] / [`Consumer::wait`] | the slot value written before it |
 //! | shard's swap of `cursors[i]` in [`Consumer::release`] | publisher's loads of `cursors` in [`Producer::has_space`] | the shard's reads of slots below the cursor are done, so they may be overwritten |
+//! | the same swap (and [`Ring::retire`]'s) | the loads of `cursors` in [`Ring::dispatched`] (`Publisher::flush`, `flush_async`, `Bus::close`) | the shard's pushes of every event below the cursor into subscriber queues (dispatch pushes a batch, then releases it), and, once retired, its queues' close |
 //! | `fetch_or(CLOSED)` in [`Ring::close`] | every load of `tail` | close; the count it carries is final |
 //! | a shard's `fetch_sub` of a slot's `readers` in [`Consumer::release`] (AcqRel) | the last shard's same `fetch_sub` | the other shards' reads of the value are done before the last one drops it |
 //!
-//! Each row is exercised by `loom-tests/tests/ring.rs`.
+//! Each row is exercised by `loom-tests/tests/ring.rs` (the flush row by its
+//! `flush_*` models, which fail if the Acquire loads of `min_cursor` are weakened).
 
 use std::mem::MaybeUninit;
+use std::task::Waker;
 use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
@@ -74,9 +85,10 @@ pub(crate) struct Ring<T> {
     cursors: Box<[CachePadded<AtomicU64>]>,
     slots: Box<[Slot<T>]>,
     mask: u64,
-    /// Guards nothing but the sleep protocol: held while setting a sleep bit and waiting,
-    /// and while notifying.
-    lock: Mutex<()>,
+    /// Guards the sleep protocol: held while setting a sleep bit and waiting, and while
+    /// notifying. Holds the publisher's task waker, if a `Publisher::flush_async` waits
+    /// (one publisher: one slot).
+    lock: Mutex<Option<Waker>>,
     data_ready: Condvar,
     space_ready: Condvar,
 }
@@ -109,7 +121,7 @@ impl<T> Ring<T> {
                 })
                 .collect(),
             mask: capacity as u64 - 1,
-            lock: Mutex::new(()),
+            lock: Mutex::new(None),
             data_ready: Condvar::new(),
             space_ready: Condvar::new(),
         }
@@ -161,6 +173,110 @@ impl<T> Ring<T> {
         self.data_ready.notify_all();
     }
 
+    /// The lowest live shard cursor: every sequence below it is dispatched. Acquire.
+    pub(crate) fn min_dispatched(&self) -> u64 {
+        self.min_cursor()
+    }
+
+    /// Whether every shard has dispatched every sequence below `target`: each live cursor
+    /// is at or past it, or retired. A caller that sees `true` also sees everything those
+    /// shards did before releasing their cursors: their pushes into subscriber queues
+    /// (dispatch pushes a batch before it releases it), so `try_recv` finds them.
+    pub(crate) fn dispatched(&self, target: u64) -> bool {
+        // `min_cursor` loads every cursor with Acquire: pairs with the Release swap in
+        // `Consumer::store_cursor` (the `flush` row of the module's table).
+        self.min_cursor() >= target
+    }
+
+    /// Waits (per `strategy`: spin, yield, then park on `space_ready`) until
+    /// [`dispatched(target)`](Self::dispatched). Does not stop at close: a closed ring is
+    /// still drained by its shards, and a shard that ends retires its cursor, which counts
+    /// as past every target.
+    pub(crate) fn wait_dispatched(&self, target: u64, strategy: WaitStrategy) {
+        let mut n = 0;
+        while !self.dispatched(target) {
+            if spin_or_yield(strategy.step(n)) {
+                let guard = self.lock.lock();
+                if self.set_publisher_waiting(target) {
+                    let _guard = self.space_ready.wait(guard);
+                }
+            }
+            n = n.saturating_add(1);
+        }
+    }
+
+    /// Registers `waker` to be woken when a shard moves its cursor, unless every cursor is
+    /// already at `target` or past it. Returns `true` if the caller may return `Pending`.
+    /// Same protocol as the parking in `wait_dispatched`, with the waker in place of the
+    /// condition variable: `Consumer::store_cursor` takes it under the lock and wakes it.
+    pub(crate) fn register_flush_waker(&self, target: u64, waker: &Waker) -> bool {
+        let mut slot = self.lock.lock();
+        match &*slot {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+        if self.set_publisher_waiting(target) {
+            return true;
+        }
+        // Already there: leave nothing behind.
+        let stale = slot.take();
+        drop(slot);
+        drop(stale);
+        false
+    }
+
+    /// Forgets the flush waker (a dropped `flush_async` future).
+    pub(crate) fn clear_flush_waker(&self) {
+        let stale = self.lock.lock().take();
+        drop(stale);
+    }
+
+    /// Sets [`PUBLISHER_WAITING`] on every cursor; returns whether a cursor was still below
+    /// `need` (then the caller may sleep: the shard's next `store_cursor` sees the bit).
+    /// Call with `lock` held.
+    fn set_publisher_waiting(&self, need: u64) -> bool {
+        let mut behind = false;
+        for cursor in self.cursors.iter() {
+            // AcqRel: the RMW orders this bit against the shard's swap in
+            // `Consumer::store_cursor` (see "Parking" in the module docs); Acquire also
+            // makes the shard's work below the cursor visible if the cursor already moved.
+            let seen = cursor.fetch_or(PUBLISHER_WAITING, Ordering::AcqRel) & !PUBLISHER_WAITING;
+            behind |= seen < need;
+        }
+        behind
+    }
+
+    /// Waits until every shard has retired its cursor (see [`retire`](Self::retire)).
+    pub(crate) fn wait_retired(&self, strategy: WaitStrategy) {
+        self.wait_dispatched(RETIRED, strategy);
+    }
+
+    /// Retires shard `index`'s cursor: that shard has finished (drained or panicked) and
+    /// never gates the publisher, a flush or a close again.
+    pub(crate) fn retire(&self, index: usize) {
+        self.swap_cursor(index, RETIRED);
+    }
+
+    /// Stores shard `index`'s cursor and wakes whoever waits on cursors.
+    fn swap_cursor(&self, index: usize, value: u64) {
+        // Release: pairs with the Acquire loads in `Ring::min_cursor`; the shard's slot
+        // reads, and its pushes into subscriber queues, happen before the publisher
+        // overwrites those slots or a flush returns. An RMW, so that it is ordered against
+        // the waiters' `fetch_or(PUBLISHER_WAITING)` (module docs, "Parking").
+        let old = self.cursors[index].swap(value, Ordering::AcqRel);
+        if old & PUBLISHER_WAITING != 0 {
+            let waker = {
+                let mut slot = self.lock.lock();
+                self.space_ready.notify_all();
+                slot.take()
+            };
+            // Wake outside the lock: a waker may poll the flush at once.
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
     /// Lowest shard cursor (the sequence the slowest shard reads next).
     fn min_cursor(&self) -> u64 {
         self.cursors
@@ -182,6 +298,62 @@ impl<T> Drop for Ring<T> {
                 // shard has taken it out yet (the last reader zeroes the count as it takes).
                 slot.value.with_mut(|v| unsafe { (*v).assume_init_drop() });
             }
+        }
+    }
+}
+
+/// Waits, as a future, until [`Ring::dispatched(target)`](Ring::dispatched): the body of
+/// `Publisher::flush_async`. Woken by the shard whose cursor swap finds
+/// [`PUBLISHER_WAITING`] (see "Parking without lost wake-ups"). Dropping it pending takes
+/// its waker back out of the ring.
+pub(crate) struct FlushWait<'a, T> {
+    ring: &'a Ring<T>,
+    target: u64,
+    /// Our waker is (or may still be) in the ring's slot.
+    registered: bool,
+}
+
+impl<'a, T> FlushWait<'a, T> {
+    pub(crate) fn new(ring: &'a Ring<T>, target: u64) -> Self {
+        FlushWait { ring, target, registered: false }
+    }
+
+    pub(crate) fn target(&self) -> u64 {
+        self.target
+    }
+}
+
+impl<T> std::future::Future for FlushWait<'_, T> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let this = self.get_mut();
+        // `dispatched` loads the cursors with Acquire (the flush row of the table).
+        if !this.ring.dispatched(this.target) {
+            if this.ring.register_flush_waker(this.target, cx.waker()) {
+                this.registered = true;
+                return std::task::Poll::Pending;
+            }
+            // The cursors got there meanwhile (seen by the AcqRel `fetch_or`s, which
+            // synchronise like the Acquire loads); the waker was taken back.
+            this.registered = false;
+            return std::task::Poll::Ready(());
+        }
+        if this.registered {
+            this.ring.clear_flush_waker();
+            this.registered = false;
+        }
+        std::task::Poll::Ready(())
+    }
+}
+
+impl<T> Drop for FlushWait<'_, T> {
+    fn drop(&mut self) {
+        if self.registered {
+            self.ring.clear_flush_waker();
         }
     }
 }
@@ -213,6 +385,16 @@ impl<T> Producer<T> {
     /// Sequence number the next pushed value gets.
     pub(crate) fn next_seq(&self) -> u64 {
         self.next
+    }
+
+    /// Waits until every value pushed so far is dispatched (`Publisher::flush`).
+    pub(crate) fn flush(&self, strategy: WaitStrategy) {
+        self.ring.wait_dispatched(self.next, strategy);
+    }
+
+    /// The future form of [`flush`](Self::flush).
+    pub(crate) fn flush_async(&self) -> FlushWait<'_, T> {
+        FlushWait::new(&self.ring, self.next)
     }
 
     /// Whether slot `next` may be written: every shard has read sequence `next - capacity`.
@@ -256,14 +438,7 @@ impl<T> Producer<T> {
         let ring = &*self.ring;
         let need = self.next + 1 - ring.capacity();
         let guard = ring.lock.lock();
-        let mut behind = false;
-        for cursor in ring.cursors.iter() {
-            // AcqRel: the RMW orders this bit against the shard's swap in
-            // `Consumer::release` (see "Parking" in the module docs); Acquire also makes the
-            // shard's slot reads visible if the cursor already moved.
-            let seen = cursor.fetch_or(PUBLISHER_WAITING, Ordering::AcqRel) & !PUBLISHER_WAITING;
-            behind |= seen < need;
-        }
+        let behind = ring.set_publisher_waiting(need);
         // Acquire: pairs with `Ring::close`; close notifies under `lock`, which we hold.
         if !behind || ring.tail.load(Ordering::Acquire) & CLOSED != 0 {
             return;
@@ -441,21 +616,7 @@ impl<T> Consumer<T> {
         self.store_cursor(end);
     }
 
-    /// This shard stops reading for good (it panicked or the bus is dropping it): it no
-    /// longer gates the publisher.
-    pub(crate) fn retire(&mut self) {
-        self.store_cursor(RETIRED);
-    }
-
     fn store_cursor(&self, value: u64) {
-        let ring = &*self.ring;
-        // Release: pairs with the Acquire loads in `Ring::min_cursor`; our slot reads happen
-        // before the publisher overwrites them. An RMW, so that it is ordered against the
-        // publisher's `fetch_or(PUBLISHER_WAITING)` (module docs, "Parking").
-        let old = ring.cursors[self.index].swap(value, Ordering::AcqRel);
-        if old & PUBLISHER_WAITING != 0 {
-            let _guard = ring.lock.lock();
-            ring.space_ready.notify_all();
-        }
+        self.ring.swap_cursor(self.index, value);
     }
 }

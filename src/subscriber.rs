@@ -9,23 +9,36 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::bus::Shared;
-use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
+use crate::bus::{BusHandle, Shared};
+use crate::error::{BusError, RecvError, RecvTimeoutError, TryRecvError};
 use crate::event::Delivery;
 use crate::queue::{Receiver, Recv, SubQueue};
+use crate::subscription::Subscription;
+use crate::sync::atomic::Ordering;
 use crate::sync::Arc;
 
-/// A subscription's receiver. Dropping it unsubscribes.
+/// A subscription's receiver. Dropping it unsubscribes. It keeps the bus alive: the bus
+/// lives while a `Bus`, the publisher or a subscriber does.
 pub struct Subscriber<E> {
     receiver: Receiver<Delivery<E>>,
     shared: Arc<Shared<E>>,
+    /// What it subscribed with (the filter is shared with the shard's entry, not copied),
+    /// for [`resubscribe`](Self::resubscribe).
+    subscription: Subscription<E>,
+    /// Keeps the bus alive; dropped after `drop` has unsubscribed.
+    handle: Arc<BusHandle<E>>,
 }
 
 impl<E> Subscriber<E> {
-    pub(crate) fn new(queue: Arc<SubQueue<Delivery<E>>>, shared: Arc<Shared<E>>) -> Self {
+    pub(crate) fn new(
+        queue: Arc<SubQueue<Delivery<E>>>,
+        handle: Arc<BusHandle<E>>,
+        subscription: Subscription<E>,
+    ) -> Self {
+        let shared = Arc::clone(&handle.shared);
         let mut receiver = Receiver::new(queue, shared.wait_strategy);
         receiver.sample_latency(shared.latency_sample_every, |d: &Delivery<E>| d.age());
-        Subscriber { receiver, shared }
+        Subscriber { receiver, shared, subscription, handle }
     }
 
     /// Takes the next event if one is queued; never waits.
@@ -68,7 +81,10 @@ impl<E> Subscriber<E> {
         self.receiver.queue().dropped()
     }
 
-    /// Events queued now.
+    /// Events waiting for this subscriber now: its queue, plus the event held back behind
+    /// a `Lagged` report. Never more than [`capacity`](Self::capacity) (see
+    /// `tests/len_within_capacity.rs`). Events still in the ring are not counted (see
+    /// [`Publisher::len`](crate::Publisher::len) and [`Publisher::flush`](crate::Publisher::flush)).
     pub fn len(&self) -> usize {
         self.receiver.len()
     }
@@ -99,6 +115,39 @@ impl<E> Subscriber<E> {
     }
 }
 
+impl<E: Send + Sync + 'static> Subscriber<E> {
+    /// A new subscriber with the same subscription: the same patterns, route, filter (the
+    /// same closure, shared), capacity and overflow policy, and the same name if one was
+    /// given (a default name is new: `sub-<new id>`; ids are unique, names need not be).
+    /// Like tokio's `Receiver::resubscribe`, it receives events published from now on, not
+    /// what this one has queued, and it starts without lag.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let mut first = bus.subscribe(Subscription::to("orders.>")?.capacity(8).name("audit"))?;
+    /// let mut publisher = bus.publisher()?;
+    /// publisher.publish(Event::new(Topic::new("orders.a")?, 1))?;
+    /// let mut second = first.resubscribe()?;
+    /// assert_eq!((second.name(), second.capacity()), ("audit", 8));
+    /// publisher.publish(Event::new(Topic::new("orders.b")?, 2))?;
+    /// publisher.publish(Event::new(Topic::new("billing")?, 3))?; // not matched
+    /// publisher.flush();
+    /// assert_eq!(*first.try_recv()?.payload(), 1);
+    /// assert_eq!(*second.try_recv()?.payload(), 2);
+    /// assert!(second.try_recv().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Closed` if the bus is closed.
+    pub fn resubscribe(&self) -> Result<Subscriber<E>, BusError> {
+        let mut subscription = self.subscription.clone();
+        subscription.capacity = Some(self.capacity());
+        BusHandle::subscribe(&self.handle, subscription)
+    }
+}
+
 impl<E> Drop for Subscriber<E> {
     fn drop(&mut self) {
         let queue = self.receiver.queue();
@@ -111,6 +160,16 @@ impl<E> Drop for Subscriber<E> {
         }
         // After everything this subscriber counted: see `stats::CounterPair`.
         self.shared.subscriptions.close();
+        // Last: `Publisher::closed` resolving means this subscriber is entirely gone.
+        // Release: pairs with the Acquire loads in `Closed::poll` (`publisher` module).
+        let before = self.shared.live_subscribers.fetch_sub(1, Ordering::AcqRel);
+        if before == 1 {
+            let wakers = std::mem::take(&mut self.shared.closed_wakers.lock().wakers);
+            // Wake outside the lock: a waker may poll `closed` again at once.
+            for (_, waker) in wakers {
+                waker.wake();
+            }
+        }
     }
 }
 

@@ -45,6 +45,15 @@ pub enum Overflow {
     /// and every subscriber of its shard. The wait ends when the subscriber receives, is
     /// dropped, or the bus is closed with [`Bus::close`](crate::Bus::close) (the event
     /// is then counted as dropped).
+    ///
+    /// **Bound:** lossless is not a rendezvous. The publisher may run ahead of a `Block`
+    /// subscriber by its queue plus the whole ring: up to `capacity + ring_capacity`
+    /// events published and not yet received (the batch its shard is pushing stays in the
+    /// ring until released), and `try_recv` sees only the queue. Two parties that publish
+    /// to each other's `Block` subscribers can therefore both fill their rings and wait on
+    /// each other forever; [`Publisher::flush`](crate::Publisher::flush) after each publish
+    /// bounds what is in flight to one event and makes request/response safe (see
+    /// `examples/request_response.rs`).
     Block,
     /// Drop the event and close the subscription: the subscriber drains what it has, sees
     /// `Lagged(1)`, then `Closed`. Counted.

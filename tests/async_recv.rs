@@ -270,7 +270,7 @@ fn a_cancelled_recv_async_leaves_nothing_behind() {
 
 #[test]
 fn a_pending_recv_async_is_woken_by_close() {
-    for drop_bus in [false, true] {
+    for close_bus in [false, true] {
         let bus = bus(2);
         let mut sub = bus.subscribe(Subscription::all()).unwrap();
         let publisher = bus.publisher().unwrap();
@@ -279,15 +279,15 @@ fn a_pending_recv_async_is_woken_by_close() {
         let mut cx = Context::from_waker(&waker);
         let mut fut = pin!(sub.recv_async());
         assert!(fut.as_mut().poll(&mut cx).is_pending());
-        if drop_bus {
-            drop(bus);
+        if close_bus {
+            bus.close();
         } else {
             drop(publisher);
         }
         wait_for_wake(&counter, "close");
         assert!(
             matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Err(RecvError::Closed))),
-            "drop_bus={drop_bus}"
+            "close_bus={close_bus}"
         );
     }
 }

@@ -315,8 +315,10 @@ impl SubModel {
         Got::Closed
     }
 
+    /// `Subscriber::len`: the queue plus the held-back event, never above the capacity
+    /// (the queue may refill behind a held-back event; `len` is clamped).
     fn len(&self) -> usize {
-        self.queue.len() + usize::from(self.pending.is_some())
+        (self.queue.len() + usize::from(self.pending.is_some())).min(self.capacity)
     }
 }
 
