@@ -1134,13 +1134,18 @@ impl Tracker {
         !self.stays && self.plan.leave_after.is_some_and(|after| self.started.elapsed() >= after)
     }
 
-    /// Leaves unless the close has begun; then hands the subscriber back (it stays).
-    fn try_leave(&mut self, sub: Subscriber<Payload>, end: End) -> Result<(), Subscriber<Payload>> {
+    /// Leaves unless the close has begun; then hands the subscriber back (it stays), boxed:
+    /// a `Subscriber` is too large for a cheap `Err`.
+    fn try_leave(
+        &mut self,
+        sub: Subscriber<Payload>,
+        end: End,
+    ) -> Result<(), Box<Subscriber<Payload>>> {
         let shared = Arc::clone(&self.shared);
         let closing = shared.closing.read().unwrap_or_else(PoisonError::into_inner);
         if *closing {
             self.stays = true;
-            return Err(sub);
+            return Err(Box::new(sub));
         }
         self.check_departure(&sub, matches!(end, End::Disconnected));
         self.ledger.gone.store(true, Ordering::SeqCst);
@@ -1199,7 +1204,7 @@ impl Tracker {
             }
             match self.try_leave(sub, End::Disconnected) {
                 Ok(()) => return,
-                Err(back) => sub = back,
+                Err(back) => sub = *back,
             }
         }
         self.report(End::AtClose(sub));
@@ -1297,7 +1302,7 @@ fn thread_receiver(
         if tracker.due_to_leave() {
             match tracker.try_leave(sub, End::Left) {
                 Ok(()) => return,
-                Err(back) => sub = back,
+                Err(back) => sub = *back,
             }
         }
     }
@@ -1324,7 +1329,7 @@ async fn async_receiver(mut sub: Subscriber<Payload>, mut tracker: Tracker, mut 
         if tracker.due_to_leave() {
             match tracker.try_leave(sub, End::Left) {
                 Ok(()) => return,
-                Err(back) => sub = back,
+                Err(back) => sub = *back,
             }
         }
     }
