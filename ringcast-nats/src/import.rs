@@ -1,0 +1,323 @@
+//! Import: a NATS subscription read by a tokio task, decoded and published into the local
+//! bus by a dedicated thread that owns the bus's `Publisher`.
+//!
+//! The task only moves messages into a bounded channel; the thread does the work that may
+//! take time (decoding, waiting for ring space), so the executor never blocks on the bus.
+//! When the thread falls behind, the channel fills, the task waits, and the NATS
+//! client's own subscription buffer absorbs the rest (async-nats reports a slow consumer
+//! past it).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_nats::Message;
+use futures_util::StreamExt;
+use ringcast::{Alias, Event, Pattern, Publisher, Topic, Uuid};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::bridge::{Inner, ALIAS_NAMESPACE};
+use crate::codec::{Codec, Json};
+use crate::error::{BridgeError, DecodeError};
+use crate::headers;
+use crate::stats::{add, sub, Counters};
+
+/// How an import decodes messages.
+#[derive(Debug, Clone)]
+pub struct ImportOptions<C = Json> {
+    codec: C,
+    max_payload: usize,
+    queue: usize,
+}
+
+impl Default for ImportOptions<Json> {
+    fn default() -> Self {
+        ImportOptions::new(Json)
+    }
+}
+
+impl<C> ImportOptions<C> {
+    /// The default largest body an import accepts: 1 MiB (the NATS server's default limit).
+    pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
+
+    /// Options with this codec and the defaults.
+    pub fn new(codec: C) -> Self {
+        ImportOptions { codec, max_payload: Self::DEFAULT_MAX_PAYLOAD, queue: 1024 }
+    }
+
+    /// Replaces the codec.
+    pub fn codec<D>(self, codec: D) -> ImportOptions<D> {
+        ImportOptions { codec, max_payload: self.max_payload, queue: self.queue }
+    }
+
+    /// Largest body accepted, in bytes; larger messages are counted and dropped.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// Messages waiting between the NATS subscription and the publishing thread (at
+    /// least 1; default 1024).
+    pub fn queue(mut self, messages: usize) -> Self {
+        self.queue = messages.max(1);
+        self
+    }
+}
+
+/// A running import. Dropping it ends the import; the publishing thread then drops the
+/// bus's `Publisher`, which closes the bus. [`stop`](Self::stop) gives the publisher back
+/// instead.
+#[must_use = "dropping the handle stops the import and closes the bus"]
+pub struct ImportHandle<E> {
+    task: JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<Publisher<E>>>,
+    local: mpsc::Sender<Item<E>>,
+}
+
+/// What the publishing thread receives: a message from NATS or a local event.
+enum Item<E> {
+    Nats(Message),
+    Local(Event<E>),
+}
+
+/// Publishes local events into a bus whose publisher an import owns, interleaved with
+/// the imported ones. A stopgap until the multi-producer handle (planned in another
+/// issue): it goes through the import's thread and queue. Cheap to clone.
+pub struct ImportSender<E> {
+    tx: mpsc::Sender<Item<E>>,
+}
+
+impl<E> Clone for ImportSender<E> {
+    fn clone(&self) -> Self {
+        ImportSender { tx: self.tx.clone() }
+    }
+}
+
+impl<E> std::fmt::Debug for ImportSender<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportSender").field("closed", &self.tx.is_closed()).finish()
+    }
+}
+
+impl<E> ImportSender<E> {
+    /// Queues `event` for publishing; waits while the import's queue is full.
+    ///
+    /// # Errors
+    /// The import ended (stopped, or its bus closed); the event is handed back.
+    pub async fn publish(&self, event: Event<E>) -> Result<(), ringcast::PublishError<Event<E>>> {
+        self.tx.send(Item::Local(event)).await.map_err(|e| match e.0 {
+            Item::Local(event) => ringcast::PublishError(event),
+            Item::Nats(_) => unreachable!("sent a local event"),
+        })
+    }
+}
+
+impl<E> ImportHandle<E> {
+    /// A handle to publish local events into this import's bus (its publisher is owned
+    /// by the import). Events sent through it are never marked as bridged, so exports
+    /// carry them.
+    pub fn sender(&self) -> ImportSender<E> {
+        ImportSender { tx: self.local.clone() }
+    }
+
+    /// Ends the import and returns the bus's publisher, once every message already
+    /// received has been published. `None` if the publishing thread panicked.
+    pub async fn stop(mut self) -> Option<Publisher<E>>
+    where
+        E: Send + Sync + 'static,
+    {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        // The task is gone and so is this handle's sender (ImportSender clones may live
+        // on: the thread returns when the last one is dropped).
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.local, closed));
+        let thread = self.thread.take()?;
+        tokio::task::spawn_blocking(move || thread.join().ok()).await.ok().flatten()
+    }
+}
+
+impl<E> Drop for ImportHandle<E> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<E> std::fmt::Debug for ImportHandle<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportHandle").field("finished", &self.task.is_finished()).finish()
+    }
+}
+
+pub(crate) async fn start<E, C>(
+    inner: &Arc<Inner>,
+    publisher: Publisher<E>,
+    pattern: &str,
+    options: ImportOptions<C>,
+) -> Result<ImportHandle<E>, BridgeError>
+where
+    E: Send + Sync + 'static,
+    C: Codec<E>,
+{
+    let pattern = Pattern::new(pattern).map_err(BridgeError::Pattern)?;
+    let subject = format!("{}.{}", inner.prefix.as_str(), pattern.as_str());
+    let mut nats = inner.client.subscribe(subject).await.map_err(BridgeError::Subscribe)?;
+    let (tx, rx) = mpsc::channel::<Item<E>>(options.queue);
+    let local = tx.clone();
+    let decoder = Decoder {
+        inner: Arc::clone(inner),
+        codec: options.codec,
+        max_payload: options.max_payload,
+        streams: HashMap::new(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("ringcast-nats-import".into())
+        .spawn(move || decoder.run(rx, publisher))
+        .map_err(BridgeError::Thread)?;
+    let counters = Arc::clone(&inner.counters);
+    let task = inner.runtime.spawn(async move {
+        while let Some(message) = nats.next().await {
+            add(&counters.import_in_flight, 1);
+            if tx.send(Item::Nats(message)).await.is_err() {
+                // The thread ended (the bus closed).
+                sub(&counters.import_in_flight, 1);
+                break;
+            }
+        }
+    });
+    Ok(ImportHandle { task, thread: Some(thread), local })
+}
+
+/// The most (origin, export) streams whose last position an import remembers; past it the
+/// table is cleared (and a gap spanning the clear goes uncounted).
+const MAX_STREAMS: usize = 4096;
+
+struct Decoder<C> {
+    inner: Arc<Inner>,
+    codec: C,
+    max_payload: usize,
+    /// Last `Ringcast-Export-Seq` seen per (origin, export).
+    streams: HashMap<(Uuid, u32), u64>,
+}
+
+enum Outcome<E> {
+    Publish(Event<E>),
+    Own,
+}
+
+impl<C> Decoder<C> {
+    fn run<E>(
+        mut self,
+        mut rx: mpsc::Receiver<Item<E>>,
+        mut publisher: Publisher<E>,
+    ) -> Publisher<E>
+    where
+        C: Codec<E>,
+    {
+        let counters = Arc::clone(&self.inner.counters);
+        while let Some(item) = rx.blocking_recv() {
+            let message = match item {
+                Item::Nats(message) => message,
+                Item::Local(event) => {
+                    if publisher.publish(event).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let outcome = self.decode(message);
+            match outcome {
+                Ok(Outcome::Publish(event)) => match publisher.publish(event) {
+                    Ok(_) => add(&counters.imported, 1),
+                    Err(_) => {
+                        add(&counters.import_bus_closed, 1);
+                        sub(&counters.import_in_flight, 1);
+                        break;
+                    }
+                },
+                Ok(Outcome::Own) => add(&counters.import_own, 1),
+                Err(error) => self.count(&counters, &error),
+            }
+            sub(&counters.import_in_flight, 1);
+        }
+        // Whatever is left in the channel is never published.
+        rx.close();
+        while let Ok(item) = rx.try_recv() {
+            if let Item::Nats(_) = item {
+                add(&counters.import_bus_closed, 1);
+                sub(&counters.import_in_flight, 1);
+            }
+        }
+        publisher
+    }
+
+    fn decode<E>(&mut self, message: Message) -> Result<Outcome<E>, DecodeError>
+    where
+        C: Codec<E>,
+    {
+        let prefix = self.inner.prefix.as_str();
+        let rest = message
+            .subject
+            .as_str()
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .ok_or_else(|| {
+                DecodeError::BadTopic(format!("{:?} lacks the prefix", message.subject.as_str()))
+            })?;
+        let topic = Topic::new(rest).map_err(|e| DecodeError::BadTopic(e.to_string()))?;
+        let incoming = headers::decode(message.headers.as_ref())?;
+        if incoming.origin == self.inner.origin {
+            return Ok(Outcome::Own);
+        }
+        self.track(incoming.origin, incoming.export, incoming.export_seq);
+        if message.payload.len() > self.max_payload {
+            return Err(DecodeError::Oversized {
+                len: message.payload.len(),
+                max: self.max_payload,
+            });
+        }
+        let payload = self.codec.decode(message.payload).map_err(DecodeError::Payload)?;
+        let origin = incoming.origin.to_string();
+        let alias = Alias::new(ALIAS_NAMESPACE, &origin)
+            .map_err(|_| DecodeError::BadHeader(headers::ORIGIN, origin))?;
+        let mut event = Event::new(topic, payload).with_alias(alias);
+        if let Some(route) = incoming.route {
+            event = event.with_route(route);
+        }
+        Ok(Outcome::Publish(event))
+    }
+
+    /// Counts the gap before `seq` in its stream.
+    fn track(&mut self, origin: Uuid, export: u32, seq: u64) {
+        if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&(origin, export)) {
+            self.streams.clear();
+        }
+        let last = self.streams.insert((origin, export), seq);
+        // The first message of a stream opens it (earlier ones predate this import); a
+        // position at or below the last one means the exporter restarted its stream.
+        if let Some(last) = last {
+            if seq > last + 1 {
+                add(&self.inner.counters.import_missed, seq - last - 1);
+            }
+        }
+    }
+
+    fn count(&self, counters: &Counters, error: &DecodeError) {
+        let counter = match error {
+            DecodeError::MissingHeader(_) | DecodeError::BadHeader(..) => &counters.decode_header,
+            DecodeError::BadTopic(_) => &counters.decode_topic,
+            DecodeError::Oversized { .. } => &counters.decode_oversized,
+            DecodeError::Payload(_) => &counters.decode_payload,
+        };
+        add(counter, 1);
+        if let Some(suppressed) = counters.may_log_decode_error(self.inner.epoch) {
+            tracing::warn!(
+                origin = %self.inner.origin,
+                reason = error.reason(),
+                %error,
+                suppressed,
+                "ringcast-nats import: message dropped (at most one such event per second)"
+            );
+        }
+    }
+}
