@@ -164,10 +164,9 @@ async fn run<E, C>(
 {
     let counters = &inner.counters;
     let mut out = Outgoing { origin: inner.origin, export, export_seq: 0 };
-    // The disconnect count when the last event went out: a loss reported after it changed
-    // happened (at least partly) while disconnected.
-    let mut disconnects_seen = counters.disconnects.load(Relaxed);
+    let mut recovery = Recovery::new(counters.disconnects.load(Relaxed));
     loop {
+        recovery.note(counters.disconnects.load(Relaxed));
         if !inner.is_connected() {
             inner.connected().await;
         }
@@ -176,8 +175,8 @@ async fn run<E, C>(
             Err(RecvError::Lagged(n)) => {
                 // Lost events keep their stream positions, so importers see the gap.
                 out.export_seq += n;
-                let disconnects = counters.disconnects.load(Relaxed);
-                if disconnects != disconnects_seen || !inner.is_connected() {
+                recovery.note(counters.disconnects.load(Relaxed));
+                if recovery.active || !inner.is_connected() {
                     add(&counters.dropped_disconnected, n);
                 } else {
                     add(&counters.export_lagged, n);
@@ -187,7 +186,6 @@ async fn run<E, C>(
             Err(RecvError::Closed) => break,
         };
         out.export_seq += 1;
-        disconnects_seen = counters.disconnects.load(Relaxed);
         let body = match codec.encode(delivery.payload()) {
             Ok(body) => body,
             Err(error) => {
@@ -203,7 +201,12 @@ async fn run<E, C>(
         let sent = inner.client.publish_with_headers(subject, headers, body).await;
         sub(&counters.export_in_flight, 1);
         match sent {
-            Ok(()) => add(&counters.exported, 1),
+            Ok(()) => {
+                add(&counters.exported, 1);
+                if inner.is_connected() {
+                    recovery.sent(subscriber.is_empty(), subscriber.capacity());
+                }
+            }
             Err(error) => {
                 add(&counters.publish_errors, 1);
                 tracing::warn!(origin = %inner.origin, %error, "ringcast-nats export: publish refused");
@@ -212,4 +215,38 @@ async fn run<E, C>(
     }
     // Hand what was published to the socket before the task ends.
     let _ = inner.client.flush().await;
+}
+
+/// Which losses count as "while disconnected": from a disconnect until the export has
+/// drained what its subscription buffered meanwhile (its queue was empty, or it sent a
+/// queue's worth of events over the live connection). Losses are only reported when the
+/// export next receives, which is after the reconnect, so the time they are reported at
+/// cannot tell.
+struct Recovery {
+    disconnects_seen: u64,
+    active: bool,
+    sent: usize,
+}
+
+impl Recovery {
+    fn new(disconnects: u64) -> Self {
+        Recovery { disconnects_seen: disconnects, active: false, sent: 0 }
+    }
+
+    fn note(&mut self, disconnects: u64) {
+        if disconnects != self.disconnects_seen {
+            self.disconnects_seen = disconnects;
+            self.active = true;
+            self.sent = 0;
+        }
+    }
+
+    fn sent(&mut self, queue_empty: bool, capacity: usize) {
+        if self.active {
+            self.sent += 1;
+            if queue_empty || self.sent >= capacity {
+                self.active = false;
+            }
+        }
+    }
 }
