@@ -183,7 +183,10 @@ async fn run<E, C>(
                 }
                 continue;
             }
-            Err(RecvError::Closed) => break,
+            Err(RecvError::Closed) => {
+                tracing::info!(origin = %inner.origin, export, "ringcast-nats export ended: bus closed or subscription disconnected");
+                break;
+            }
         };
         out.export_seq += 1;
         let body = match codec.encode(delivery.payload()) {
