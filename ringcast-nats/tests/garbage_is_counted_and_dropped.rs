@@ -9,7 +9,7 @@ use bytes::Bytes;
 use ringcast::{Bus, Event, Subscription, Topic, TryRecvError, Uuid};
 use ringcast_nats::{headers, DecodeErrors, ExportOptions, ImportOptions};
 
-use common::{bridge, eventually, within, NatsServer};
+use common::{bridge, eventually, within, NatsServer, DEADLINE};
 
 const MAX_PAYLOAD: usize = 256;
 
@@ -70,7 +70,9 @@ async fn garbage_is_counted_and_the_import_keeps_working() {
     // The import still works, and none of the garbage became an event.
     let mut publisher = bus_a.publisher().unwrap();
     for id in 10..20 {
-        publisher.publish(Event::new(Topic::new("orders.eu").unwrap(), Order { id })).unwrap();
+        publisher
+            .publish_timeout(Event::new(Topic::new("orders.eu").unwrap(), Order { id }), DEADLINE)
+            .unwrap();
     }
     for id in 10..20 {
         let got = within("next event", received.recv_async()).await.unwrap();

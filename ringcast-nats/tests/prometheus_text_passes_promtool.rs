@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use ringcast::{Bus, Event, Subscription, Topic};
 use ringcast_nats::{ExportOptions, ImportOptions};
 
-use common::{bridge, within, NatsServer};
+use common::{bridge, within, NatsServer, DEADLINE};
 
 fn promtool_check(text: &str) {
     let child = Command::new("promtool")
@@ -42,7 +42,9 @@ async fn bridge_metrics_pass_promtool() {
     within("subscribed", b.round_trip()).await.unwrap();
     let mut publisher = bus_a.publisher().unwrap();
     for id in 0..3 {
-        publisher.publish(Event::new(Topic::new("orders.eu").unwrap(), id)).unwrap();
+        publisher
+            .publish_timeout(Event::new(Topic::new("orders.eu").unwrap(), id), DEADLINE)
+            .unwrap();
     }
     for _ in 0..3 {
         within("next event", sub.recv_async()).await.unwrap();

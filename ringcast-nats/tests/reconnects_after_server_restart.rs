@@ -1,14 +1,15 @@
 //! Promise: when `nats-server` dies mid-stream and comes back on the same port, both
 //! bridges reconnect on their own, the export buffers up to its subscription's capacity
 //! and counts what it drops, the import counts every event that never arrived, and
-//! received + missed = published, exactly. Nothing hangs.
+//! received + missed = published, exactly. A dead NATS never stalls the local bus: a
+//! local subscriber gets every event meanwhile. Nothing hangs.
 
 mod common;
 
 use ringcast::{Bus, Event, Overflow, Publisher, RecvError, Subscriber, Subscription, Topic};
 use ringcast_nats::{ExportOptions, ImportOptions};
 
-use common::{bridge, eventually, within, NatsServer};
+use common::{bridge, eventually, within, NatsServer, DEADLINE};
 
 /// Phase sizes. The first fits the export's queue, so it crosses whole: an import counts
 /// gaps from the first message it sees of a stream.
@@ -20,7 +21,7 @@ const EXPORT_CAPACITY: usize = 500;
 fn publish(publisher: &mut Publisher<u64>, ids: std::ops::Range<u64>) {
     let topic = Topic::new("orders.eu").unwrap();
     for id in ids {
-        publisher.publish(Event::new(topic.clone(), id)).unwrap();
+        publisher.publish_timeout(Event::new(topic.clone(), id), DEADLINE).unwrap();
     }
 }
 
@@ -53,6 +54,7 @@ async fn bridge_resumes_and_counts_every_loss() {
     // receiver knows when a burst is over.
     let _export = a.export(&bus_a, "orders.>", options).unwrap();
     let total = BEFORE + WHILE_DOWN + AFTER;
+    let mut local = bus_a.subscribe(Subscription::all().capacity(total as usize)).unwrap();
     let mut received = bus_b.subscribe(Subscription::all().capacity(total as usize)).unwrap();
     let _import =
         b.import(bus_b.publisher().unwrap(), "orders.>", ImportOptions::default()).await.unwrap();
@@ -67,7 +69,13 @@ async fn bridge_resumes_and_counts_every_loss() {
     server.kill();
     eventually("both bridges see the disconnect", || !a.stats().connected && !b.stats().connected)
         .await;
-    let handled = || bus_a.stats().subscribers.iter().map(|s| s.delivered + s.dropped).sum::<u64>();
+    let export_id =
+        bus_a.stats().subscribers.iter().find(|s| s.name == "nats-export-0").unwrap().id;
+    let handled = || {
+        let stats = bus_a.stats();
+        let export = stats.subscribers.iter().find(|s| s.id == export_id).unwrap();
+        export.delivered + export.dropped
+    };
     let before = handled();
     publish(&mut publisher, BEFORE..BEFORE + WHILE_DOWN);
     // Every event has reached the export's queue or overflowed it before the restart.
@@ -83,6 +91,11 @@ async fn bridge_resumes_and_counts_every_loss() {
     within("resubscribed", b.round_trip()).await.unwrap();
     publish(&mut publisher, BEFORE + WHILE_DOWN..total);
     got += receive_through(&mut received, &mut previous, total - 1).await;
+
+    // The local subscriber of bus A never noticed: every event, no loss.
+    let mut local_previous = None;
+    let local_got = receive_through(&mut local, &mut local_previous, total - 1).await;
+    assert_eq!((local_got, local.dropped()), (total, 0));
 
     let (sa, sb) = (a.stats(), b.stats());
     // What the receiver missed is exactly what the import counted as missed...

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use ringcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
 use ringcast_nats::{ExportOptions, ImportOptions, Raw, ALIAS_NAMESPACE};
 
-use common::{bridge, within, NatsServer};
+use common::{bridge, within, NatsServer, DEADLINE};
 
 /// Events per test: 20 000 rather than 100 000, which took 7.0 s (alone) to 10.3 s (on a
 /// busy machine) for both tests together in a debug build on 2 cores; CI's budget is tight.
@@ -49,10 +49,16 @@ async fn json_events_cross_in_order() {
         for id in 0..N {
             let topic = if id % 2 == 0 { &eu } else { &us };
             publisher
-                .publish(Event::new(topic.clone(), Order { id, note: format!("n{id}") }))
+                .publish_timeout(
+                    Event::new(topic.clone(), Order { id, note: format!("n{id}") }),
+                    DEADLINE,
+                )
                 .unwrap();
             publisher
-                .publish(Event::new(skipped.clone(), Order { id, note: String::new() }))
+                .publish_timeout(
+                    Event::new(skipped.clone(), Order { id, note: String::new() }),
+                    DEADLINE,
+                )
                 .unwrap();
         }
         publisher
@@ -103,7 +109,7 @@ async fn raw_bytes_cross_unchanged() {
         for id in 0..N {
             // Not UTF-8, not JSON: bytes as they are.
             let body = Bytes::from(vec![0xff, (id % 251) as u8, 0, (id >> 8) as u8]);
-            publisher.publish(Event::new(topic.clone(), body)).unwrap();
+            publisher.publish_timeout(Event::new(topic.clone(), body), DEADLINE).unwrap();
         }
         publisher
     });
