@@ -253,3 +253,27 @@ impl Recovery {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Recovery;
+
+    #[test]
+    fn losses_count_as_disconnected_until_the_backlog_is_sent() {
+        let mut r = Recovery::new(0);
+        r.note(0);
+        assert!(!r.active);
+        r.note(1);
+        assert!(r.active, "a disconnect happened");
+        r.sent(false, 3);
+        r.sent(false, 3);
+        assert!(r.active);
+        r.sent(false, 3);
+        assert!(!r.active, "a queue's worth went out");
+        r.note(1);
+        assert!(!r.active, "no new disconnect");
+        r.note(2);
+        r.sent(true, 100);
+        assert!(!r.active, "the queue is empty");
+    }
+}

@@ -168,7 +168,7 @@ where
         inner: Arc::clone(inner),
         codec: options.codec,
         max_payload: options.max_payload,
-        streams: HashMap::new(),
+        streams: Streams::default(),
     };
     let thread = std::thread::Builder::new()
         .name("ringcast-nats-import".into())
@@ -192,12 +192,32 @@ where
 /// table is cleared (and a gap spanning the clear goes uncounted).
 const MAX_STREAMS: usize = 4096;
 
+/// Last `Ringcast-Export-Seq` seen per (origin, export): where imports find lost events.
+#[derive(Default)]
+struct Streams {
+    last: HashMap<(Uuid, u32), u64>,
+}
+
+impl Streams {
+    /// Records `seq` for its stream; returns how many events are missing before it.
+    fn gap(&mut self, origin: Uuid, export: u32, seq: u64) -> u64 {
+        if self.last.len() >= MAX_STREAMS && !self.last.contains_key(&(origin, export)) {
+            self.last.clear();
+        }
+        // The first message of a stream opens it (earlier ones predate this import); a
+        // position at or below the last one means the exporter restarted its stream.
+        match self.last.insert((origin, export), seq) {
+            Some(last) if seq > last => seq - last - 1,
+            _ => 0,
+        }
+    }
+}
+
 struct Decoder<C> {
     inner: Arc<Inner>,
     codec: C,
     max_payload: usize,
-    /// Last `Ringcast-Export-Seq` seen per (origin, export).
-    streams: HashMap<(Uuid, u32), u64>,
+    streams: Streams,
 }
 
 enum Outcome<E> {
@@ -269,7 +289,8 @@ impl<C> Decoder<C> {
         if incoming.origin == self.inner.origin {
             return Ok(Outcome::Own);
         }
-        self.track(incoming.origin, incoming.export, incoming.export_seq);
+        let missed = self.streams.gap(incoming.origin, incoming.export, incoming.export_seq);
+        add(&self.inner.counters.import_missed, missed);
         if message.payload.len() > self.max_payload {
             return Err(DecodeError::Oversized {
                 len: message.payload.len(),
@@ -285,21 +306,6 @@ impl<C> Decoder<C> {
             event = event.with_route(route);
         }
         Ok(Outcome::Publish(event))
-    }
-
-    /// Counts the gap before `seq` in its stream.
-    fn track(&mut self, origin: Uuid, export: u32, seq: u64) {
-        if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&(origin, export)) {
-            self.streams.clear();
-        }
-        let last = self.streams.insert((origin, export), seq);
-        // The first message of a stream opens it (earlier ones predate this import); a
-        // position at or below the last one means the exporter restarted its stream.
-        if let Some(last) = last {
-            if seq > last + 1 {
-                add(&self.inner.counters.import_missed, seq - last - 1);
-            }
-        }
     }
 
     fn count(&self, counters: &Counters, error: &DecodeError) {
@@ -319,5 +325,23 @@ impl<C> Decoder<C> {
                 "ringcast-nats import: message dropped (at most one such event per second)"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_are_counted_per_stream_from_its_first_message() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut streams = Streams::default();
+        assert_eq!(streams.gap(a, 0, 5), 0, "the first message opens the stream");
+        assert_eq!(streams.gap(a, 0, 6), 0);
+        assert_eq!(streams.gap(a, 0, 9), 2);
+        assert_eq!(streams.gap(a, 1, 3), 0, "another export of the same origin");
+        assert_eq!(streams.gap(b, 0, 1), 0);
+        assert_eq!(streams.gap(a, 0, 1), 0, "a restarted stream");
+        assert_eq!(streams.gap(a, 0, 3), 1);
     }
 }
