@@ -101,7 +101,9 @@ pub struct Bridge {
 
 impl Bridge {
     /// Connects to `addrs` (for example `nats://127.0.0.1:4222`). Must be called inside a
-    /// tokio runtime.
+    /// tokio runtime. The first connection is not retried unless the
+    /// [`connect_options`](BridgeConfig::connect_options) say
+    /// `retry_on_initial_connect()`; every later one is.
     ///
     /// # Errors
     /// The prefix is not a valid topic, or the first connection failed.
@@ -120,8 +122,13 @@ impl Bridge {
             std::future::ready(())
         });
         let client = options.connect(addrs).await.map_err(BridgeError::Connect)?;
-        counters.connected.store(true, Relaxed);
-        tracing::info!(%origin, "ringcast-nats connected");
+        // Connected, unless the options asked to retry the first connection in the
+        // background (then the callback's `Connected` sets it).
+        let up = client.connection_state() == async_nats::connection::State::Connected;
+        if up {
+            counters.connected.store(true, Relaxed);
+            tracing::info!(%origin, "ringcast-nats connected");
+        }
         Ok(Bridge {
             inner: Arc::new(Inner {
                 client,

@@ -121,7 +121,8 @@ impl<E> ImportHandle<E> {
     }
 
     /// Ends the import and returns the bus's publisher, once every message already
-    /// received has been published. `None` if the publishing thread panicked.
+    /// received has been published (a publish waits for ring space, so this waits as
+    /// long as the bus's slowest shard does). `None` if the publishing thread panicked.
     pub async fn stop(mut self) -> Option<Publisher<E>>
     where
         E: Send + Sync + 'static,
