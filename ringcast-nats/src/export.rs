@@ -193,7 +193,15 @@ async fn run<E, C>(
             Ok(body) => body,
             Err(error) => {
                 add(&counters.encode_errors, 1);
-                tracing::warn!(origin = %inner.origin, topic = %delivery.topic().as_str(), %error, "ringcast-nats export: cannot encode");
+                if let Some(suppressed) = counters.encode_log.check(inner.epoch) {
+                    tracing::warn!(
+                        origin = %inner.origin,
+                        topic = %delivery.topic().as_str(),
+                        %error,
+                        suppressed,
+                        "ringcast-nats export: cannot encode (at most one such event per second)"
+                    );
+                }
                 continue;
             }
         };

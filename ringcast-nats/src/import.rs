@@ -317,7 +317,7 @@ impl<C> Decoder<C> {
             DecodeError::Payload(_) => &counters.decode_payload,
         };
         add(counter, 1);
-        if let Some(suppressed) = counters.may_log_decode_error(self.inner.epoch) {
+        if let Some(suppressed) = counters.decode_log.check(self.inner.epoch) {
             tracing::warn!(
                 origin = %self.inner.origin,
                 reason = error.reason(),

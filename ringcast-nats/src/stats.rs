@@ -31,9 +31,33 @@ pub(crate) struct Counters {
     pub decode_topic: AtomicU64,
     pub decode_oversized: AtomicU64,
     pub decode_payload: AtomicU64,
-    /// Milliseconds since `epoch` of the last decode error logged (rate limit).
-    pub last_decode_log_ms: AtomicU64,
-    pub decode_logs_suppressed: AtomicU64,
+    pub decode_log: LogLimit,
+    pub encode_log: LogLimit,
+}
+
+/// At most one log event per second for one kind of error.
+#[derive(Debug, Default)]
+pub(crate) struct LogLimit {
+    /// Milliseconds since the bridge's epoch, plus one second, of the last event logged.
+    last_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogLimit {
+    /// Whether an event may be logged now; if so, how many were suppressed since the
+    /// last one (the event should say so).
+    pub(crate) fn check(&self, epoch: Instant) -> Option<u64> {
+        // Offset by a second so that the very first event passes.
+        let now = epoch.elapsed().as_millis() as u64 + 1_000;
+        let last = self.last_ms.load(Relaxed);
+        // Relaxed: the limit is advisory; a race at worst logs one event too many or few.
+        if now < last + 1_000 || self.last_ms.compare_exchange(last, now, Relaxed, Relaxed).is_err()
+        {
+            add(&self.suppressed, 1);
+            return None;
+        }
+        Some(self.suppressed.swap(0, Relaxed))
+    }
 }
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -45,20 +69,6 @@ pub(crate) fn sub(counter: &AtomicU64, n: u64) {
 }
 
 impl Counters {
-    /// Whether a decode error may be logged now (at most one per second); counts the
-    /// suppressed ones, which the next logged event reports.
-    pub(crate) fn may_log_decode_error(&self, epoch: Instant) -> Option<u64> {
-        let now = epoch.elapsed().as_millis() as u64 + 1_000;
-        let last = self.last_decode_log_ms.load(Relaxed);
-        if now < last + 1_000
-            || self.last_decode_log_ms.compare_exchange(last, now, Relaxed, Relaxed).is_err()
-        {
-            add(&self.decode_logs_suppressed, 1);
-            return None;
-        }
-        Some(self.decode_logs_suppressed.swap(0, Relaxed))
-    }
-
     pub(crate) fn snapshot(&self, origin: String) -> BridgeStats {
         let decode_errors = DecodeErrors {
             header: self.decode_header.load(Relaxed),
@@ -255,10 +265,11 @@ mod tests {
     fn decode_error_logs_are_rate_limited() {
         let counters = Counters::default();
         let epoch = Instant::now();
-        assert_eq!(counters.may_log_decode_error(epoch), Some(0));
-        assert_eq!(counters.may_log_decode_error(epoch), None);
-        assert_eq!(counters.may_log_decode_error(epoch), None);
-        assert_eq!(counters.decode_logs_suppressed.load(Relaxed), 2);
+        assert_eq!(counters.decode_log.check(epoch), Some(0));
+        assert_eq!(counters.decode_log.check(epoch), None);
+        assert_eq!(counters.decode_log.check(epoch), None);
+        assert_eq!(counters.decode_log.suppressed.load(Relaxed), 2);
+        assert_eq!(counters.encode_log.check(epoch), Some(0), "a limit per kind of error");
     }
 
     #[test]
