@@ -11,7 +11,7 @@ use ringcast::{Bus, Publisher, Topic, Uuid};
 use tokio::sync::Notify;
 
 use crate::codec::Codec;
-use crate::error::BridgeError;
+use crate::error::{BridgeError, ImportError};
 use crate::export::{self, ExportHandle, ExportOptions};
 use crate::import::{self, ImportHandle, ImportOptions};
 use crate::stats::{add, BridgeStats, Counters};
@@ -173,13 +173,14 @@ impl Bridge {
     /// publishers, is planned in another issue.
     ///
     /// # Errors
-    /// An invalid pattern, the thread could not start, or the NATS subscription failed.
+    /// An invalid pattern or option, the NATS subscription failed, or the thread could not
+    /// start; the error hands the publisher back.
     pub async fn import<E, C>(
         &self,
         publisher: Publisher<E>,
         pattern: &str,
         options: ImportOptions<C>,
-    ) -> Result<ImportHandle<E>, BridgeError>
+    ) -> Result<ImportHandle<E>, ImportError<E>>
     where
         E: Send + Sync + 'static,
         C: Codec<E>,

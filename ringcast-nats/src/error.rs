@@ -103,6 +103,8 @@ pub enum BridgeError {
     Bus(ringcast::BusError),
     /// The import's publishing thread could not be started.
     Thread(std::io::Error),
+    /// An option is out of range: which one, and what it must be.
+    Config(&'static str, &'static str),
 }
 
 impl fmt::Display for BridgeError {
@@ -114,6 +116,7 @@ impl fmt::Display for BridgeError {
             BridgeError::Prefix(e) => write!(f, "bad prefix: {e}"),
             BridgeError::Bus(e) => write!(f, "cannot subscribe to the bus: {e}"),
             BridgeError::Thread(e) => write!(f, "cannot start the import thread: {e}"),
+            BridgeError::Config(what, must) => write!(f, "invalid {what}: must be {must}"),
         }
     }
 }
@@ -127,6 +130,50 @@ impl std::error::Error for BridgeError {
             BridgeError::Prefix(e) => Some(e),
             BridgeError::Bus(e) => Some(e),
             BridgeError::Thread(e) => Some(e),
+            BridgeError::Config(..) => None,
         }
+    }
+}
+
+/// [`Bridge::import`](crate::Bridge::import) failed; the bus's publisher is handed back
+/// (the bus stays open).
+pub struct ImportError<E>(Box<(BridgeError, ringcast::Publisher<E>)>);
+
+impl<E> ImportError<E> {
+    pub(crate) fn new(error: BridgeError, publisher: ringcast::Publisher<E>) -> Self {
+        ImportError(Box::new((error, publisher)))
+    }
+
+    /// What went wrong.
+    pub fn error(&self) -> &BridgeError {
+        &self.0 .0
+    }
+
+    /// The publisher that was passed in.
+    pub fn into_publisher(self) -> ringcast::Publisher<E> {
+        self.0 .1
+    }
+
+    /// The error, dropping the publisher (which closes its bus).
+    pub fn into_error(self) -> BridgeError {
+        self.0 .0
+    }
+}
+
+impl<E> fmt::Debug for ImportError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImportError").field("error", self.error()).finish_non_exhaustive()
+    }
+}
+
+impl<E> fmt::Display for ImportError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.error(), f)
+    }
+}
+
+impl<E> std::error::Error for ImportError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error().source()
     }
 }

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::bridge::{Inner, ALIAS_NAMESPACE};
 use crate::codec::{Codec, Json};
-use crate::error::{BridgeError, DecodeError};
+use crate::error::{BridgeError, DecodeError, ImportError};
 use crate::headers;
 use crate::stats::{add, sub, Counters};
 
@@ -56,10 +56,10 @@ impl<C> ImportOptions<C> {
         self
     }
 
-    /// Messages waiting between the NATS subscription and the publishing thread (at
-    /// least 1; default 1024).
+    /// Messages waiting between the NATS subscription and the publishing thread, at
+    /// least 1 (0 makes [`Bridge::import`](crate::Bridge::import) fail); default 1024.
     pub fn queue(mut self, messages: usize) -> Self {
-        self.queue = messages.max(1);
+        self.queue = messages;
         self
     }
 }
@@ -70,7 +70,7 @@ impl<C> ImportOptions<C> {
 #[must_use = "dropping the handle stops the import and closes the bus"]
 pub struct ImportHandle<E> {
     task: JoinHandle<()>,
-    thread: Option<std::thread::JoinHandle<Publisher<E>>>,
+    thread: Option<std::thread::JoinHandle<Option<Publisher<E>>>>,
     local: mpsc::Sender<Item<E>>,
 }
 
@@ -134,7 +134,7 @@ impl<E> ImportHandle<E> {
         let (closed, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.local, closed));
         let thread = self.thread.take()?;
-        tokio::task::spawn_blocking(move || thread.join().ok()).await.ok().flatten()
+        tokio::task::spawn_blocking(move || thread.join().ok().flatten()).await.ok().flatten()
     }
 }
 
@@ -155,14 +155,26 @@ pub(crate) async fn start<E, C>(
     publisher: Publisher<E>,
     pattern: &str,
     options: ImportOptions<C>,
-) -> Result<ImportHandle<E>, BridgeError>
+) -> Result<ImportHandle<E>, ImportError<E>>
 where
     E: Send + Sync + 'static,
     C: Codec<E>,
 {
-    let pattern = Pattern::new(pattern).map_err(BridgeError::Pattern)?;
+    // Every fallible step comes before the publisher moves to the thread, so a failure
+    // hands it back and the bus stays open.
+    let fail = |error, publisher| Err(ImportError::new(error, publisher));
+    if options.queue == 0 {
+        return fail(BridgeError::Config("import queue", "at least 1"), publisher);
+    }
+    let pattern = match Pattern::new(pattern) {
+        Ok(pattern) => pattern,
+        Err(e) => return fail(BridgeError::Pattern(e), publisher),
+    };
     let subject = format!("{}.{}", inner.prefix.as_str(), pattern.as_str());
-    let mut nats = inner.client.subscribe(subject).await.map_err(BridgeError::Subscribe)?;
+    let mut nats = match inner.client.subscribe(subject).await {
+        Ok(nats) => nats,
+        Err(e) => return fail(BridgeError::Subscribe(e), publisher),
+    };
     let (tx, rx) = mpsc::channel::<Item<E>>(options.queue);
     let local = tx.clone();
     let decoder = Decoder {
@@ -171,10 +183,19 @@ where
         max_payload: options.max_payload,
         streams: Streams::default(),
     };
-    let thread = std::thread::Builder::new()
-        .name("ringcast-nats-import".into())
-        .spawn(move || decoder.run(rx, publisher))
-        .map_err(BridgeError::Thread)?;
+    // The thread gets the publisher only once it runs: `spawn` drops its closure on error.
+    let (handover, handed) = std::sync::mpsc::sync_channel::<Publisher<E>>(1);
+    let spawned =
+        std::thread::Builder::new().name("ringcast-nats-import".into()).spawn(move || {
+            let publisher = handed.recv().ok()?;
+            Some(decoder.run(rx, publisher))
+        });
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(e) => return fail(BridgeError::Thread(e), publisher),
+    };
+    // Cannot fail: the thread holds the receiver until it has received.
+    let _ = handover.send(publisher);
     let counters = Arc::clone(&inner.counters);
     let task = inner.runtime.spawn(async move {
         while let Some(message) = nats.next().await {

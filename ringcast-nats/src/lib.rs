@@ -75,7 +75,7 @@ mod stats;
 
 pub use bridge::{Bridge, BridgeConfig, ALIAS_NAMESPACE};
 pub use codec::{Codec, Json, Raw};
-pub use error::{BridgeError, CodecError, DecodeError};
+pub use error::{BridgeError, CodecError, DecodeError, ImportError};
 pub use export::{ExportHandle, ExportOptions};
 pub use import::{ImportHandle, ImportOptions, ImportSender};
 pub use stats::{BridgeStats, DecodeErrors};

@@ -83,3 +83,22 @@ async fn garbage_is_counted_and_the_import_keeps_working() {
     assert_eq!(stats.imported, 10);
     assert_eq!(stats.decode_errors, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_options_and_patterns_are_errors_not_panics() {
+    let server = NatsServer::start();
+    let b = bridge(&server).await;
+    let bus: Bus<Order> = Bus::builder().build().unwrap();
+    let zero = ImportOptions::default().queue(0);
+    let err = b.import(bus.publisher().unwrap(), "orders.>", zero).await.unwrap_err();
+    assert_eq!(err.to_string(), "invalid import queue: must be at least 1");
+    // The publisher comes back: the bus is still open.
+    let publisher = err.into_publisher();
+    let err = b.import(publisher, "orders..x", ImportOptions::default()).await.unwrap_err();
+    assert!(err.to_string().starts_with("bad pattern: "), "{err}");
+    assert!(!bus.is_closed());
+    let err = b.export(&bus, "orders.>", ExportOptions::default().capacity(0)).unwrap_err();
+    assert!(err.to_string().starts_with("cannot subscribe to the bus: "), "{err}");
+    let err = b.export(&bus, "a.>.b", ExportOptions::default()).unwrap_err();
+    assert!(err.to_string().starts_with("bad pattern: "), "{err}");
+}
