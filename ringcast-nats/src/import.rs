@@ -1,0 +1,369 @@
+//! Import: a NATS subscription read by a tokio task, decoded and published into the local
+//! bus by a dedicated thread that owns the bus's `Publisher`.
+//!
+//! The task only moves messages into a bounded channel; the thread does the work that may
+//! take time (decoding, waiting for ring space), so the executor never blocks on the bus.
+//! When the thread falls behind, the channel fills, the task waits, and the NATS
+//! client's own subscription buffer absorbs the rest (async-nats reports a slow consumer
+//! past it).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_nats::Message;
+use futures_util::StreamExt;
+use ringcast::{Alias, Event, Pattern, Publisher, Topic, Uuid};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::bridge::{Inner, ALIAS_NAMESPACE};
+use crate::codec::{Codec, Json};
+use crate::error::{BridgeError, DecodeError, ImportError};
+use crate::headers;
+use crate::stats::{add, sub, Counters};
+
+/// How an import decodes messages.
+#[derive(Debug, Clone)]
+pub struct ImportOptions<C = Json> {
+    codec: C,
+    max_payload: usize,
+    queue: usize,
+}
+
+impl Default for ImportOptions<Json> {
+    fn default() -> Self {
+        ImportOptions::new(Json)
+    }
+}
+
+impl<C> ImportOptions<C> {
+    /// The default largest body an import accepts: 1 MiB (the NATS server's default limit).
+    pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
+
+    /// Options with this codec and the defaults.
+    pub fn new(codec: C) -> Self {
+        ImportOptions { codec, max_payload: Self::DEFAULT_MAX_PAYLOAD, queue: 1024 }
+    }
+
+    /// Replaces the codec.
+    pub fn codec<D>(self, codec: D) -> ImportOptions<D> {
+        ImportOptions { codec, max_payload: self.max_payload, queue: self.queue }
+    }
+
+    /// Largest body accepted, in bytes; larger messages are counted and dropped.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// Messages waiting between the NATS subscription and the publishing thread, at
+    /// least 1 (0 makes [`Bridge::import`](crate::Bridge::import) fail); default 1024.
+    pub fn queue(mut self, messages: usize) -> Self {
+        self.queue = messages;
+        self
+    }
+}
+
+/// A running import. Dropping it ends the import; the publishing thread then drops the
+/// bus's `Publisher`, which closes the bus. [`stop`](Self::stop) gives the publisher back
+/// instead.
+#[must_use = "dropping the handle stops the import and closes the bus"]
+pub struct ImportHandle<E> {
+    task: JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<Option<Publisher<E>>>>,
+    local: mpsc::Sender<Item<E>>,
+}
+
+/// What the publishing thread receives: a message from NATS or a local event.
+enum Item<E> {
+    Nats(Message),
+    Local(Event<E>),
+}
+
+/// Publishes local events into a bus whose publisher an import owns, interleaved with
+/// the imported ones. A stopgap until the multi-producer handle (planned in another
+/// issue): it goes through the import's thread and queue. Cheap to clone.
+pub struct ImportSender<E> {
+    tx: mpsc::Sender<Item<E>>,
+}
+
+impl<E> Clone for ImportSender<E> {
+    fn clone(&self) -> Self {
+        ImportSender { tx: self.tx.clone() }
+    }
+}
+
+impl<E> std::fmt::Debug for ImportSender<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportSender").field("closed", &self.tx.is_closed()).finish()
+    }
+}
+
+impl<E> ImportSender<E> {
+    /// Queues `event` for publishing; waits while the import's queue is full.
+    ///
+    /// # Errors
+    /// The import ended (stopped, or its bus closed); the event is handed back.
+    pub async fn publish(&self, event: Event<E>) -> Result<(), ringcast::PublishError<Event<E>>> {
+        self.tx.send(Item::Local(event)).await.map_err(|e| match e.0 {
+            Item::Local(event) => ringcast::PublishError(event),
+            Item::Nats(_) => unreachable!("sent a local event"),
+        })
+    }
+}
+
+impl<E> ImportHandle<E> {
+    /// A handle to publish local events into this import's bus (its publisher is owned
+    /// by the import). Events sent through it are never marked as bridged, so exports
+    /// carry them.
+    pub fn sender(&self) -> ImportSender<E> {
+        ImportSender { tx: self.local.clone() }
+    }
+
+    /// Ends the import and returns the bus's publisher, once every message already
+    /// received has been published (a publish waits for ring space, so this waits as
+    /// long as the bus's slowest shard does). `None` if the publishing thread panicked.
+    pub async fn stop(mut self) -> Option<Publisher<E>>
+    where
+        E: Send + Sync + 'static,
+    {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        // The task is gone and so is this handle's sender (ImportSender clones may live
+        // on: the thread returns when the last one is dropped).
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.local, closed));
+        let thread = self.thread.take()?;
+        tokio::task::spawn_blocking(move || thread.join().ok().flatten()).await.ok().flatten()
+    }
+}
+
+impl<E> Drop for ImportHandle<E> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<E> std::fmt::Debug for ImportHandle<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportHandle").field("finished", &self.task.is_finished()).finish()
+    }
+}
+
+pub(crate) async fn start<E, C>(
+    inner: &Arc<Inner>,
+    publisher: Publisher<E>,
+    pattern: &str,
+    options: ImportOptions<C>,
+) -> Result<ImportHandle<E>, ImportError<E>>
+where
+    E: Send + Sync + 'static,
+    C: Codec<E>,
+{
+    // Every fallible step comes before the publisher moves to the thread, so a failure
+    // hands it back and the bus stays open.
+    let fail = |error, publisher| Err(ImportError::new(error, publisher));
+    if options.queue == 0 {
+        return fail(BridgeError::Config("import queue", "at least 1"), publisher);
+    }
+    let pattern = match Pattern::new(pattern) {
+        Ok(pattern) => pattern,
+        Err(e) => return fail(BridgeError::Pattern(e), publisher),
+    };
+    let subject = format!("{}.{}", inner.prefix.as_str(), pattern.as_str());
+    let mut nats = match inner.client.subscribe(subject).await {
+        Ok(nats) => nats,
+        Err(e) => return fail(BridgeError::Subscribe(e), publisher),
+    };
+    let (tx, rx) = mpsc::channel::<Item<E>>(options.queue);
+    let local = tx.clone();
+    let decoder = Decoder {
+        inner: Arc::clone(inner),
+        codec: options.codec,
+        max_payload: options.max_payload,
+        streams: Streams::default(),
+    };
+    // The thread gets the publisher only once it runs: `spawn` drops its closure on error.
+    let (handover, handed) = std::sync::mpsc::sync_channel::<Publisher<E>>(1);
+    let spawned =
+        std::thread::Builder::new().name("ringcast-nats-import".into()).spawn(move || {
+            let publisher = handed.recv().ok()?;
+            Some(decoder.run(rx, publisher))
+        });
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(e) => return fail(BridgeError::Thread(e), publisher),
+    };
+    // Cannot fail: the thread holds the receiver until it has received.
+    let _ = handover.send(publisher);
+    let counters = Arc::clone(&inner.counters);
+    let task = inner.runtime.spawn(async move {
+        while let Some(message) = nats.next().await {
+            add(&counters.import_in_flight, 1);
+            if tx.send(Item::Nats(message)).await.is_err() {
+                // The thread ended (the bus closed).
+                sub(&counters.import_in_flight, 1);
+                break;
+            }
+        }
+    });
+    Ok(ImportHandle { task, thread: Some(thread), local })
+}
+
+/// The most (origin, export) streams whose last position an import remembers; past it the
+/// table is cleared (and a gap spanning the clear goes uncounted).
+const MAX_STREAMS: usize = 4096;
+
+/// Last `Ringcast-Export-Seq` seen per (origin, export): where imports find lost events.
+#[derive(Default)]
+struct Streams {
+    last: HashMap<(Uuid, u32), u64>,
+}
+
+impl Streams {
+    /// Records `seq` for its stream; returns how many events are missing before it.
+    fn gap(&mut self, origin: Uuid, export: u32, seq: u64) -> u64 {
+        if self.last.len() >= MAX_STREAMS && !self.last.contains_key(&(origin, export)) {
+            self.last.clear();
+        }
+        // The first message of a stream opens it (earlier ones predate this import); a
+        // position at or below the last one means the exporter restarted its stream.
+        match self.last.insert((origin, export), seq) {
+            Some(last) if seq > last => seq - last - 1,
+            _ => 0,
+        }
+    }
+}
+
+struct Decoder<C> {
+    inner: Arc<Inner>,
+    codec: C,
+    max_payload: usize,
+    streams: Streams,
+}
+
+enum Outcome<E> {
+    Publish(Event<E>),
+    Own,
+}
+
+impl<C> Decoder<C> {
+    fn run<E>(
+        mut self,
+        mut rx: mpsc::Receiver<Item<E>>,
+        mut publisher: Publisher<E>,
+    ) -> Publisher<E>
+    where
+        C: Codec<E>,
+    {
+        let counters = Arc::clone(&self.inner.counters);
+        while let Some(item) = rx.blocking_recv() {
+            let message = match item {
+                Item::Nats(message) => message,
+                Item::Local(event) => {
+                    if publisher.publish(event).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let outcome = self.decode(message);
+            match outcome {
+                Ok(Outcome::Publish(event)) => match publisher.publish(event) {
+                    Ok(_) => add(&counters.imported, 1),
+                    Err(_) => {
+                        add(&counters.import_bus_closed, 1);
+                        sub(&counters.import_in_flight, 1);
+                        break;
+                    }
+                },
+                Ok(Outcome::Own) => add(&counters.import_own, 1),
+                Err(error) => self.count(&counters, &error),
+            }
+            sub(&counters.import_in_flight, 1);
+        }
+        // Whatever is left in the channel is never published.
+        rx.close();
+        while let Ok(item) = rx.try_recv() {
+            if let Item::Nats(_) = item {
+                add(&counters.import_bus_closed, 1);
+                sub(&counters.import_in_flight, 1);
+            }
+        }
+        publisher
+    }
+
+    fn decode<E>(&mut self, message: Message) -> Result<Outcome<E>, DecodeError>
+    where
+        C: Codec<E>,
+    {
+        let prefix = self.inner.prefix.as_str();
+        let rest = message
+            .subject
+            .as_str()
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .ok_or_else(|| {
+                DecodeError::BadTopic(format!("{:?} lacks the prefix", message.subject.as_str()))
+            })?;
+        let topic = Topic::new(rest).map_err(|e| DecodeError::BadTopic(e.to_string()))?;
+        let incoming = headers::decode(message.headers.as_ref())?;
+        if incoming.origin == self.inner.origin {
+            return Ok(Outcome::Own);
+        }
+        let missed = self.streams.gap(incoming.origin, incoming.export, incoming.export_seq);
+        add(&self.inner.counters.import_missed, missed);
+        if message.payload.len() > self.max_payload {
+            return Err(DecodeError::Oversized {
+                len: message.payload.len(),
+                max: self.max_payload,
+            });
+        }
+        let payload = self.codec.decode(message.payload).map_err(DecodeError::Payload)?;
+        let origin = incoming.origin.to_string();
+        let alias = Alias::new(ALIAS_NAMESPACE, &origin)
+            .map_err(|_| DecodeError::BadHeader(headers::ORIGIN, origin))?;
+        let mut event = Event::new(topic, payload).with_alias(alias);
+        if let Some(route) = incoming.route {
+            event = event.with_route(route);
+        }
+        Ok(Outcome::Publish(event))
+    }
+
+    fn count(&self, counters: &Counters, error: &DecodeError) {
+        let counter = match error {
+            DecodeError::MissingHeader(_) | DecodeError::BadHeader(..) => &counters.decode_header,
+            DecodeError::BadTopic(_) => &counters.decode_topic,
+            DecodeError::Oversized { .. } => &counters.decode_oversized,
+            DecodeError::Payload(_) => &counters.decode_payload,
+        };
+        add(counter, 1);
+        if let Some(suppressed) = counters.decode_log.check(self.inner.epoch) {
+            tracing::warn!(
+                origin = %self.inner.origin,
+                reason = error.reason(),
+                %error,
+                suppressed,
+                "ringcast-nats import: message dropped (at most one such event per second)"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_are_counted_per_stream_from_its_first_message() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut streams = Streams::default();
+        assert_eq!(streams.gap(a, 0, 5), 0, "the first message opens the stream");
+        assert_eq!(streams.gap(a, 0, 6), 0);
+        assert_eq!(streams.gap(a, 0, 9), 2);
+        assert_eq!(streams.gap(a, 1, 3), 0, "another export of the same origin");
+        assert_eq!(streams.gap(b, 0, 1), 0);
+        assert_eq!(streams.gap(a, 0, 1), 0, "a restarted stream");
+        assert_eq!(streams.gap(a, 0, 3), 1);
+    }
+}

@@ -1,0 +1,69 @@
+//! Promise: the bridge's Prometheus text, alone and appended to the bus's, is accepted
+//! by `promtool check metrics` without a single lint warning.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use ringcast::{Bus, Event, Subscription, Topic};
+use ringcast_nats::{ExportOptions, ImportOptions};
+
+use common::{bridge, within, NatsServer, DEADLINE};
+
+fn promtool_check(text: &str) {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = child.unwrap_or_else(|e| {
+        panic!("promtool is required (Debian package `prometheus`) but cannot run: {e}")
+    });
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool rejected the metrics:\n{report}\n---\n{text}");
+    assert!(report.trim().is_empty(), "promtool lint warnings:\n{report}\n---\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_metrics_pass_promtool() {
+    let server = NatsServer::start();
+    let (a, b) = (bridge(&server).await, bridge(&server).await);
+    let bus_a: Bus<u64> = Bus::builder().build().unwrap();
+    let bus_b: Bus<u64> = Bus::builder().build().unwrap();
+    let _export = a.export(&bus_a, "orders.>", ExportOptions::default()).unwrap();
+    let mut sub = bus_b.subscribe(Subscription::all()).unwrap();
+    let _import =
+        b.import(bus_b.publisher().unwrap(), "orders.>", ImportOptions::default()).await.unwrap();
+    within("subscribed", b.round_trip()).await.unwrap();
+    let mut publisher = bus_a.publisher().unwrap();
+    for id in 0..3 {
+        publisher
+            .publish_timeout(Event::new(Topic::new("orders.eu").unwrap(), id), DEADLINE)
+            .unwrap();
+    }
+    for _ in 0..3 {
+        within("next event", sub.recv_async()).await.unwrap();
+    }
+
+    for bridge in [&a, &b] {
+        let text = bridge.prometheus_text();
+        for series in ["exported_total", "imported_total", "decode_errors_total", "connected"] {
+            let help = format!("# HELP ringcast_nats_{series} ");
+            let kind = format!("# TYPE ringcast_nats_{series} ");
+            assert!(text.contains(&help) && text.contains(&kind), "{series} lacks HELP/TYPE");
+        }
+        promtool_check(&text);
+    }
+    assert!(a.prometheus_text().contains("ringcast_nats_exported_total{origin="));
+    let sa = a.stats();
+    assert!(a
+        .prometheus_text()
+        .contains(&format!("ringcast_nats_exported_total{{origin=\"{}\"}} 3\n", sa.origin)));
+    // What a daemon serves: the bus's text with the bridge's appended.
+    promtool_check(&(bus_b.stats().prometheus_text() + &b.prometheus_text()));
+}
