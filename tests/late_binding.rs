@@ -21,7 +21,7 @@ fn drain(sub: &mut Subscriber<u32>) -> Vec<(u64, Option<Uuid>)> {
     let mut got = Vec::new();
     loop {
         match sub.recv_timeout(HANG) {
-            Ok(d) => got.push((d.seq(), d.route())),
+            Ok(d) => got.push((d.seq(), d.resolved_route())),
             Err(RecvTimeoutError::Closed) => return got,
             Err(e) => panic!("{e}"),
         }

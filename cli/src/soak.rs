@@ -1107,8 +1107,8 @@ impl Tracker {
         if !body_intact(msg.id, &msg.body) {
             self.fail(format_args!("event {seq}: payload body corrupted"));
         }
-        if delivery.route() != msg.route {
-            let (got, want) = (delivery.route(), msg.route);
+        if delivery.resolved_route() != msg.route {
+            let (got, want) = (delivery.resolved_route(), msg.route);
             self.fail(format_args!("event {seq}: route resolved as {got:?}, expected {want:?}"));
         }
         let verdict = self.plan.spec.verdict(delivery.topic(), msg.route, msg.id);
@@ -1135,6 +1135,9 @@ impl Tracker {
     }
 
     /// Leaves unless the close has begun; then hands the subscriber back (it stays).
+    // The `Err` is the caller's own subscriber handed back by move, once per subscriber
+    // lifetime: boxing it would cost an allocation for nothing.
+    #[allow(clippy::result_large_err)]
     fn try_leave(&mut self, sub: Subscriber<Payload>, end: End) -> Result<(), Subscriber<Payload>> {
         let shared = Arc::clone(&self.shared);
         let closing = shared.closing.read().unwrap_or_else(PoisonError::into_inner);
