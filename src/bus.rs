@@ -5,7 +5,7 @@ use std::task::Waker;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crate::error::{BusError, ConfigError};
+use crate::error::{BusError, ConfigError, PatternError};
 use crate::event::Event;
 use crate::publisher::Publisher;
 use crate::queue::{Meta, SubQueue};
@@ -402,6 +402,34 @@ impl<E: Send + Sync + 'static> Bus<E> {
             return Err(BusError::PublisherTaken);
         }
         Ok(Publisher::new(Arc::clone(&self.handle)))
+    }
+
+    /// A [`Subscription`] to the topics matching `pattern`, typed with this bus's payload.
+    ///
+    /// The same as [`Subscription::to`], except that the payload type comes from the bus, so
+    /// a [`filter`](Subscription::filter) closure needs no annotation and the call no
+    /// turbofish:
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, Topic};
+    ///
+    /// struct Order { id: u64 }
+    ///
+    /// let bus: Bus<Order> = Bus::builder().build()?;
+    /// let mut big = bus.subscribe(bus.subscription("orders.>")?.filter(|e| e.payload().id > 100))?;
+    /// let mut publisher = bus.publisher()?;
+    /// for id in [7, 700] {
+    ///     publisher.publish(Event::new(Topic::new("orders.eu.created")?, Order { id }))?;
+    /// }
+    /// publisher.close();
+    /// assert_eq!(big.recv()?.payload().id, 700);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// An invalid pattern, saying what and where.
+    pub fn subscription(&self, pattern: &str) -> Result<Subscription<E>, PatternError> {
+        Subscription::to(pattern)
     }
 
     /// Subscribes. The subscriber receives every matching event published after this

@@ -183,7 +183,9 @@ pub enum BusError {
     Closed,
     /// Another [`Publisher`](crate::Publisher) was already taken from this bus.
     PublisherTaken,
-    /// A subscription option is out of bounds.
+    /// A subscription option is out of bounds: the same [`ConfigError`] that
+    /// [`BusBuilder::build`](crate::BusBuilder::build) returns for a builder field, so one
+    /// `?` handles both (`From<ConfigError> for BusError`).
     Config(ConfigError),
 }
 
