@@ -432,6 +432,33 @@ impl<E: Send + Sync + 'static> Bus<E> {
         Subscription::to(pattern)
     }
 
+    /// Subscribes to the topics matching `pattern`, with the rest of the subscription set by
+    /// `configure` on a [`Subscription`] typed by this bus (so its closures infer):
+    ///
+    /// ```
+    /// use ringcast::{Bus, BusError, Overflow};
+    ///
+    /// struct Order { id: u64 }
+    ///
+    /// let bus: Bus<Order> = Bus::builder().build()?;
+    /// let big = bus.subscribe_to("orders.>", |s| {
+    ///     s.filter(|e| e.payload().id > 100).capacity(64).overflow(Overflow::DropOldest)
+    /// })?;
+    /// assert_eq!(big.capacity(), 64);
+    /// assert!(matches!(bus.subscribe_to("orders..eu", |s| s), Err(BusError::Pattern(_))));
+    /// # Ok::<(), BusError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Pattern` for an invalid pattern; otherwise as [`subscribe`](Self::subscribe).
+    pub fn subscribe_to(
+        &self,
+        pattern: &str,
+        configure: impl FnOnce(Subscription<E>) -> Subscription<E>,
+    ) -> Result<Subscriber<E>, BusError> {
+        self.subscribe(configure(self.subscription(pattern)?))
+    }
+
     /// Subscribes. The subscriber receives every matching event published after this
     /// returns, in order, exactly once, unless its own queue overflows (then losses are
     /// counted and reported as `Lagged`). Events published *while* `subscribe` runs on
