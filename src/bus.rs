@@ -207,7 +207,9 @@ impl BusBuilder {
     /// Checks the configuration and starts the dispatcher threads.
     ///
     /// # Errors
-    /// A [`ConfigError`] naming the field and its bound.
+    /// A [`ConfigError`] naming the field and its bound: the same type that
+    /// [`Bus::subscribe`] reports as [`BusError::Config`], so `?` converts it in a function
+    /// that returns [`BusError`].
     pub fn build<E: Send + Sync + 'static>(self) -> Result<Bus<E>, ConfigError> {
         if !self.ring_capacity.is_power_of_two()
             || !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&self.ring_capacity)
