@@ -5,7 +5,7 @@ use std::task::Waker;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crate::error::{BusError, ConfigError};
+use crate::error::{BusError, ConfigError, PatternError};
 use crate::event::Event;
 use crate::publisher::Publisher;
 use crate::queue::{Meta, SubQueue};
@@ -207,7 +207,9 @@ impl BusBuilder {
     /// Checks the configuration and starts the dispatcher threads.
     ///
     /// # Errors
-    /// A [`ConfigError`] naming the field and its bound.
+    /// A [`ConfigError`] naming the field and its bound: the same type that
+    /// [`Bus::subscribe`] reports as [`BusError::Config`], so `?` converts it in a function
+    /// that returns [`BusError`].
     pub fn build<E: Send + Sync + 'static>(self) -> Result<Bus<E>, ConfigError> {
         if !self.ring_capacity.is_power_of_two()
             || !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&self.ring_capacity)
@@ -402,6 +404,61 @@ impl<E: Send + Sync + 'static> Bus<E> {
             return Err(BusError::PublisherTaken);
         }
         Ok(Publisher::new(Arc::clone(&self.handle)))
+    }
+
+    /// A [`Subscription`] to the topics matching `pattern`, typed with this bus's payload.
+    ///
+    /// The same as [`Subscription::to`], except that the payload type comes from the bus, so
+    /// a [`filter`](Subscription::filter) closure needs no annotation and the call no
+    /// turbofish:
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, Topic};
+    ///
+    /// struct Order { id: u64 }
+    ///
+    /// let bus: Bus<Order> = Bus::builder().build()?;
+    /// let mut big = bus.subscribe(bus.subscription("orders.>")?.filter(|e| e.payload().id > 100))?;
+    /// let mut publisher = bus.publisher()?;
+    /// for id in [7, 700] {
+    ///     publisher.publish(Event::new(Topic::new("orders.eu.created")?, Order { id }))?;
+    /// }
+    /// publisher.close();
+    /// assert_eq!(big.recv()?.payload().id, 700);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// An invalid pattern, saying what and where.
+    pub fn subscription(&self, pattern: &str) -> Result<Subscription<E>, PatternError> {
+        Subscription::to(pattern)
+    }
+
+    /// Subscribes to the topics matching `pattern`, with the rest of the subscription set by
+    /// `configure` on a [`Subscription`] typed by this bus (so its closures infer):
+    ///
+    /// ```
+    /// use ringcast::{Bus, BusError, Overflow};
+    ///
+    /// struct Order { id: u64 }
+    ///
+    /// let bus: Bus<Order> = Bus::builder().build()?;
+    /// let big = bus.subscribe_to("orders.>", |s| {
+    ///     s.filter(|e| e.payload().id > 100).capacity(64).overflow(Overflow::DropOldest)
+    /// })?;
+    /// assert_eq!(big.capacity(), 64);
+    /// assert!(matches!(bus.subscribe_to("orders..eu", |s| s), Err(BusError::Pattern(_))));
+    /// # Ok::<(), BusError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Pattern` for an invalid pattern; otherwise as [`subscribe`](Self::subscribe).
+    pub fn subscribe_to(
+        &self,
+        pattern: &str,
+        configure: impl FnOnce(Subscription<E>) -> Subscription<E>,
+    ) -> Result<Subscriber<E>, BusError> {
+        self.subscribe(configure(self.subscription(pattern)?))
     }
 
     /// Subscribes. The subscriber receives every matching event published after this

@@ -183,8 +183,14 @@ pub enum BusError {
     Closed,
     /// Another [`Publisher`](crate::Publisher) was already taken from this bus.
     PublisherTaken,
-    /// A subscription option is out of bounds.
+    /// A subscription option is out of bounds: the same [`ConfigError`] that
+    /// [`BusBuilder::build`](crate::BusBuilder::build) returns for a builder field, so one
+    /// `?` handles both (`From<ConfigError> for BusError`).
     Config(ConfigError),
+    /// A subscription pattern is invalid (from [`Bus::subscribe_to`](crate::Bus::subscribe_to),
+    /// or a `?` on [`Bus::subscription`](crate::Bus::subscription) in a function that returns
+    /// `BusError`).
+    Pattern(PatternError),
 }
 
 impl fmt::Display for BusError {
@@ -193,6 +199,7 @@ impl fmt::Display for BusError {
             BusError::Closed => f.write_str("bus closed"),
             BusError::PublisherTaken => f.write_str("the bus already has a publisher"),
             BusError::Config(e) => e.fmt(f),
+            BusError::Pattern(e) => e.fmt(f),
         }
     }
 }
@@ -201,6 +208,7 @@ impl std::error::Error for BusError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BusError::Config(e) => Some(e),
+            BusError::Pattern(e) => Some(e),
             _ => None,
         }
     }
@@ -209,6 +217,12 @@ impl std::error::Error for BusError {
 impl From<ConfigError> for BusError {
     fn from(e: ConfigError) -> Self {
         BusError::Config(e)
+    }
+}
+
+impl From<PatternError> for BusError {
+    fn from(e: PatternError) -> Self {
+        BusError::Pattern(e)
     }
 }
 

@@ -99,7 +99,7 @@ impl<E> Event<E> {
         &self.topic
     }
 
-    /// The route the event was published with (see [`Delivery::route`] for the resolved
+    /// The route the event was published with (see [`Delivery::resolved_route`] for the resolved
     /// one).
     pub fn route(&self) -> Option<Uuid> {
         self.route
@@ -293,6 +293,36 @@ pub struct Delivery<E> {
 
 impl<E> Delivery<E> {
     /// The event's route as resolved at dispatch: its own, or the one bound to its alias.
+    /// [`Event::route`] (through `Deref`, as `Event::route(&delivery)`) is the route the
+    /// event was published with.
+    ///
+    /// ```
+    /// use ringcast::{Alias, Bus, Event, Subscription, Topic, Uuid};
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let mut publisher = bus.publisher()?;
+    /// let (alias, route) = (Alias::new("conn", "c-1")?, Uuid::from_u128(7));
+    /// let t = Topic::new("t")?;
+    /// publisher.publish(Event::new(t.clone(), 0).with_alias(alias.clone()).with_route(route).binds())?;
+    /// publisher.publish(Event::new(t, 1).with_alias(alias))?;
+    /// publisher.close();
+    /// let first = sub.recv()?;
+    /// assert_eq!(first.resolved_route(), Some(route));
+    /// let late = sub.recv()?;
+    /// assert_eq!(Event::route(&late), None); // published without a route
+    /// assert_eq!(late.resolved_route(), Some(route)); // bound through its alias
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resolved_route(&self) -> Option<Uuid> {
+        self.route
+    }
+
+    /// The resolved route; renamed [`resolved_route`](Self::resolved_route) because this
+    /// name shadowed [`Event::route`] (the published route) through `Deref`.
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `resolved_route()`; `Event::route` is the published route"
+    )]
     pub fn route(&self) -> Option<Uuid> {
         self.route
     }

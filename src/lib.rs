@@ -7,7 +7,7 @@
 //! [`Overflow`] policy, and every loss is counted and reported as `Lagged(n)`.
 //!
 //! ```
-//! use ringcast::{Bus, Event, Overflow, Subscription, Topic};
+//! use ringcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
 //!
 //! struct Order { id: u64 }
 //!
@@ -22,15 +22,21 @@
 //! }
 //! publisher.close();
 //! let mut ids = Vec::new();
-//! while let Ok(delivery) = audit.recv() {
-//!     ids.push(delivery.payload().id);
+//! loop {
+//!     match audit.recv() {
+//!         Ok(delivery) => ids.push(delivery.payload().id),
+//!         Err(RecvError::Lagged(_)) => continue, // lost events are counted; go on
+//!         Err(RecvError::Closed) => break,
+//!     }
 //! }
 //! assert_eq!(ids, [0, 1, 2]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! See `DESIGN.md` in the repository for the architecture; each module's docs give its
-//! invariants and a `# Orderings` table of the atomics it relies on.
+//! See `ARCHITECTURE.md` in the repository for the data flow, a map of the modules with the
+//! invariant each keeps, and how orderings, testing, errors and observability cut across
+//! them; each module's docs give its invariants and a `# Orderings` table of the atomics it
+//! relies on.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]

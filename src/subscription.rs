@@ -68,7 +68,8 @@ pub enum Overflow {
 /// ```
 /// use ringcast::{Subscription, Uuid};
 /// let session = Uuid::from_u128(7);
-/// // The payload type is named up front so the predicate's argument type is known.
+/// // Built on its own, a subscription names its payload type so that the predicate's
+/// // argument type is known; `Bus::subscription` takes it from the bus instead.
 /// let sub = Subscription::<String>::to_any(["orders.*.created", "billing.>"])?
 ///     .route(session)
 ///     .filter(|event| event.payload().len() < 1024)

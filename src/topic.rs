@@ -1,20 +1,7 @@
 //! Topics and patterns: dot-separated tokens, matched without allocating or re-parsing.
 //!
-//! # Rules (NATS subjects)
-//! These are the NATS subject rules, so topics and patterns carry between ringcast and NATS
-//! unchanged.
-//! - A topic is one or more tokens separated by `.`; no token is empty (so no leading,
-//!   trailing or doubled dots).
-//! - A token is printable ASCII (`!`..=`~`) except `.`, `*` and `>`: no spaces, no control
-//!   bytes, no non-ASCII.
-//! - At most [`Topic::MAX_LEN`] (255) bytes and [`Topic::MAX_TOKENS`] (32) tokens.
-//! - A pattern follows the same rules, plus two wildcards, each a whole token:
-//!   `*` matches exactly one token, `>` matches one or more trailing tokens and may only be
-//!   the last token. `orders.*.created` matches `orders.eu.created`; `orders.>` matches
-//!   `orders.eu` and `orders.eu.created` but not `orders`; `>` matches every topic.
-//! - Topics whose first token is `$SYS` are reserved for the bus's own events:
-//!   [`Topic::new`] refuses them ([`TopicErrorKind::Reserved`]); patterns may name them
-//!   (`$SYS.>`) to subscribe.
+//! The rules (NATS subjects, so topics and patterns carry between ringcast and NATS
+//! unchanged) are in [`Topic`]'s docs, where users read them.
 //!
 //! # Representation
 //! Both types are validated once and store their token boundaries (`ends[i]`, the byte
@@ -111,6 +98,22 @@ struct TopicInner {
 }
 
 /// A validated event topic. Cheap to clone; hash precomputed.
+///
+/// # Rules (NATS subjects)
+/// These are the NATS subject rules, so topics and patterns carry between ringcast and NATS
+/// unchanged.
+/// - A topic is one or more tokens separated by `.`; no token is empty (so no leading,
+///   trailing or doubled dots).
+/// - A token is printable ASCII (`!`..=`~`) except `.`, `*` and `>`: no spaces, no control
+///   bytes, no non-ASCII.
+/// - At most [`Topic::MAX_LEN`] (255) bytes and [`Topic::MAX_TOKENS`] (32) tokens.
+/// - A pattern follows the same rules, plus two wildcards, each a whole token:
+///   `*` matches exactly one token, `>` matches one or more trailing tokens and may only be
+///   the last token. `orders.*.created` matches `orders.eu.created`; `orders.>` matches
+///   `orders.eu` and `orders.eu.created` but not `orders`; `>` matches every topic.
+/// - Topics whose first token is `$SYS` are reserved for the bus's own events:
+///   [`Topic::new`] refuses them ([`TopicErrorKind::Reserved`]); patterns may name them
+///   (`$SYS.>`) to subscribe.
 #[derive(Clone)]
 pub struct Topic(Arc<TopicInner>);
 
@@ -120,7 +123,7 @@ impl Topic {
     /// The most tokens a topic may have.
     pub const MAX_TOKENS: usize = MAX_TOKENS;
 
-    /// Validates `s` as a topic (see the [module docs](self) for the rules).
+    /// Validates `s` as a topic (see [`Topic`] for the rules).
     ///
     /// ```
     /// use ringcast::Topic;
@@ -270,12 +273,12 @@ struct PatternInner {
 }
 
 /// A subscription pattern: a topic with `*` (one token) and `>` (one or more trailing
-/// tokens) wildcards. Cheap to clone.
+/// tokens) wildcards; the rules are in [`Topic`]. Cheap to clone.
 #[derive(Clone)]
 pub struct Pattern(Arc<PatternInner>);
 
 impl Pattern {
-    /// Validates `s` as a pattern (see the [module docs](self) for the rules).
+    /// Validates `s` as a pattern (see [`Topic`] for the rules).
     ///
     /// ```
     /// use ringcast::{Pattern, Topic};

@@ -212,3 +212,45 @@ fn receive_error_messages_are_lowercase_and_say_what_happened() {
     assert!(RecvError::Closed.to_string().contains("closed"));
     assert!(TryRecvError::Lagged(1).to_string().contains("lag"));
 }
+
+/// One error type for configuration: `build()`'s `ConfigError` converts into
+/// `BusError::Config` with `?`, so a function that builds a bus and subscribes reports
+/// either problem as one `BusError`, holding the very `ConfigError` the builder returned.
+#[test]
+fn build_and_subscribe_errors_meet_in_bus_error() {
+    fn start(dispatchers: usize, capacity: usize) -> Result<Bus<u64>, BusError> {
+        let bus = Bus::builder().dispatchers(dispatchers).build()?;
+        drop(bus.subscribe(Subscription::all().capacity(capacity))?);
+        Ok(bus)
+    }
+    let from_build = Bus::builder().dispatchers(0).build::<u64>().unwrap_err();
+    assert_eq!(start(0, 1).unwrap_err(), BusError::Config(from_build.clone()));
+    assert_eq!(BusError::from(from_build.clone()), BusError::Config(from_build));
+    match start(1, 0).unwrap_err() {
+        BusError::Config(e) => assert_eq!(e.field(), "capacity"),
+        other => panic!("capacity 0: {other:?}"),
+    }
+    start(1, 1).unwrap().close();
+}
+
+/// A bad pattern is configuration too: `BusError::Pattern`, from `subscribe_to` or through
+/// `?` on `Bus::subscription`, holding the `PatternError` with what and where.
+#[test]
+fn bad_patterns_meet_in_bus_error() {
+    fn watch(bus: &Bus<u64>, pattern: &str) -> Result<(), BusError> {
+        drop(bus.subscribe(bus.subscription(pattern)?)?);
+        Ok(())
+    }
+    let bus = build(Bus::builder()).unwrap();
+    let e = watch(&bus, "a..b").unwrap_err();
+    let BusError::Pattern(pattern) = &e else { panic!("a..b: {e:?}") };
+    assert_eq!(pattern, &ringcast::Pattern::new("a..b").unwrap_err());
+    assert_eq!(e.to_string(), r#"invalid pattern "a..b": empty token at byte 2"#);
+    assert_eq!(e.source().unwrap().to_string(), e.to_string());
+    let e = bus.subscribe_to("a.>.b", |s| s.capacity(1)).unwrap_err();
+    assert!(matches!(e, BusError::Pattern(_)), "{e:?}");
+    assert_eq!(bus.subscriber_count(), 0, "never half-subscribed");
+    watch(&bus, "a.*").unwrap();
+    let _kept = bus.subscribe_to("a.>", |s| s.filter(|e| *e.payload() > 1)).unwrap();
+    assert_eq!(bus.subscriber_count(), 1);
+}

@@ -107,7 +107,7 @@ fn subscribers_are_spread_over_shards() {
         *per_shard.entry(sub.shard()).or_insert(0) += 1;
     }
     assert!(per_shard.len() > 1, "every subscriber on one shard: {per_shard:?}");
-    // Least-loaded placement (DESIGN.md): 8 subscribers on 4 shards, 2 each.
+    // Least-loaded placement (ARCHITECTURE.md, `bus.rs`): 8 subscribers on 4 shards, 2 each.
     assert_eq!(per_shard, BTreeMap::from([(0, 2), (1, 2), (2, 2), (3, 2)]));
 }
 

@@ -21,7 +21,7 @@ fn drain(sub: &mut Subscriber<u32>) -> Vec<(u64, Option<Uuid>)> {
     let mut got = Vec::new();
     loop {
         match sub.recv_timeout(HANG) {
-            Ok(d) => got.push((d.seq(), d.route())),
+            Ok(d) => got.push((d.seq(), d.resolved_route())),
             Err(RecvTimeoutError::Closed) => return got,
             Err(e) => panic!("{e}"),
         }
@@ -222,4 +222,28 @@ fn binding_capacity_zero_turns_late_binding_off() {
         ],
     );
     assert_eq!(got, [(0, Some(Uuid::from_u128(1))), (1, None)]);
+}
+
+/// `Delivery::resolved_route()` is the resolved route; `Event::route` (through `Deref`) is
+/// the published one; the deprecated `Delivery::route()` still answers the resolved one
+/// for this release.
+#[test]
+fn resolved_route_and_published_route_are_distinct() {
+    let bus: Bus<u32> = Bus::builder().build().unwrap();
+    let mut sub = bus.subscribe(Subscription::all()).unwrap();
+    let mut publisher = bus.publisher().unwrap();
+    let route = Uuid::from_u128(42);
+    publisher
+        .publish(Event::new(topic(), 0).with_alias(alias("a")).with_route(route).binds())
+        .unwrap();
+    publisher.publish(Event::new(topic(), 1).with_alias(alias("a"))).unwrap();
+    publisher.close();
+    let bound = sub.recv_timeout(HANG).unwrap();
+    assert_eq!((Event::route(&bound), bound.resolved_route()), (Some(route), Some(route)));
+    let late = sub.recv_timeout(HANG).unwrap();
+    assert_eq!(Event::route(&late), None, "published without a route");
+    assert_eq!(late.resolved_route(), Some(route), "resolved through its alias");
+    #[allow(deprecated)]
+    let old = late.route();
+    assert_eq!(old, late.resolved_route());
 }

@@ -64,12 +64,29 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Usage>() => {
+            eprintln!("ringcast: error: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("ringcast: {e}");
             ExitCode::FAILURE
         }
     }
 }
+
+/// A request the flags allow but the tool refuses (e.g. a bench plan estimated to take too
+/// long): exits 2, like clap's own usage errors.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error for Usage {}
 
 const TOPICS: [&str; 3] = ["orders.eu.created", "orders.us.created", "orders.eu.cancelled"];
 const EVENTS: u64 = 20;

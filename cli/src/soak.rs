@@ -1107,8 +1107,8 @@ impl Tracker {
         if !body_intact(msg.id, &msg.body) {
             self.fail(format_args!("event {seq}: payload body corrupted"));
         }
-        if delivery.route() != msg.route {
-            let (got, want) = (delivery.route(), msg.route);
+        if delivery.resolved_route() != msg.route {
+            let (got, want) = (delivery.resolved_route(), msg.route);
             self.fail(format_args!("event {seq}: route resolved as {got:?}, expected {want:?}"));
         }
         let verdict = self.plan.spec.verdict(delivery.topic(), msg.route, msg.id);

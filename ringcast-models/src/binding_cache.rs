@@ -4,12 +4,12 @@
 //!
 //! The cache is internal to each shard (`routing::BindingCache` over `lru::Lru`), so it is
 //! driven black-box: `.binds()` events (alias and route), `.unbinds()` events, alias-only
-//! lookups and events that need no binding. Every delivery's [`Delivery::route`] must be the
+//! lookups and events that need no binding. Every delivery's [`Delivery::resolved_route`] must be the
 //! model's resolution, a route-filtered subscriber must get exactly the events resolved to
 //! its route, and after close every shard's binds / unbinds / hits / misses / evictions
 //! counters must equal the model's (every shard resolves every event identically).
 //!
-//! [`Delivery::route`]: ringcast::Delivery::route
+//! [`Delivery::resolved_route`]: ringcast::Delivery::resolved_route
 
 use arbitrary::Arbitrary;
 use ringcast::{Alias, Bus, Event, RecvTimeoutError, Subscriber, Subscription, Topic, Uuid};
@@ -109,7 +109,7 @@ fn drain(sub: &mut Subscriber<usize>) -> Vec<(u64, Option<Uuid>)> {
     let mut got = Vec::new();
     loop {
         match sub.recv_timeout(HANG) {
-            Ok(d) => got.push((d.seq(), d.route())),
+            Ok(d) => got.push((d.seq(), d.resolved_route())),
             Err(RecvTimeoutError::Closed) => return got,
             Err(RecvTimeoutError::Lagged(n)) => panic!("{}: lost {n} events", sub.name()),
             Err(RecvTimeoutError::Timeout) => {

@@ -187,7 +187,7 @@ impl Got {
             topic: d.topic().as_str().to_owned(),
             alias: d.alias().map(|a| a.to_string()),
             own_route: Event::route(d),
-            route: d.route(),
+            route: d.resolved_route(),
         })
     }
 

@@ -18,15 +18,33 @@ mod report;
 mod stats;
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
+use clap::builder::{PossibleValuesParser, RangedU64ValueParser};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::Usage;
 use impls::{Impl, Mode, Spec};
 use stats::Summary;
 
+/// The most subscribers `--subscribers` accepts: every receiver is a task or an OS thread.
+pub const MAX_SUBSCRIBERS: u64 = 10_000;
+/// The most events `--events` accepts; the plan check below refuses far fewer on most
+/// machines.
+pub const MAX_EVENTS: u64 = 1_000_000_000;
+/// The highest `--rate` (events/s).
+pub const MAX_RATE: u64 = 1_000_000_000;
+/// Plans estimated to take longer than this are refused unless `--force`.
+pub const MAX_PLAN_SECS: u64 = 600;
+
 /// `ringcast bench` options.
+///
+/// Exit codes: 2 for a value out of range or a plan refused by the estimate (change the
+/// flags or add `--force`), 1 when the run itself fails (e.g. an output path that cannot be
+/// written).
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Fewer events (under a minute on 2 cores); same scenarios
@@ -35,36 +53,60 @@ pub struct BenchArgs {
     /// Scenarios to run (repeatable or comma-separated); default all
     #[arg(long, value_enum, value_delimiter = ',')]
     scenario: Vec<Scenario>,
-    /// Subscriber counts for `fanout`
-    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    /// Subscriber counts for `fanout` (each 1..=10000)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,4,16,64",
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_SUBSCRIBERS)
+    )]
     subscribers: Vec<usize>,
-    /// Events per run (overrides the defaults; the disruptor's `slow` run with the slow
-    /// subscriber is capped at 5000: it runs at that subscriber's pace)
-    #[arg(long)]
+    /// Events per run, 1..=1000000000 (overrides the defaults; the disruptor's `slow` run
+    /// with the slow subscriber is capped at 5000: it runs at that subscriber's pace)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_EVENTS))]
     events: Option<u64>,
-    /// Events/s for the paced latency runs
-    #[arg(long, default_value_t = 100_000)]
+    /// Events/s for the paced latency runs, 1..=1000000000
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=MAX_RATE))]
     rate: u64,
     /// How receivers run: tokio tasks or OS threads
     #[arg(long, value_enum, default_value_t = ModeArg::Async)]
     mode: ModeArg,
-    /// ringcast dispatcher shards. 1, the library's default, is best on 2 cores: a second
-    /// shard thread did not raise N=64 saturation throughput measurably, and it made paced
-    /// p99 worse (the publisher, two shards and two tokio workers oversubscribe the cores)
-    #[arg(long, default_value_t = 1)]
+    /// ringcast dispatcher shards, 1..=64. 1, the library's default, is best on 2 cores: a
+    /// second shard thread did not raise N=64 saturation throughput measurably, and it made
+    /// paced p99 worse (the publisher, two shards and two tokio workers oversubscribe the
+    /// cores)
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=ringcast::MAX_DISPATCHERS as u64)
+    )]
     dispatchers: usize,
     /// Implementations to run (comma-separated); default all
-    #[arg(long, value_delimiter = ',', hide = true)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        hide = true,
+        value_parser = PossibleValuesParser::new(Impl::ALL.map(Impl::name))
+    )]
     only: Vec<String>,
     /// Phases to run (comma-separated: saturation, paced, paced+slow); default all
-    #[arg(long, value_delimiter = ',', hide = true)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        hide = true,
+        value_parser = PossibleValuesParser::new(["saturation", "paced", "paced+slow"])
+    )]
     phase: Vec<String>,
-    /// Write machine-readable results here
+    /// Write machine-readable results here (checked before the run)
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Write latency CDFs (one panel per scenario) here, as SVG
+    /// Write latency CDFs (one panel per scenario) here, as SVG (checked before the run)
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Run even if the plan is estimated to take more than 10 minutes or more memory than
+    /// is available
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -186,16 +228,26 @@ fn plan(args: &BenchArgs) -> Vec<Plan> {
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
-    if args.subscribers.contains(&0) || args.rate == 0 || args.events == Some(0) {
-        return Err("--subscribers, --rate and --events must be positive".into());
-    }
     let impls: Vec<Impl> = Impl::ALL
         .into_iter()
         .filter(|i| args.only.is_empty() || args.only.iter().any(|o| o == i.name()))
         .collect();
     let plans = plan(args);
-    let total: u64 =
-        plans.iter().map(|p| impls.iter().filter(|i| i.supports(&p.spec)).count() as u64).sum();
+    let runs: Vec<&Spec> = plans
+        .iter()
+        .flat_map(|p| impls.iter().filter(|i| i.supports(&p.spec)).map(|_| &p.spec))
+        .collect();
+    if !args.force {
+        let estimate = Estimate::of(&runs);
+        estimate.check(mem_available())?;
+    }
+    // Open (and so create or truncate) the outputs now: a bad path fails in a second, not
+    // after the whole run.
+    let json_file = args.json.as_deref().map(|p| open_output("--json", p)).transpose()?;
+    if let Some(path) = &args.plot {
+        open_output("--plot", path)?;
+    }
+    let total = runs.len() as u64;
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
@@ -224,13 +276,150 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     }
     bar.finish_and_clear();
     print!("{}", report::table(&rows));
-    if let Some(path) = &args.json {
+    if let (Some(path), Some(mut file)) = (&args.json, json_file) {
         let json = report::json(&rows, args.quick);
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        file.write_all(serde_json::to_string_pretty(&json)?.as_bytes())
+            .map_err(|e| format!("--json: cannot write {}: {e}", path.display()))?;
     }
     if let Some(path) = &args.plot {
         plot::cdfs(&rows, path)?;
     }
     Ok(())
+}
+
+/// Creates (or truncates) an output file, so that a missing directory or a read-only one is
+/// reported before the run.
+fn open_output(flag: &str, path: &Path) -> Result<File, String> {
+    File::create(path).map_err(|e| format!("{flag}: cannot write {}: {e}", path.display()))
+}
+
+/// Assumed delivery rate of a saturation run (deliveries/s), for the estimate only. On 2
+/// cores the fastest rows deliver some tens of millions per second and the slowest a few
+/// million; the estimate takes the slow end so that it errs towards refusing.
+const SATURATION_DELIVERIES_PER_SEC: u64 = 5_000_000;
+/// Bytes per delivery at the peak of a run: the receiver's `(seq, nanos)` record (16) and
+/// the event held in a lossless queue (16 plus per-slot overhead).
+const BYTES_PER_DELIVERY: u64 = 48;
+/// Bytes per published event: its publish stamp and a slot in the widest ring.
+const BYTES_PER_EVENT: u64 = 72;
+/// Bytes per receiver besides its records: its queue, its task or thread.
+const BYTES_PER_RECEIVER: u64 = 64 * 1024;
+
+/// What a plan is expected to cost: the sum of its runs' durations, the largest run's
+/// memory (runs are sequential, and each frees its memory before the next).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Estimate {
+    secs: u64,
+    bytes: u64,
+}
+
+impl Estimate {
+    fn of(runs: &[&Spec]) -> Estimate {
+        let mut secs = 0u64;
+        let mut bytes = 0u64;
+        for spec in runs {
+            let receivers = spec.receivers() as u64;
+            let deliveries: u64 = (0..spec.receivers()).map(|s| spec.expected(s)).sum();
+            let run_secs = match spec.rate {
+                Some(rate) => spec.events.div_ceil(rate),
+                None => deliveries.div_ceil(SATURATION_DELIVERIES_PER_SEC),
+            };
+            secs = secs.saturating_add(run_secs);
+            let run_bytes = deliveries
+                .saturating_mul(BYTES_PER_DELIVERY)
+                .saturating_add(spec.events.saturating_mul(BYTES_PER_EVENT))
+                .saturating_add(receivers.saturating_mul(BYTES_PER_RECEIVER));
+            bytes = bytes.max(run_bytes);
+        }
+        Estimate { secs, bytes }
+    }
+
+    /// Refuses a plan over [`MAX_PLAN_SECS`] or over `available` bytes (when known).
+    fn check(self, available: Option<u64>) -> Result<(), Usage> {
+        let mut problems = Vec::new();
+        if self.secs > MAX_PLAN_SECS {
+            problems.push(format!(
+                "estimated time {} s exceeds the limit of {MAX_PLAN_SECS} s",
+                self.secs
+            ));
+        }
+        if let Some(available) = available.filter(|&a| self.bytes > a) {
+            problems.push(format!(
+                "estimated memory {} MiB exceeds the {} MiB available (MemAvailable)",
+                self.bytes >> 20,
+                available >> 20
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Usage(format!(
+                "bench plan refused: {}; lower --events or --subscribers (or choose fewer \
+                 --scenario), or pass --force",
+                problems.join("; ")
+            )))
+        }
+    }
+}
+
+/// `MemAvailable` from `/proc/meminfo`, in bytes; `None` where there is no such file.
+fn mem_available() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_available(&meminfo)
+}
+
+fn parse_mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(events: u64, subscribers: usize, rate: Option<u64>) -> Spec {
+        Spec {
+            subscribers,
+            slow: false,
+            topics: 1,
+            events,
+            rate,
+            mode: Mode::Async,
+            lossless: rate.is_none(),
+            queue: QUEUE,
+            dispatchers: 1,
+        }
+    }
+
+    #[test]
+    fn parses_mem_available() {
+        let meminfo = "MemTotal:  16000000 kB\nMemFree: 1000 kB\nMemAvailable:    2048 kB\n";
+        assert_eq!(parse_mem_available(meminfo), Some(2048 * 1024));
+        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn estimate_sums_time_and_takes_the_largest_run_for_memory() {
+        let a = spec(10_000_000, 1, None);
+        let b = spec(1_000_000, 1, Some(100_000));
+        let e = Estimate::of(&[&a, &b]);
+        assert_eq!(e.secs, 2 + 10);
+        assert_eq!(
+            e.bytes,
+            10_000_000 * (BYTES_PER_DELIVERY + BYTES_PER_EVENT) + BYTES_PER_RECEIVER
+        );
+    }
+
+    #[test]
+    fn check_refuses_long_or_large_plans_with_the_estimate() {
+        let small = Estimate { secs: 10, bytes: 1 << 20 };
+        assert!(small.check(Some(1 << 30)).is_ok());
+        assert!(small.check(None).is_ok());
+        let slow = Estimate { secs: 601, bytes: 1 << 20 }.check(Some(1 << 30)).unwrap_err();
+        assert!(slow.0.contains("estimated time 601 s"), "{}", slow.0);
+        assert!(slow.0.contains("--force"), "{}", slow.0);
+        let big = Estimate { secs: 10, bytes: 4 << 30 }.check(Some(1 << 30)).unwrap_err();
+        assert!(big.0.contains("estimated memory 4096 MiB exceeds the 1024 MiB"), "{}", big.0);
+    }
 }

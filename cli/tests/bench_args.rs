@@ -1,0 +1,103 @@
+//! `ringcast bench` refuses bad input before it runs anything: values out of range exit 2
+//! naming the flag and the range, oversized plans exit 2 with the estimate, unwritable
+//! output paths exit 1 before the run. None of these cases runs a benchmark.
+
+use std::process::{Command, Output};
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("runs the binary")
+}
+
+/// Asserts the exit code, that nothing was printed on stdout (no run, no table) and that
+/// stderr holds every `needle`.
+fn assert_refused(out: &Output, code: i32, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert!(out.stdout.is_empty(), "stdout: {}", String::from_utf8_lossy(&out.stdout));
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in stderr: {stderr}");
+    }
+}
+
+#[test]
+fn dispatchers_out_of_range_exit_2() {
+    for value in ["0", "65", "100000"] {
+        assert_refused(&bench(&["--dispatchers", value]), 2, &["--dispatchers"]);
+    }
+    assert_refused(&bench(&["--dispatchers", "100000"]), 2, &["1..=64"]);
+}
+
+#[test]
+fn events_out_of_range_exit_2() {
+    for value in ["0", "10000000000", "18446744073709551615", "18446744073709551616"] {
+        assert_refused(&bench(&["--events", value]), 2, &["--events"]);
+    }
+    assert_refused(&bench(&["--events", "10000000000"]), 2, &["1..=1000000000"]);
+}
+
+#[test]
+fn subscribers_out_of_range_exit_2() {
+    assert_refused(
+        &bench(&["--subscribers", "1000000", "--events", "10"]),
+        2,
+        &["--subscribers", "1..=10000"],
+    );
+    assert_refused(&bench(&["--subscribers", "1,0"]), 2, &["--subscribers"]);
+}
+
+#[test]
+fn rate_out_of_range_exits_2() {
+    assert_refused(&bench(&["--rate", "0"]), 2, &["--rate", "1..=1000000000"]);
+}
+
+#[test]
+fn unknown_implementation_or_phase_exits_2() {
+    assert_refused(&bench(&["--only", "nope"]), 2, &["--only", "ringcast"]);
+    assert_refused(&bench(&["--phase", "warmup"]), 2, &["--phase", "saturation"]);
+}
+
+#[test]
+fn plan_longer_than_ten_minutes_is_refused_with_the_estimate() {
+    // 10^8 events paced at 100 000/s: 1000 s per paced row.
+    let out = bench(&["--events", "100000000"]);
+    assert_refused(&out, 2, &["bench plan refused", "estimated time", "600 s", "--force"]);
+}
+
+#[test]
+fn plan_larger_than_memory_is_refused_with_the_estimate() {
+    // 64 subscribers x 10^9 events: terabytes of records, more than any test machine has.
+    let out = bench(&[
+        "--scenario",
+        "fanout",
+        "--phase",
+        "saturation",
+        "--subscribers",
+        "64",
+        "--events",
+        "1000000000",
+    ]);
+    assert_refused(&out, 2, &["estimated memory", "MiB available", "--force"]);
+}
+
+#[test]
+fn unwritable_json_path_fails_before_the_run() {
+    let missing = std::env::temp_dir()
+        .join(format!("ringcast-no-such-dir-{}", std::process::id()))
+        .join("bench.json");
+    // The default plan takes minutes: an empty stdout proves the path was checked first.
+    let out = bench(&["--json", missing.to_str().unwrap()]);
+    assert_refused(&out, 1, &["--json", "cannot write"]);
+}
+
+#[test]
+fn unwritable_plot_path_fails_before_the_run() {
+    let missing = std::env::temp_dir()
+        .join(format!("ringcast-no-such-dir-plot-{}", std::process::id()))
+        .join("bench.svg");
+    let out = bench(&["--plot", missing.to_str().unwrap()]);
+    assert_refused(&out, 1, &["--plot", "cannot write"]);
+}
