@@ -55,7 +55,7 @@ pub(crate) fn encode<E>(out: &Outgoing, delivery: &Delivery<E>) -> HeaderMap {
             headers.insert(PUBLISHED_AT, since.as_micros().to_string().as_str());
         }
     }
-    if let Some(route) = delivery.route() {
+    if let Some(route) = delivery.resolved_route() {
         headers.insert(ROUTE, route.to_string().as_str());
     }
     if let Some(alias) = delivery.alias() {
