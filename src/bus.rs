@@ -506,7 +506,8 @@ impl<E: Send + Sync + 'static> Bus<E> {
         self.handle.shared.ring.is_closed()
     }
 
-    /// Live subscribers, over all shards.
+    /// Subscribers whose handle is alive, over all shards (one closed by a `Disconnect`
+    /// overflow counts until it is dropped).
     pub fn subscriber_count(&self) -> usize {
         self.handle.shared.shards.iter().map(|r| r.len()).sum()
     }

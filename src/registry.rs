@@ -3,8 +3,10 @@
 //! The dispatcher loads the list once per batch (one `Swap::load`, a wait-free
 //! reference-count increment with arc-swap). Subscribe and unsubscribe copy the list, edit
 //! the copy and store it, serialised by `writer`; a shard still using the old list keeps
-//! its entries alive until its batch ends, so there is no use after free. Entries of
-//! subscribers that disconnected on overflow are swept out on every edit.
+//! its entries alive until its batch ends, so there is no use after free. An entry leaves
+//! the list when its `Subscriber` is dropped, not when a `Disconnect` overflow closes its
+//! queue: until then stats show that subscriber and its losses (the shard skips the dead
+//! queue). Every edit also sweeps entries whose receiver is gone.
 //!
 //! # Generations
 //! Every stored list carries a new `generation`. The shard's route cache is valid for one
@@ -133,7 +135,10 @@ impl<E> Registry<E> {
         self.list.load()
     }
 
+    /// The entries whose `Subscriber` is alive. A queue closed by a `Disconnect` overflow
+    /// stays listed until its subscriber is dropped, so stats keep showing its counts (its
+    /// losses included) while the handle lives; the shard skips it (`is_dead`).
     fn live_entries(&self) -> Vec<Entry<E>> {
-        self.list.load().entries.iter().filter(|e| !e.queue.is_dead()).cloned().collect()
+        self.list.load().entries.iter().filter(|e| !e.queue.receiver_gone()).cloned().collect()
     }
 }

@@ -312,3 +312,32 @@ mod sys_events {
         drop(bus); // joins the stats thread too
     }
 }
+
+/// Found by `ringcast soak` (seed 14356390416667042106): a subscriber closed by a
+/// `Disconnect` overflow vanished from `Bus::stats()` at the next subscribe or unsubscribe
+/// anywhere on its shard, while its handle was alive and its losses still unread. It stays
+/// in the snapshot, with its counts, until it is dropped.
+#[test]
+fn a_disconnected_subscriber_stays_in_stats_until_dropped() {
+    let bus: Bus<u64> = Bus::builder().build().unwrap();
+    let mut cut = bus
+        .subscribe(Subscription::all().capacity(2).overflow(Overflow::Disconnect).name("cut"))
+        .unwrap();
+    let mut publisher = bus.publisher().unwrap();
+    for i in 0..5 {
+        publisher.publish(Event::new(topic("t"), i)).unwrap();
+    }
+    publisher.flush();
+    // Two queued, the third overflowed and closed the queue.
+    assert_eq!(cut.try_recv().unwrap().seq(), 0);
+    // An edit of the shard's list: a subscribe, then an unsubscribe.
+    drop(bus.subscribe(Subscription::all()).unwrap());
+    let stats = bus.stats();
+    let row = stats.subscribers.iter().find(|s| s.name == "cut");
+    let row = row.expect("a disconnected subscriber whose handle lives is in the snapshot");
+    assert_eq!((row.consumed, row.dropped), (1, 1));
+    assert_eq!(bus.subscriber_count(), 1);
+    drop(cut);
+    assert!(bus.stats().subscribers.iter().all(|s| s.name != "cut"), "dropped: gone");
+    assert_eq!(bus.subscriber_count(), 0);
+}
