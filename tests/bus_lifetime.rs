@@ -5,29 +5,15 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{drain_to_closed, events, topic, watchdog, HANG};
+use common::{
+    assert_each_dropped_once, drain_to_closed, events, topic, tracker, watchdog, Tracked, HANG,
+};
 use ringcast::{Bus, Event, Overflow, Publisher, Subscriber, Subscription};
-
-/// A payload that counts its drops.
-struct Tracked {
-    id: usize,
-    drops: Arc<Vec<AtomicUsize>>,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.drops[self.id].fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn tracker(n: usize) -> Arc<Vec<AtomicUsize>> {
-    Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect())
-}
 
 /// Dispatcher threads of this process whose name starts with `prefix` (Linux shows the
 /// first 15 bytes of a name; each test uses its own prefix).
@@ -53,17 +39,6 @@ fn assert_no_dispatcher_left(prefix: &str) {
         );
         thread::sleep(Duration::from_millis(1));
     }
-}
-
-fn assert_each_dropped_once(drops: &[AtomicUsize], what: &str) {
-    let wrong: Vec<(usize, usize)> = drops
-        .iter()
-        .map(|d| d.load(Ordering::SeqCst))
-        .enumerate()
-        .filter(|&(_, c)| c != 1)
-        .take(10)
-        .collect();
-    assert!(wrong.is_empty(), "{what}: (payload id, times dropped), first 10 wrong: {wrong:?}");
 }
 
 /// Builds a bus and returns only its halves: the `Bus` handle is dropped here.

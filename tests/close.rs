@@ -7,12 +7,14 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::{drain_to_closed, events, topic, watchdog, HANG};
+use common::{
+    assert_each_dropped_once, drain_to_closed, events, topic, tracker, watchdog, Tracked, HANG,
+};
 use ringcast::{
     Bus, BusError, Delivery, Event, Overflow, RecvError, RecvTimeoutError, Subscriber,
     Subscription, TryRecvError,
@@ -296,29 +298,6 @@ fn dropping_every_bus_handle_does_not_close_while_the_publisher_lives() {
 }
 
 // ---- leaks ------------------------------------------------------------------------------
-
-/// A payload that records its own drop.
-struct Tracked {
-    id: usize,
-    drops: Arc<Vec<AtomicUsize>>,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.drops[self.id].fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn tracker(n: usize) -> Arc<Vec<AtomicUsize>> {
-    Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect())
-}
-
-fn assert_each_dropped_once(drops: &[AtomicUsize], what: &str) {
-    let counts: Vec<usize> = drops.iter().map(|d| d.load(Ordering::SeqCst)).collect();
-    let wrong: Vec<(usize, usize)> =
-        counts.iter().copied().enumerate().filter(|&(_, c)| c != 1).take(10).collect();
-    assert!(wrong.is_empty(), "{what}: (payload id, times dropped), first 10 wrong: {wrong:?}");
-}
 
 #[derive(Clone, Copy, Debug)]
 enum DropOrder {

@@ -9,13 +9,13 @@ mod common;
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{topic, watchdog, HANG};
+use common::{topic, watchdog, CountingWaker, HANG};
 use ringcast::{Bus, Event, Overflow, Subscription, TryRecvError};
 
 const TRIES: u64 = 10_000;
@@ -172,16 +172,6 @@ fn flush_does_not_hang_on_a_closed_bus() {
             .unwrap()
             .block_on(publisher.flush_async());
     });
-}
-
-/// A waker that counts its wake-ups; `Arc::strong_count` tells whether a copy is kept.
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 #[test]

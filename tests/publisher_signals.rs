@@ -10,20 +10,11 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::thread;
 
-use common::{topic, watchdog, HANG};
+use common::{topic, watchdog, CountingWaker, HANG};
 use ringcast::{Bus, BusError, Event, Overflow, Subscription, Topic, TryRecvError};
-
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 #[test]
 fn subscriber_count_follows_subscribe_resubscribe_and_drop() {

@@ -1,7 +1,9 @@
 //! Helpers shared by the behaviour tests. Each test file uses only some of them.
 #![allow(dead_code)]
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::Wake;
 use std::thread;
 use std::time::Duration;
 
@@ -104,4 +106,39 @@ pub fn drain_to_closed<E>(sub: &mut Subscriber<E>) -> Vec<Got> {
 /// `Got::Event(s)` for every `s` in `seqs`.
 pub fn events(seqs: impl IntoIterator<Item = u64>) -> Vec<Got> {
     seqs.into_iter().map(Got::Event).collect()
+}
+
+/// A payload that records its own drop in `drops[id]`.
+pub struct Tracked {
+    pub id: usize,
+    pub drops: Arc<Vec<AtomicUsize>>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.drops[self.id].fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Drop counters for payload ids `0..n`.
+pub fn tracker(n: usize) -> Arc<Vec<AtomicUsize>> {
+    Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect())
+}
+
+/// Every payload was dropped exactly once (no leak, no double drop).
+pub fn assert_each_dropped_once(drops: &[AtomicUsize], what: &str) {
+    let counts: Vec<usize> = drops.iter().map(|d| d.load(Ordering::SeqCst)).collect();
+    let wrong: Vec<(usize, usize)> =
+        counts.iter().copied().enumerate().filter(|&(_, c)| c != 1).take(10).collect();
+    assert!(wrong.is_empty(), "{what}: (payload id, times dropped), first 10 wrong: {wrong:?}");
+}
+
+/// A waker that counts its wake-ups; `Arc::strong_count` tells whether a copy is kept.
+#[derive(Default)]
+pub struct CountingWaker(pub AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
