@@ -1,9 +1,9 @@
 //! Internals exposed for the criterion benches only (`benches/routing.rs`). Not API.
 
-use crate::event::Delivery;
 use crate::queue::{Meta, SubQueue};
 use crate::registry::{Entry, List};
 use crate::routing::{RouteCache, Tally};
+use crate::segment::Pool;
 use crate::subscription::{Matcher, Overflow};
 use crate::sync::Arc;
 use crate::topic::{Pattern, Topic};
@@ -18,16 +18,18 @@ pub struct RouteCacheProbe {
 impl RouteCacheProbe {
     /// One subscriber per pattern; `capacity` 0 turns caching off.
     pub fn new(patterns: &[Pattern], capacity: usize) -> Self {
+        let pool = Arc::new(Pool::new(1));
         let entries = patterns
             .iter()
             .enumerate()
             .map(|(i, p)| Entry {
                 id: i as u64,
                 start: 0,
-                queue: Arc::new(SubQueue::<Delivery<()>>::new(
+                queue: Arc::new(SubQueue::<()>::new(
                     1,
                     Overflow::DropNewest,
                     Meta::default(),
+                    Arc::clone(&pool),
                 )),
                 matcher: Matcher::Any(Box::new([p.clone()])),
                 route: None,

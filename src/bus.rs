@@ -11,6 +11,7 @@ use crate::publisher::Publisher;
 use crate::queue::{Meta, SubQueue};
 use crate::registry::{Entry, Registry};
 use crate::ring::Ring;
+use crate::segment::{Pool, SegRef, Writer};
 use crate::stats::events::{clamp_interval, StatsDelta, STATS_TOPIC};
 use crate::stats::latency::{self, Latency};
 use crate::stats::snapshot::STATS_VERSION;
@@ -34,7 +35,9 @@ pub const MAX_DISPATCHERS: usize = 64;
 
 /// State shared by the bus handle, the publisher, the subscribers and the shards.
 pub(crate) struct Shared<E> {
-    pub(crate) ring: Arc<Ring<Arc<Event<E>>>>,
+    pub(crate) ring: Arc<Ring<SegRef<E>>>,
+    /// Every segment of this bus (see `segment`).
+    pub(crate) pool: Arc<Pool<E>>,
     pub(crate) shards: Box<[Registry<E>]>,
     /// One per shard, written only by that shard.
     pub(crate) counters: Box<[ShardCounters]>,
@@ -81,7 +84,7 @@ pub(crate) struct ClosedWakers {
 /// `$SYS` events waiting for one shard.
 pub(crate) struct SysInbox<E> {
     pub(crate) pending: AtomicBool,
-    pub(crate) events: Mutex<Vec<Arc<Event<E>>>>,
+    pub(crate) events: Mutex<Vec<SegRef<E>>>,
 }
 
 /// Configures and builds a [`Bus`].
@@ -259,6 +262,7 @@ impl BusBuilder {
         crate::event::anchor();
         let shared = Arc::new(Shared {
             ring: Arc::new(Ring::new(self.ring_capacity, self.dispatchers)),
+            pool: Arc::new(Pool::new(self.dispatchers)),
             shards: (0..self.dispatchers).map(|_| Registry::new()).collect(),
             counters: (0..self.dispatchers).map(|_| ShardCounters::default()).collect(),
             binding_capacity: self.binding_capacity,
@@ -358,6 +362,7 @@ fn check_queue_capacity(field: &'static str, capacity: usize) -> Result<(), Conf
 ///
 /// let delivery = audit.recv()?;
 /// assert_eq!((delivery.seq(), delivery.payload().as_str()), (0, "order 1"));
+/// drop(delivery); // a delivery borrows its subscriber until it is dropped
 /// assert_eq!(audit.recv().unwrap_err(), ringcast::RecvError::Closed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -672,10 +677,11 @@ impl<E> Shared<E> {
         }
     }
 
-    /// Hands a `$SYS` event to every shard and wakes them.
-    fn post_system_event(&self, event: Arc<Event<E>>) {
+    /// Hands a `$SYS` event, alone in a segment holding one reference per shard, to every
+    /// shard and wakes them.
+    fn post_system_event(&self, at: SegRef<E>) {
         for inbox in self.sys_inbox.iter() {
-            inbox.events.lock().push(Arc::clone(&event));
+            inbox.events.lock().push(at);
             // Release: pairs with the Acquire swap in `Shard::deliver_system_events`.
             inbox.pending.store(true, Ordering::Release);
         }
@@ -691,6 +697,7 @@ fn stats_events<E: From<StatsDelta> + Send + Sync + 'static>(
     interval: Duration,
 ) {
     let mut seq = 0;
+    let mut writer = Writer::for_system(Arc::clone(&shared.pool));
     loop {
         {
             let mut stopped = shared.stats_stop.lock();
@@ -707,7 +714,11 @@ fn stats_events<E: From<StatsDelta> + Send + Sync + 'static>(
                 let mut event = Event::new(topic, E::from(delta));
                 event.stamp(seq);
                 seq += 1;
-                shared.post_system_event(Arc::new(event));
+                let (at, _) = writer.reserve(shared.shards.len() as u32);
+                writer.write(at, event);
+                writer.commit();
+                writer.seal();
+                shared.post_system_event(at);
             }
         }
         before = after;
@@ -729,8 +740,12 @@ impl<E: Send + Sync + 'static> BusHandle<E> {
         // Relaxed: ids need only be unique.
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let name = subscription.name.clone().unwrap_or_else(|| format!("sub-{id}"));
-        let queue =
-            Arc::new(SubQueue::new(capacity, subscription.overflow, Meta { id, name, shard }));
+        let queue = Arc::new(SubQueue::new(
+            capacity,
+            subscription.overflow,
+            Meta { id, name, shard },
+            Arc::clone(&shared.pool),
+        ));
         let start = || (!shared.ring.is_closed()).then(|| shared.ring.published_acquire());
         let entry = Entry {
             id,

@@ -6,14 +6,17 @@
 //! 3. per event, in ring order: late-binds the route (`routing::BindingCache`), finds the
 //!    matching subscribers (`routing::RouteCache`) and applies route and predicate
 //!    filters, noting per subscriber which of the batch's events it gets,
-//! 4. per subscriber: pushes its events, in ring order, into its queue under its overflow
-//!    policy (only `Overflow::Block` ever makes the shard wait). Subscriber-major order
-//!    keeps one queue's cache lines hot for a whole run of pushes, where event-major order
-//!    touched every matching queue once per event. Each subscriber still gets its events
-//!    in ring order; no order across subscribers is promised,
-//! 5. releases the ring slots (its cursor),
-//! 6. wakes each subscriber it fed, once per batch, not once per event, and adds the
-//!    batch's counts to its counters.
+//! 4. per segment: adds one reference per (subscriber, segment) run it will push (one
+//!    read-modify-write per segment per batch, counted during step 3),
+//! 5. per subscriber: pushes one entry per run (the subscriber's events of one segment, as
+//!    a bitmask) into its queue under its overflow policy (only `Overflow::Block` ever
+//!    makes the shard wait). Subscriber-major order keeps one queue's cache lines hot for
+//!    a whole run of pushes. Each subscriber still gets its events in ring order; no order
+//!    across subscribers is promised,
+//! 6. releases the ring slots (its cursor),
+//! 7. wakes each subscriber it fed, once per batch, not once per event, adds the batch's
+//!    counts to its counters, and releases its reference on every segment that is over
+//!    (see `segment`; an idle shard seals the segment it is in, see `ring`).
 //!
 //! When the ring is closed and drained, or if the shard panics, a guard closes the
 //! registry and every queue so no receiver waits forever, then retires the shard's cursor
@@ -24,11 +27,12 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::bus::Shared;
-use crate::event::{Delivery, Event};
+use crate::event::Event;
 use crate::queue::{DropReason, Pushed};
 use crate::registry::List;
-use crate::ring::Consumer;
+use crate::ring::{Consumer, COUNT};
 use crate::routing::{BindingCache, RouteCache, Tally};
+use crate::segment::{SegPtr, SegRef, Segment, SEG_LEN};
 use crate::stats::topics::LocalTopics;
 use crate::sync::atomic::Ordering;
 use crate::sync::Arc;
@@ -60,13 +64,13 @@ impl<E> Drop for Finish<'_, E> {
     }
 }
 
-fn count_drop(tally: &mut Tally, reason: DropReason) {
-    tally.dropped += 1;
+fn count_drop(tally: &mut Tally, reason: DropReason, n: u64) {
+    tally.dropped += n;
     match reason {
-        DropReason::Newest => tally.dropped_newest += 1,
-        DropReason::Oldest => tally.dropped_oldest += 1,
-        DropReason::Disconnect => tally.dropped_disconnect += 1,
-        DropReason::Shutdown => tally.dropped_shutdown += 1,
+        DropReason::Newest => tally.dropped_newest += n,
+        DropReason::Oldest => tally.dropped_oldest += n,
+        DropReason::Disconnect => tally.dropped_disconnect += n,
+        DropReason::Shutdown => tally.dropped_shutdown += n,
     }
 }
 
@@ -84,13 +88,37 @@ enum Want {
     FilterPanicked,
 }
 
-/// One event of the batch, as the first pass left it.
+/// One wanted event of the batch, as the first pass left it.
 struct Routed<E> {
-    event: Arc<Event<E>>,
-    route: Option<uuid::Uuid>,
+    at: SegRef<E>,
     /// Deliveries and losses, for the per-topic counters.
     delivered: u64,
     dropped: u64,
+}
+
+/// A segment the batch read from, while this shard holds its reference on it.
+struct BatchSeg<E> {
+    seg: SegPtr<E>,
+    /// Runs (queue entries) the first pass planned for it.
+    runs: u32,
+    /// Runs that were not pushed (their reference goes back).
+    unused: u32,
+    /// The last slot read.
+    last_slot: u32,
+    /// No event will follow in it: release the shard's reference at the end of the batch.
+    over: bool,
+}
+
+/// One subscriber's run being built in the second pass.
+struct Run<E> {
+    seg: Option<SegPtr<E>>,
+    mask: u16,
+    /// Batch positions of the run's events, in order.
+    positions: [u32; SEG_LEN],
+    len: usize,
+    /// Filter outcomes since the run began, with the number of the run's events before
+    /// each (counted only if the queue is still alive at that point).
+    outcomes: Vec<(u32, bool)>,
 }
 
 /// A shard's own state: its caches and the batch's bookkeeping, reused across batches.
@@ -100,26 +128,97 @@ struct Shard<'a, E> {
     bindings: BindingCache,
     routes: RouteCache,
     topics: LocalTopics,
-    /// The batch's events in ring order (first pass).
+    /// The batch's wanted events in ring order (first pass).
     batch: Vec<Routed<E>>,
+    /// The segments of the batch, in ring order.
+    segs: Vec<BatchSeg<E>>,
+    /// Segments started so far (a serial number for `last_run`).
+    serial: u64,
+    /// The segment whose reference this shard holds across batches, and its last slot read.
+    held: Option<(SegPtr<E>, u32)>,
     /// Per subscriber (index into the list): what happens to it for each matching event of
     /// the batch, in ring order.
     wants: Vec<Vec<Want>>,
+    /// Per subscriber: the serial of the segment of its last planned run.
+    last_run: Vec<u64>,
     /// Subscribers with a non-empty `wants`, in the order they were first matched.
     touched: Vec<usize>,
     /// Subscribers fed and not yet woken (only non-empty mid-batch, before a `Block` wait).
     fed: Vec<usize>,
+    run: Run<E>,
+}
+
+impl<E> Shard<'_, E> {
+    /// Releases this shard's reference on a segment that is over, after `last_slot`.
+    fn release_segment(&self, seg: SegPtr<E>, last_slot: u32, also: u32) {
+        // SAFETY: the shard holds its reference (and `also` unused run references) on
+        // `seg`; it reads nothing of it after this.
+        unsafe {
+            Segment::set_len(seg.0, last_slot as usize + 1);
+            self.shared.pool.release(seg.0, 1 + also);
+        }
+    }
+
+    /// The ring went idle: seal the segment we hold, so its events do not outlive their
+    /// deliveries while the publisher idles (see "Sealing" in `ring`).
+    fn idle(&mut self, consumer: &Consumer<SegRef<E>>) {
+        if let Some((seg, last_slot)) = self.held {
+            let tail = consumer.seal();
+            if tail & COUNT == consumer.next_seq() {
+                self.held = None;
+                self.release_segment(seg, last_slot, 0);
+            }
+        }
+    }
+
+    /// The shard ends: nothing more will be read.
+    fn release_held(&mut self) {
+        if let Some((seg, last_slot)) = self.held.take() {
+            self.release_segment(seg, last_slot, 0);
+        }
+    }
+
+    /// Notes that the batch reads `at` (segment bookkeeping, before routing it).
+    fn enter(&mut self, at: SegRef<E>) {
+        let same = match self.segs.last() {
+            Some(last) => last.seg.0 == at.seg.0,
+            None => match self.held.take() {
+                Some((held, _)) if held.0 == at.seg.0 => false,
+                Some((held, last_slot)) => {
+                    self.release_segment(held, last_slot, 0);
+                    false
+                }
+                None => false,
+            },
+        };
+        if !same {
+            if let Some(last) = self.segs.last_mut() {
+                last.over = true;
+            }
+            self.serial += 1;
+            self.segs.push(BatchSeg { seg: at.seg, runs: 0, unused: 0, last_slot: 0, over: false });
+        }
+        let last = self.segs.last_mut().expect("a batch segment");
+        last.last_slot = at.slot;
+        if at.slot as usize == SEG_LEN - 1 {
+            last.over = true;
+        }
+    }
 }
 
 impl<E: Send + Sync + 'static> Shard<'_, E> {
     /// First pass over one event: resolves its route, finds the matching subscribers of
     /// `list` and records, per subscriber, that it gets this event. `seq` is the event's
     /// ring sequence (`u64::MAX` for a `$SYS` event, which is not in the ring).
-    fn route(&mut self, list: &List<E>, seq: u64, event: &Arc<Event<E>>, tally: &mut Tally) {
+    fn route(&mut self, list: &List<E>, seq: u64, at: SegRef<E>, tally: &mut Tally) {
+        // SAFETY: the shard holds its reference on the segment until the batch ends.
+        let event: &Event<E> = unsafe { Segment::event(at.seg.0, at.slot as usize) };
         let route = self.bindings.resolve(event, tally);
         let position = self.batch.len() as u32;
+        let serial = self.serial;
         let mut wanted = false;
-        let (wants, touched) = (&mut self.wants, &mut self.touched);
+        let mut runs = 0;
+        let (wants, touched, last_run) = (&mut self.wants, &mut self.touched, &mut self.last_run);
         for &i in self.routes.matches(event.topic(), list, tally) {
             let i = i as usize;
             let entry = &list.entries[i];
@@ -144,90 +243,175 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
                 touched.push(i);
             }
             wants[i].push(want);
-            wanted |= matches!(want, Want::Push(_));
+            if matches!(want, Want::Push(_)) {
+                wanted = true;
+                if last_run[i] != serial {
+                    last_run[i] = serial;
+                    runs += 1;
+                }
+            }
         }
         if wanted {
-            self.batch.push(Routed { event: Arc::clone(event), route, delivered: 0, dropped: 0 });
+            // SAFETY: this shard's row; no entry for this slot is visible yet.
+            unsafe { Segment::set_route(at.seg.0, self.index, at.slot as usize, route) };
+            self.segs.last_mut().expect("a batch segment").runs += runs;
+            self.batch.push(Routed { at, delivered: 0, dropped: 0 });
         } else {
-            // Nothing to push: no reference taken (a shard with no taker for this event
-            // must not touch its reference count), and its topic is counted right here.
+            // Nothing to push: its topic is counted right here.
             self.count_topic(event, 0, 0);
         }
     }
 
-    /// Second pass: pushes each touched subscriber's events into its queue, one
-    /// subscriber at a time, so its queue's cache lines stay hot for the whole run of
-    /// pushes instead of being revisited once per event.
+    /// Second pass: takes the planned references, then pushes each touched subscriber's
+    /// runs into its queue, one subscriber at a time.
     fn push_all(&mut self, list: &List<E>, tally: &mut Tally) {
-        let shared = self.shared;
-        let strategy = shared.wait_strategy;
-        let (batch, wants, fed) = (&mut self.batch, &mut self.wants, &mut self.fed);
-        for &i in &self.touched {
+        for seg in &self.segs {
+            if seg.runs > 0 {
+                // SAFETY: the shard holds its reference on every batch segment.
+                unsafe { Segment::add_refs(seg.seg.0, seg.runs) };
+            }
+        }
+        let touched = std::mem::take(&mut self.touched);
+        for &i in &touched {
+            let wants = std::mem::take(&mut self.wants[i]);
             let queue = &list.entries[i].queue;
-            for &want in &wants[i] {
-                // Checked per event: a `Disconnect` overflow closes the queue mid-run.
-                if queue.is_dead() {
-                    break;
-                }
+            for &want in &wants {
                 let position = match want {
                     Want::Push(position) => position,
                     Want::Filtered => {
-                        tally.filtered_out += 1;
+                        self.run.outcomes.push((self.run.len as u32, false));
                         continue;
                     }
                     Want::FilterPanicked => {
-                        tally.filter_panics += 1;
+                        self.run.outcomes.push((self.run.len as u32, true));
                         continue;
                     }
                 };
-                let routed = &mut batch[position as usize];
-                let delivery = Delivery { event: Arc::clone(&routed.event), route: routed.route };
-                // Before a `Block` wait: wake everyone fed so far in this batch.
-                let mut flush = || {
-                    for j in fed.drain(..) {
-                        list.entries[j].queue.notify();
-                    }
-                };
-                let pushed = queue.push(delivery, strategy, &shared.shutdown, &mut flush);
-                match pushed {
-                    Pushed::Queued => {
-                        tally.delivered += 1;
-                        routed.delivered += 1;
-                    }
-                    Pushed::Evicted => {
-                        tally.delivered += 1;
-                        routed.delivered += 1;
-                        routed.dropped += 1;
-                        count_drop(tally, DropReason::Oldest);
-                    }
-                    Pushed::Dropped(reason) => {
-                        routed.dropped += 1;
-                        count_drop(tally, reason);
-                    }
-                    Pushed::Gone => {}
+                let seg = self.batch[position as usize].at.seg;
+                if self.run.seg.is_some_and(|s| s.0 != seg.0) {
+                    self.flush_run(list, i, tally);
                 }
-                // `fed.last()`, not a flag: a `Block` wait's flush drains `fed`, and what is
-                // pushed after it needs its own wake-up at the end of the batch.
-                if matches!(pushed, Pushed::Queued | Pushed::Evicted) && fed.last() != Some(&i) {
-                    fed.push(i);
+                let run = &mut self.run;
+                run.seg = Some(seg);
+                run.mask |= 1 << self.batch[position as usize].at.slot;
+                run.positions[run.len] = position;
+                run.len += 1;
+            }
+            self.flush_run(list, i, tally);
+            // Outcomes after the last event.
+            let dead = queue.is_dead();
+            for (_, panicked) in self.run.outcomes.drain(..) {
+                if !dead {
+                    if panicked {
+                        tally.filter_panics += 1;
+                    } else {
+                        tally.filtered_out += 1;
+                    }
                 }
             }
-            wants[i].clear();
+            let mut wants = wants;
+            wants.clear();
+            self.wants[i] = wants;
         }
+        self.touched = touched;
         self.touched.clear();
     }
 
+    /// Pushes the run built for subscriber `i`, and counts its outcomes.
+    fn flush_run(&mut self, list: &List<E>, i: usize, tally: &mut Tally) {
+        let Some(seg) = self.run.seg.take() else { return };
+        let run_len = std::mem::take(&mut self.run.len);
+        let mask = std::mem::take(&mut self.run.mask);
+        let queue = &list.entries[i].queue;
+        let shared = self.shared;
+        let segs = &mut self.segs;
+        let unused = |segs: &mut Vec<BatchSeg<E>>| {
+            if let Some(b) = segs.iter_mut().rev().find(|b| b.seg.0 == seg.0) {
+                b.unused += 1;
+            }
+        };
+        // Checked per run: a `Disconnect` overflow closes the queue mid-batch.
+        let pushed = if queue.is_dead() {
+            Pushed { unused_ref: true, skipped: run_len as u32, ..Pushed::default() }
+        } else {
+            let (fed, entries) = (&mut self.fed, &list.entries);
+            // Before a `Block` wait: wake everyone fed so far in this batch.
+            let mut flush = || {
+                for j in fed.drain(..) {
+                    entries[j].queue.notify();
+                }
+            };
+            queue.push_run(seg, mask, shared.wait_strategy, &shared.shutdown, &mut flush)
+        };
+        if pushed.unused_ref {
+            unused(segs);
+        }
+        // Filter outcomes count up to the point where the queue died, if it did: an
+        // outcome with `before == j` came between the run's events `j - 1` and `j`.
+        let dead_at_start = pushed.unused_ref && pushed.skipped == run_len as u32;
+        let died = pushed.reason == Some(DropReason::Disconnect) || pushed.skipped > 0;
+        for (before, panicked) in self.run.outcomes.drain(..) {
+            let counted = !dead_at_start && (!died || before <= pushed.queued);
+            if counted {
+                if panicked {
+                    tally.filter_panics += 1;
+                } else {
+                    tally.filtered_out += 1;
+                }
+            }
+        }
+        tally.delivered += u64::from(pushed.queued);
+        if pushed.evicted > 0 {
+            count_drop(tally, DropReason::Oldest, u64::from(pushed.evicted));
+        }
+        if let Some(reason) = pushed.reason {
+            count_drop(tally, reason, u64::from(pushed.dropped));
+        }
+        // Per-topic counters: the queued events first (a prefix, or all of them), then
+        // the lost ones; evictions count against the run's first event.
+        let positions = self.run.positions;
+        for (n, &p) in positions[..run_len].iter().enumerate() {
+            let routed = &mut self.batch[p as usize];
+            if (n as u32) < pushed.queued {
+                routed.delivered += 1;
+            } else if (n as u32) < pushed.queued + pushed.dropped {
+                routed.dropped += 1;
+            }
+        }
+        if pushed.evicted > 0 {
+            self.batch[positions[0] as usize].dropped += u64::from(pushed.evicted);
+        }
+        if pushed.queued > 0 && self.fed.last() != Some(&i) {
+            self.fed.push(i);
+        }
+    }
+
     /// Ends a batch: one wake-up per subscriber fed, the per-topic counters, and the
-    /// batch's events let go.
+    /// references on segments that are over (or on unused runs) let go.
     fn end(&mut self, list: &List<E>) {
         for i in self.fed.drain(..) {
             list.entries[i].queue.notify();
         }
         let mut batch = std::mem::take(&mut self.batch);
         for routed in batch.drain(..) {
-            self.count_topic(&routed.event, routed.delivered, routed.dropped);
+            // SAFETY: the shard still holds its reference on every batch segment.
+            let event = unsafe { Segment::event(routed.at.seg.0, routed.at.slot as usize) };
+            self.count_topic(event, routed.delivered, routed.dropped);
         }
         self.batch = batch; // Keeps its allocation for the next batch.
+        let mut segs = std::mem::take(&mut self.segs);
+        for seg in segs.drain(..) {
+            if seg.over {
+                self.release_segment(seg.seg, seg.last_slot, seg.unused);
+            } else {
+                if seg.unused > 0 {
+                    // SAFETY: unused run references; the shard keeps its own.
+                    unsafe { self.shared.pool.release(seg.seg.0, seg.unused) };
+                }
+                self.held = Some((seg.seg, seg.last_slot));
+            }
+        }
+        self.segs = segs;
     }
 
     /// Adds one event's deliveries and losses to its topic's counters (if stats are on).
@@ -244,11 +428,13 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
         debug_assert!(self.batch.is_empty() && self.touched.is_empty() && self.fed.is_empty());
         if self.wants.len() < list.entries.len() {
             self.wants.resize_with(list.entries.len(), Vec::new);
+            self.last_run.resize(list.entries.len(), 0);
         }
     }
 
     /// Delivers the `$SYS` events waiting in this shard's inbox. They are not counted in
-    /// stats (no feedback loop: a stats event would otherwise cause the next one).
+    /// stats (no feedback loop: a stats event would otherwise cause the next one). Each is
+    /// alone in a segment made by the stats thread, holding one reference per shard.
     fn deliver_system_events(&mut self) {
         let inbox = &self.shared.sys_inbox[self.index];
         // Acquire: pairs with the Release store in `Shared::post_system_event`.
@@ -257,13 +443,18 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
         }
         let events = std::mem::take(&mut *inbox.events.lock());
         let list = self.shared.shards[self.index].load();
+        // The ring's segment stays held across this: `$SYS` segments are separate.
+        let held = self.held.take();
         self.begin(&list);
         let mut uncounted = Tally::default();
-        for event in &events {
-            self.route(&list, u64::MAX, event, &mut uncounted);
+        for at in events {
+            self.serial += 1;
+            self.segs.push(BatchSeg { seg: at.seg, runs: 0, unused: 0, last_slot: at.slot, over: true });
+            self.route(&list, u64::MAX, at, &mut uncounted);
         }
         self.push_all(&list, &mut uncounted);
         self.end(&list);
+        self.held = held;
     }
 }
 
@@ -282,14 +473,19 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
         routes: RouteCache::new(shared.route_cache_capacity),
         topics: LocalTopics::new(),
         batch: Vec::new(),
+        segs: Vec::new(),
+        serial: 0,
+        held: None,
         wants: Vec::new(),
+        last_run: Vec::new(),
         touched: Vec::new(),
         fed: Vec::new(),
+        run: Run { seg: None, mask: 0, positions: [0; SEG_LEN], len: 0, outcomes: Vec::new() },
     };
     // Relaxed: only a hint to stop waiting; `deliver_system_events` swaps with Acquire.
     let sys_pending = || shared.sys_inbox[index].pending.load(Ordering::Relaxed);
     loop {
-        let available = consumer.wait(strategy, &sys_pending);
+        let available = consumer.wait(strategy, &sys_pending, &mut || shard.idle(&consumer));
         shard.deliver_system_events();
         let next = consumer.next_seq();
         if available.end == next {
@@ -304,16 +500,17 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
         shard.begin(&list);
         let mut tally = Tally::default();
         for seq in next..end {
-            consumer.read(seq, |event: &Arc<Event<E>>| {
-                tally.dispatched += 1;
-                shard.route(&list, seq, event, &mut tally);
-            });
+            let at = consumer.read(seq, |at: &SegRef<E>| *at);
+            tally.dispatched += 1;
+            shard.enter(at);
+            shard.route(&list, seq, at, &mut tally);
         }
         shard.push_all(&list, &mut tally);
         consumer.release(end);
         shard.end(&list);
         counters.add(&tally);
     }
+    shard.release_held();
     drop(consumer);
     drop(finish); // closes the queues, then retires the cursor
 }

@@ -1,8 +1,8 @@
 //! Events as published, and deliveries as received.
 //!
-//! A published event is moved into one `Arc` (the only allocation per publish) and every
-//! subscriber's [`Delivery`] points at that same allocation: payloads are shared, never
-//! copied, so `E` needs neither `Clone` nor `Debug`.
+//! A published event is moved into a slot of a pooled segment (no allocation per publish
+//! in the steady state, see `segment`) and every subscriber's [`Delivery`] reads it there:
+//! payloads are shared, never copied, so `E` needs neither `Clone` nor `Debug`.
 //!
 //! An event may carry a `route` (the primary routing key, say a session id) and an
 //! [`Alias`] (a secondary key the producer knows before the route, say a connector's own
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::error::AliasError;
+use crate::queue::{Claimed, Receiver};
+use crate::segment::{Pool, SegPtr, Segment};
 use crate::sync::Arc;
 use crate::topic::Topic;
 
@@ -284,14 +286,31 @@ impl fmt::Display for Alias {
     }
 }
 
-/// One subscriber's receipt of an event: a shared handle, cheap to clone. Every
-/// subscriber's `Delivery` of one event points at the same [`Event`].
-pub struct Delivery<E> {
-    pub(crate) event: Arc<Event<E>>,
-    pub(crate) route: Option<Uuid>,
+/// One subscriber's receipt of an event, read in place: it borrows the
+/// [`Subscriber`](crate::Subscriber) until it is dropped, and derefs to the [`Event`],
+/// which lives in a segment shared with every other subscriber that received it. Taking
+/// it costs no reference count; [`to_owned`](Self::to_owned) gives a handle that outlives
+/// the borrow (and may cross threads) at one reference-count increment.
+pub struct Delivery<'a, E> {
+    rx: &'a mut Receiver<E>,
+    event: &'a Event<E>,
+    seg: SegPtr<E>,
+    slot: u32,
+    route: Option<Uuid>,
 }
 
-impl<E> Delivery<E> {
+impl<'a, E> Delivery<'a, E> {
+    pub(crate) fn new(rx: &'a mut Receiver<E>, claimed: Claimed<E>) -> Self {
+        let (seg, slot) = (claimed.seg, claimed.slot);
+        // SAFETY: the receiver owns a reference on the claimed event's segment until this
+        // delivery is dropped (`Receiver::finish` runs in our `Drop`), and a claimed slot
+        // holds a published event.
+        let event = unsafe { Segment::event(seg.0, slot as usize) };
+        // SAFETY: as above; the shard wrote its route before pushing the entry.
+        let route = unsafe { Segment::route(seg.0, rx.queue().meta.shard, slot as usize) };
+        Delivery { rx, event, seg, slot, route }
+    }
+
     /// The event's route as resolved at dispatch: its own, or the one bound to its alias.
     /// [`Event::route`] (through `Deref`, as `Event::route(&delivery)`) is the route the
     /// event was published with.
@@ -308,6 +327,7 @@ impl<E> Delivery<E> {
     /// publisher.close();
     /// let first = sub.recv()?;
     /// assert_eq!(first.resolved_route(), Some(route));
+    /// drop(first);
     /// let late = sub.recv()?;
     /// assert_eq!(Event::route(&late), None); // published without a route
     /// assert_eq!(late.resolved_route(), Some(route)); // bound through its alias
@@ -327,27 +347,112 @@ impl<E> Delivery<E> {
         self.route
     }
 
-    /// Whether two deliveries share the same event allocation.
-    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
-        Arc::ptr_eq(&a.event, &b.event)
+    /// An owned handle on the same event, which outlives this borrow and may be sent to
+    /// another thread: one reference-count increment on the event's segment (and one on
+    /// the bus's segment pool, which must outlive it). The segment, and the other events
+    /// in it, stay in memory until the handle is dropped.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// let bus: Bus<String> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let mut publisher = bus.publisher()?;
+    /// for word in ["a", "b"] {
+    ///     publisher.publish(Event::new(Topic::new("t")?, word.to_owned()))?;
+    /// }
+    /// publisher.close();
+    /// let mut kept = Vec::new();
+    /// while let Ok(delivery) = sub.recv() {
+    ///     kept.push(delivery.to_owned());
+    /// }
+    /// let words: Vec<&str> = kept.iter().map(|d| d.payload().as_str()).collect();
+    /// assert_eq!(words, ["a", "b"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(clippy::should_implement_trait)]
+    pub fn to_owned(&self) -> OwnedDelivery<E> {
+        // SAFETY: we hold the receiver's reference on the segment while we exist.
+        unsafe { Segment::add_refs(self.seg.0, 1) };
+        OwnedDelivery {
+            seg: self.seg,
+            slot: self.slot,
+            route: self.route,
+            pool: Arc::clone(self.rx.queue().pool_arc()),
+        }
+    }
+
+    /// Whether two deliveries (borrowed or owned, through `Deref`) are of the same event:
+    /// the same slot of the same segment.
+    pub fn ptr_eq(a: &Event<E>, b: &Event<E>) -> bool {
+        std::ptr::eq(a, b)
     }
 }
 
-impl<E> Clone for Delivery<E> {
-    fn clone(&self) -> Self {
-        Delivery { event: Arc::clone(&self.event), route: self.route }
+impl<E> Drop for Delivery<'_, E> {
+    fn drop(&mut self) {
+        self.rx.finish();
     }
 }
 
-impl<E> Deref for Delivery<E> {
+impl<E> Deref for Delivery<'_, E> {
     type Target = Event<E>;
     fn deref(&self) -> &Event<E> {
-        &self.event
+        self.event
     }
 }
 
-impl<E: fmt::Debug> fmt::Debug for Delivery<E> {
+impl<E: fmt::Debug> fmt::Debug for Delivery<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Delivery").field("route", &self.route).field("event", &*self.event).finish()
+        f.debug_struct("Delivery").field("route", &self.route).field("event", self.event).finish()
+    }
+}
+
+/// An owned [`Delivery`] (see [`Delivery::to_owned`]): keeps its event alive, `Clone`
+/// (one more reference), `Send` and `Sync` when `E` is.
+pub struct OwnedDelivery<E> {
+    seg: SegPtr<E>,
+    slot: u32,
+    route: Option<Uuid>,
+    pool: Arc<Pool<E>>,
+}
+
+impl<E> OwnedDelivery<E> {
+    /// As [`Delivery::resolved_route`].
+    pub fn resolved_route(&self) -> Option<Uuid> {
+        self.route
+    }
+
+    /// Whether two owned deliveries are of the same event.
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        std::ptr::eq::<Event<E>>(&**a, &**b)
+    }
+}
+
+impl<E> Clone for OwnedDelivery<E> {
+    fn clone(&self) -> Self {
+        // SAFETY: we hold a reference on the segment.
+        unsafe { Segment::add_refs(self.seg.0, 1) };
+        OwnedDelivery { seg: self.seg, slot: self.slot, route: self.route, pool: Arc::clone(&self.pool) }
+    }
+}
+
+impl<E> Drop for OwnedDelivery<E> {
+    fn drop(&mut self) {
+        // SAFETY: our reference, released once.
+        unsafe { self.pool.release(self.seg.0, 1) };
+    }
+}
+
+impl<E> Deref for OwnedDelivery<E> {
+    type Target = Event<E>;
+    fn deref(&self) -> &Event<E> {
+        // SAFETY: our reference keeps the segment and its published event alive.
+        unsafe { Segment::event(self.seg.0, self.slot as usize) }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for OwnedDelivery<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedDelivery").field("route", &self.route).field("event", &**self).finish()
     }
 }

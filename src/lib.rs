@@ -56,6 +56,7 @@ mod queue;
 mod registry;
 mod ring;
 mod routing;
+mod segment;
 mod stats;
 mod subscriber;
 mod subscription;
@@ -81,7 +82,10 @@ pub use error::{
     AliasError, BusError, ConfigError, PatternError, PublishError, PublishTimeoutError, RecvError,
     RecvTimeoutError, TopicError, TopicErrorKind, TryPublishError, TryRecvError,
 };
-pub use event::{Alias, Delivery, Event};
+pub use event::{Alias, Delivery, Event, OwnedDelivery};
+/// Events per segment: a queue entry covers at most this many, so a subscriber pins at
+/// most `SEGMENT_LEN` times its capacity in events (see the README's "Memory").
+pub const SEGMENT_LEN: usize = segment::SEG_LEN;
 pub use publisher::{Closed, Flush, Publisher};
 pub use queue::Recv;
 pub use stats::events::{StatsDelta, STATS_TOPIC};

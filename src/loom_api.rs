@@ -4,7 +4,11 @@
 use std::future::Future;
 
 use crate::error::{RecvError, TryRecvError};
-use crate::queue::{self, Pushed, SubQueue};
+use crate::event::Event;
+use crate::queue::{self, SubQueue};
+use crate::segment::{Pool, Segment, Writer};
+use crate::sync::Mutex;
+use crate::topic::Topic;
 use crate::ring;
 use crate::subscription::Overflow;
 use crate::sync::atomic::AtomicBool;
@@ -42,7 +46,10 @@ impl<T> Producer<T> {
         if !self.0.has_space() && self.0.wait_for_space(WaitStrategy::Adaptive, None).is_err() {
             return Err(value);
         }
-        self.0.push(value)
+        // Every value "starts a segment": the ring ignores the seal bit for it.
+        self.0.push(value, true).map_err(|e| match e {
+            ring::PushError::Closed(v) | ring::PushError::Sealed(v) => v,
+        })
     }
     /// As `Publisher::flush`: waits until every value published so far is dispatched.
     pub fn flush(&self) {
@@ -62,7 +69,7 @@ impl<T: Clone> Consumer<T> {
     /// once the ring is closed and drained.
     pub fn next_batch(&mut self) -> Option<Vec<(u64, T)>> {
         loop {
-            let available = self.0.wait(WaitStrategy::Adaptive, &|| false);
+            let available = self.0.wait(WaitStrategy::Adaptive, &|| false, &mut || {});
             let next = self.0.next_seq();
             if available.end == next {
                 if available.closed {
@@ -80,7 +87,7 @@ impl<T: Clone> Consumer<T> {
     /// the slots are released (where a shard pushes into subscriber queues).
     pub fn next_batch_then(&mut self, before_release: impl FnOnce(&[(u64, T)])) -> Option<usize> {
         loop {
-            let available = self.0.wait(WaitStrategy::Adaptive, &|| false);
+            let available = self.0.wait(WaitStrategy::Adaptive, &|| false, &mut || {});
             let next = self.0.next_seq();
             if available.end == next {
                 if available.closed {
@@ -97,64 +104,90 @@ impl<T: Clone> Consumer<T> {
     }
 }
 
-/// A subscriber queue, shard side.
-pub struct Queue<T>(Arc<SubQueue<T>>);
+/// A subscriber queue of `u64` events, shard side. Each push writes the value into a
+/// segment of its own (from a real pool, holding the shard's reference), pushes a one-event
+/// run and releases the shard's reference, as a dispatch batch does.
+pub struct Queue {
+    queue: Arc<SubQueue<u64>>,
+    writer: Arc<Mutex<Writer<u64>>>,
+}
 
-impl<T> Queue<T> {
+impl Queue {
     /// A queue of `capacity` under `overflow`.
     pub fn new(capacity: usize, overflow: Overflow) -> Self {
-        Queue(Arc::new(SubQueue::new(capacity, overflow, queue::Meta::default())))
+        let pool = Arc::new(Pool::new(1));
+        let writer = Arc::new(Mutex::new(Writer::new(Arc::clone(&pool))));
+        Queue { queue: Arc::new(SubQueue::new(capacity, overflow, queue::Meta::default(), pool)), writer }
     }
     /// Pushes under the policy; `true` if queued. `abort` ends a `Block` wait.
-    pub fn push(&self, item: T, abort: &AtomicBool) -> bool {
-        self.0.push(item, WaitStrategy::Adaptive, abort, &mut || {}) == Pushed::Queued
+    pub fn push(&self, value: u64, abort: &AtomicBool) -> bool {
+        let at = {
+            let mut writer = self.writer.lock();
+            let (at, _) = writer.reserve(1);
+            writer.write(at, Event::new(Topic::new("t").expect("a valid topic"), value));
+            writer.commit();
+            writer.seal();
+            at
+        };
+        // SAFETY: the shard's reference (the segment's one) is held until released below.
+        unsafe { Segment::add_refs(at.seg.0, 1) };
+        let pushed =
+            self.queue.push_run(at.seg, 1 << at.slot, WaitStrategy::Adaptive, abort, &mut || {});
+        let unused = u32::from(pushed.unused_ref);
+        // SAFETY: the shard's own reference and, if the run was not pushed, the run's.
+        unsafe {
+            Segment::set_len(at.seg.0, 1);
+            self.queue.pool_arc().release(at.seg.0, 1 + unused);
+        }
+        pushed.queued == 1
     }
     /// The end-of-batch wake-up.
     pub fn notify(&self) {
-        self.0.notify();
+        self.queue.notify();
     }
     /// No more pushes.
     pub fn close(&self) {
-        self.0.close();
+        self.queue.close();
     }
     /// Events dropped so far.
     pub fn dropped(&self) -> u64 {
-        self.0.dropped()
+        self.queue.dropped()
     }
     /// The receiver has gone (as `Subscriber::drop` does).
     pub fn disconnect_receiver(&self) {
-        self.0.disconnect_receiver();
+        self.queue.disconnect_receiver();
     }
     /// Unparks a shard blocked on this queue (as `Bus::close` does).
     pub fn wake_shard(&self) {
-        self.0.wake_shard_if_registered();
+        self.queue.wake_shard_if_registered();
     }
     /// The receiving side.
-    pub fn receiver(&self) -> Receiver<T> {
-        Receiver(queue::Receiver::new(Arc::clone(&self.0), WaitStrategy::Adaptive))
+    pub fn receiver(&self) -> Receiver {
+        Receiver(queue::Receiver::new(Arc::clone(&self.queue), WaitStrategy::Adaptive))
     }
 }
 
-impl<T> Clone for Queue<T> {
+impl Clone for Queue {
     fn clone(&self) -> Self {
-        Queue(Arc::clone(&self.0))
+        Queue { queue: Arc::clone(&self.queue), writer: Arc::clone(&self.writer) }
     }
 }
 
-/// A subscriber queue, receiving side (what `Subscriber` uses).
-pub struct Receiver<T>(queue::Receiver<T>);
+/// A subscriber queue, receiving side (what `Subscriber` uses): returns payloads, read in
+/// place from the delivery (which is then dropped, releasing its entry).
+pub struct Receiver(queue::Receiver<u64>);
 
-impl<T> Receiver<T> {
+impl Receiver {
     /// As `Subscriber::try_recv`.
-    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        self.0.try_recv()
+    pub fn try_recv(&mut self) -> Result<u64, TryRecvError> {
+        self.0.try_recv().map(|d| *d.payload())
     }
     /// As `Subscriber::recv` (parks the thread).
-    pub fn recv(&mut self) -> Result<T, RecvError> {
-        self.0.recv()
+    pub fn recv(&mut self) -> Result<u64, RecvError> {
+        self.0.recv().map(|d| *d.payload())
     }
     /// As `Subscriber::recv_async`.
-    pub fn recv_async(&mut self) -> impl Future<Output = Result<T, RecvError>> + '_ {
-        self.0.recv_async()
+    pub async fn recv_async(&mut self) -> Result<u64, RecvError> {
+        self.0.recv_async().await.map(|d| *d.payload())
     }
 }

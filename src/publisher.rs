@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use crate::bus::{BusHandle, Shared};
 use crate::error::{PublishError, PublishTimeoutError, TryPublishError};
 use crate::event::Event;
-use crate::ring::{FlushWait, Producer, WaitError};
+use crate::ring::{FlushWait, Producer, PushError, WaitError};
+use crate::segment::{SegRef, Writer};
 use crate::stats::topics::LocalTopics;
 use crate::sync::atomic::Ordering;
 use crate::sync::Arc;
@@ -37,7 +38,9 @@ use crate::sync::Arc;
 /// `publish` returns once the event is in the ring; a dispatcher thread moves it to the
 /// subscribers' queues a moment later. [`flush`](Self::flush) waits for that.
 pub struct Publisher<E> {
-    producer: Producer<Arc<Event<E>>>,
+    producer: Producer<SegRef<E>>,
+    /// The segment being written, and recycled segments.
+    writer: Writer<E>,
     shared: Arc<Shared<E>>,
     topics: LocalTopics,
     /// Keeps the bus alive (dropped after `shared`'s ring is closed in `drop`).
@@ -49,6 +52,7 @@ impl<E> Publisher<E> {
         let shared = Arc::clone(&handle.shared);
         Publisher {
             producer: Producer::new(Arc::clone(&shared.ring)),
+            writer: Writer::new(Arc::clone(&shared.pool)),
             shared,
             topics: LocalTopics::new(),
             _handle: handle,
@@ -251,13 +255,23 @@ impl<E> Publisher<E> {
             }
         }
         event.stamp(self.producer.next_seq());
-        self.producer.push(Arc::new(event)).map_err(|event| {
-            match Arc::try_unwrap(event) {
-                Ok(event) => event,
-                // The ring hands back a value it never published: nobody else holds it.
-                Err(_) => unreachable!("an unpublished event is shared"),
+        let shards = self.shared.shards.len() as u32;
+        loop {
+            let (at, starts) = self.writer.reserve(shards);
+            self.writer.write(at, event);
+            match self.producer.push(at, starts) {
+                Ok(seq) => {
+                    self.writer.commit();
+                    return Ok(seq);
+                }
+                Err(PushError::Closed(at)) => return Err(self.writer.take_back(at)),
+                Err(PushError::Sealed(at)) => {
+                    // An idle shard ended the segment: the event starts the next one.
+                    event = self.writer.take_back(at);
+                    self.writer.seal();
+                }
             }
-        })
+        }
     }
 }
 
@@ -269,7 +283,7 @@ impl<E> Drop for Publisher<E> {
 
 /// The future of [`Publisher::flush_async`].
 #[must_use = "futures do nothing unless polled"]
-pub struct Flush<'a, E>(FlushWait<'a, Arc<Event<E>>>);
+pub struct Flush<'a, E>(FlushWait<'a, SegRef<E>>);
 
 impl<E> Future for Flush<'_, E> {
     type Output = ();

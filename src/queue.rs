@@ -1,13 +1,43 @@
-//! A subscriber's bounded queue: written by its dispatcher shard, read by its `Subscriber`,
-//! with the overflow policy, loss accounting and the wake protocol in both directions.
+//! A subscriber's bounded queue of runs: written by its dispatcher shard, read by its
+//! `Subscriber`, with the overflow policy, loss accounting and the wake protocol in both
+//! directions.
+//!
+//! # Entries
+//! The queue holds 16-byte entries, each a run of one segment's events: the segment, a
+//! bitmask of its slots, and the match index of the run's first event. One shard writes
+//! (`tail`, entries pushed, Release) and one receiver reads; neither side uses a
+//! compare-and-swap, except under `Overflow::DropOldest` (below). Each entry holds one
+//! reference on its segment (see `segment`): taken by the shard before the entry is
+//! visible, handed to the receiver when it claims the entry's first event, and released
+//! by the receiver once it is done with the entry's last event. Receiving reads the
+//! event in place: no reference count is touched per delivery.
+//!
+//! `head` packs the receiver's position: the entry index (bits 17..), a *claimed* bit
+//! (bit 16: the receiver owns the entry's reference) and the number of the entry's events
+//! already taken (bits 0..16). The receiver advances it per event.
+//!
+//! # Capacity, counted in events
+//! The shard counts the events it pushed and evicted; the receiver publishes `taken` per
+//! event it claims (Release). Events queued = pushed - evicted - taken, which
+//! the shard re-reads (Acquire) only when its cached value says the queue is full. Every
+//! entry holds at least one event, so the entry ring (`capacity` rounded up to a power of
+//! two) never runs out of slots before the events do.
+//!
+//! # DropOldest
+//! The shard evicts from the reader's end with a compare-and-swap on `head`: it skips
+//! events of the head entry (or the whole entry: then, unless the receiver had claimed
+//! it, the shard releases the entry's reference). The receiver claims each event with a
+//! compare-and-swap on the same word, so an event is either delivered or evicted, never
+//! both, and a delivery being read is never evicted.
 //!
 //! # Loss accounting
 //! Every event the shard matches for this subscriber gets the next *match index* (0, 1, 2,
-//! ...), whether it is queued or lost. The queue stores `(index, item)`; the receiver knows
-//! the index it expects next, so a gap is exactly the number of events lost right there,
-//! and it reports `Lagged(gap)` once, at that position, before the event after the gap. At
-//! close, `matched` (the count of indices handed out) tells about losses at the very end.
-//! `dropped` counts every loss for `Subscriber::dropped()`; it has one writer, the shard.
+//! ...), whether it is queued or lost; an entry's events have consecutive indices. The
+//! receiver knows the index it expects next, so a gap is exactly the number of events lost
+//! right there, and it reports `Lagged(gap)` once, at that position, before the event after
+//! the gap. At close, `matched` (the count of indices handed out) tells about losses at
+//! the very end. `dropped` counts every loss for `Subscriber::dropped()`; its one writer is
+//! the shard.
 //!
 //! # Wake protocol
 //! `rx` is a word the shard bumps by [`RX_UNIT`] after each batch it pushed into this
@@ -16,34 +46,42 @@
 //! if the shard pushed meanwhile, the CAS fails and the receiver retries instead of
 //! sleeping; if the CAS succeeds, the shard's later `fetch_add` sees the bit and wakes it.
 //! Either way no wake-up is lost, without a `SeqCst` fence. `tx` is the same protocol the
-//! other way, used only by `Overflow::Block` (the receiver bumps it per pop, the shard
-//! waits on it).
+//! other way, used only by `Overflow::Block`: the receiver bumps it when it takes an
+//! entry's last event (not per event), and the shard waits on it. A receiver that stops
+//! in the middle of an entry while the shard waits for room is seen at the shard's next
+//! timed re-check ([`BLOCK_RECHECK`]).
 //!
 //! # Orderings
 //! | write (Release) | read (Acquire) | what it publishes |
 //! |---|---|---|
-//! | shard's `rx.fetch_add` in [`SubQueue::notify`] | receiver's `rx` load and CAS in `prepare_wait` | the pushes of the batch (also published by the queue itself) |
+//! | shard's `tail` store in `push_entry` | receiver's `tail` loads in `claim` | the entry's slot, the segment references and routes written before it |
+//! | shard's `rx.fetch_add` in [`SubQueue::notify`] | receiver's `rx` load and CAS in `prepare_wait` | the pushes of the batch (also published by `tail`) |
 //! | shard's `rx.fetch_or(RX_CLOSED)` in [`SubQueue::close`] | receiver's `rx` loads | every push, `matched` and `dropped` store before close |
-//! | receiver's `tx.fetch_add` after a pop (Block) | shard's `tx` load and CAS | the freed slot |
+//! | receiver's `head` store/CAS in `claim` | shard's `head` loads (DropOldest eviction) | the receiver's copy of the entry is taken: its slot may be reused |
+//! | receiver's `taken` store in `claim` | shard's `taken` loads in `room` | claimed events free room |
+//! | receiver's `consumed` store | `delivered_consumed` | the `delivered`/`consumed` counter pair |
+//! | receiver's `tx.fetch_add` after an entry's last event (Block) | shard's `tx` load and CAS | the freed room |
 //! | `gone.store(true)` in [`SubQueue::disconnect_receiver`] | shard's `gone` loads | the receiver left; stop delivering and stop waiting |
-//! | receiver's `consumed` store | `delivered_consumed` (Acquire, then `unqueued` Acquire, then `matched` Relaxed) | the `delivered`/`consumed` counter pair |
-//! | shard's `unqueued` store in `count_drop` | `delivered_consumed` | `delivered = matched - unqueued` never undercounts |
+//! | shard's `unqueued` store in `count_drops` | `delivered_consumed` | `delivered = matched - unqueued` never undercounts |
 //!
 //! Modelled in `loom-tests/tests/queue.rs` and `loom-tests/tests/wake.rs`.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::ptr::{self, NonNull};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
+use crate::event::Delivery;
+use crate::segment::{Pool, SegPtr, Segment, SEG_LEN};
 use crate::stats::latency::Latency;
 use crate::subscription::Overflow;
-use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crate::sync::thread::{self, Thread};
-use crate::sync::{park_timeout, Arc, Mutex};
+use crate::sync::{park_timeout, Arc, Mutex, UnsafeCell};
 use crate::wait::{spin_or_yield, WaitStrategy};
 
 /// `rx`: the shard will push nothing more.
@@ -54,66 +92,41 @@ pub(crate) const RX_WAITING: u64 = 2;
 pub(crate) const RX_UNIT: u64 = 4;
 /// `tx`: the shard may be parked waiting for space.
 const TX_WAITING: u64 = 1;
-/// `tx`: one pop.
+/// `tx`: one entry finished.
 const TX_UNIT: u64 = 2;
+/// How long a shard blocked on a full `Overflow::Block` queue sleeps between looks.
+pub(crate) const BLOCK_RECHECK: Duration = Duration::from_millis(1);
 
-/// The bounded MPMC array queue from crossbeam; a mutex-guarded `VecDeque` under loom,
-/// which cannot run crossbeam's internals (see `sync`).
-#[cfg(not(loom))]
-struct Queue<T>(crossbeam_queue::ArrayQueue<T>);
-#[cfg(loom)]
-struct Queue<T>(Mutex<std::collections::VecDeque<T>>, usize);
+/// `head`: the receiver owns the head entry's reference.
+const CLAIMED: u64 = 1 << 16;
+/// `head`: events of the head entry already taken (claimed or evicted).
+const TAKEN: u64 = CLAIMED - 1;
+/// `head`: the entry index starts here.
+const INDEX_SHIFT: u32 = 17;
 
-#[cfg(not(loom))]
-impl<T> Queue<T> {
-    fn new(capacity: usize) -> Self {
-        Queue(crossbeam_queue::ArrayQueue::new(capacity))
-    }
-    fn push(&self, value: T) -> Result<(), T> {
-        self.0.push(value)
-    }
-    fn force_push(&self, value: T) -> Option<T> {
-        self.0.force_push(value)
-    }
-    fn pop(&self) -> Option<T> {
-        self.0.pop()
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+fn pack(index: u64, claimed: bool, taken: u32) -> u64 {
+    index << INDEX_SHIFT | if claimed { CLAIMED } else { 0 } | u64::from(taken)
 }
 
-#[cfg(loom)]
-impl<T> Queue<T> {
-    fn new(capacity: usize) -> Self {
-        Queue(Mutex::new(std::collections::VecDeque::with_capacity(capacity)), capacity)
+fn unpack(head: u64) -> (u64, bool, u32) {
+    (head >> INDEX_SHIFT, head & CLAIMED != 0, (head & TAKEN) as u32)
+}
+
+/// The `n`-th (from 0) set bit of `mask`.
+fn nth_bit(mut mask: u16, n: u32) -> u32 {
+    for _ in 0..n {
+        mask &= mask.wrapping_sub(1);
     }
-    fn push(&self, value: T) -> Result<(), T> {
-        let mut q = self.0.lock();
-        if q.len() == self.1 {
-            return Err(value);
-        }
-        q.push_back(value);
-        Ok(())
+    mask.trailing_zeros()
+}
+
+/// The lowest `n` set bits of `mask`.
+fn low_bits(mask: u16, n: u32) -> u16 {
+    let mut rest = mask;
+    for _ in 0..n {
+        rest &= rest.wrapping_sub(1);
     }
-    fn force_push(&self, value: T) -> Option<T> {
-        let mut q = self.0.lock();
-        let old = if q.len() == self.1 { q.pop_front() } else { None };
-        q.push_back(value);
-        old
-    }
-    fn pop(&self) -> Option<T> {
-        self.0.lock().pop_front()
-    }
-    fn len(&self) -> usize {
-        self.0.lock().len()
-    }
-    fn is_empty(&self) -> bool {
-        self.0.lock().is_empty()
-    }
+    mask & !rest
 }
 
 #[derive(Default)]
@@ -135,17 +148,21 @@ pub(crate) enum DropReason {
     Shutdown,
 }
 
-/// What [`SubQueue::push`] did with an item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pushed {
-    /// Queued.
-    Queued,
-    /// Queued, evicting the oldest queued item (counted as dropped).
-    Evicted,
-    /// Lost and counted (under `Disconnect`, the queue is now closed).
-    Dropped(DropReason),
-    /// The receiver is gone; nothing was counted.
-    Gone,
+/// What [`SubQueue::push_run`] did with a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Pushed {
+    /// Events queued.
+    pub(crate) queued: u32,
+    /// Older queued events evicted to make room (`DropOldest`).
+    pub(crate) evicted: u32,
+    /// Events of the run lost, and why (the reason of the last loss).
+    pub(crate) dropped: u32,
+    pub(crate) reason: Option<DropReason>,
+    /// The run's reference was not used (nothing was queued): the caller releases it.
+    pub(crate) unused_ref: bool,
+    /// Events of the run the queue never looked at (it died first): neither queued nor
+    /// counted, like events after a `Disconnect`.
+    pub(crate) skipped: u32,
 }
 
 /// Who a queue belongs to, for stats and debugging.
@@ -169,21 +186,54 @@ struct ShardCounts {
     dropped: AtomicU64,
 }
 
-pub(crate) struct SubQueue<T> {
-    items: Queue<(u64, T)>,
+/// The shard's own bookkeeping (only the shard touches it).
+#[derive(Default)]
+struct ShardLocal {
+    /// Entries pushed (the value of `tail`).
+    tail: u64,
+    /// Events pushed and evicted, ever.
+    pushed: u64,
+    evicted: u64,
+    /// Last `taken` seen.
+    taken: u64,
+}
+
+/// One entry slot. Atomic fields: under `DropOldest` the receiver may read a slot that
+/// the shard is reusing (its claim's compare-and-swap then fails and it discards what it
+/// read); Relaxed, ordered by `tail` and `head`.
+struct Slot<E> {
+    seg: AtomicPtr<Segment<E>>,
+    /// Match index of the first event << 16 | slot mask.
+    word: AtomicU64,
+}
+
+/// The receiver's side, on one cache line: what the shard reads to find room.
+#[derive(Default)]
+struct ReaderShared {
+    head: AtomicU64,
+    /// Events taken out of the queue (claimed), which frees their room.
+    taken: AtomicU64,
+    /// Events handed out (the closed side of `delivered`/`consumed`): `taken` less the
+    /// one held back behind a `Lagged` report, if any.
+    consumed: AtomicU64,
+}
+
+pub(crate) struct SubQueue<E> {
+    slots: Box<[Slot<E>]>,
+    mask: u64,
     capacity: usize,
     overflow: Overflow,
+    pool: Arc<Pool<E>>,
     pub(crate) meta: Meta,
     /// Publish → receive latency samples (taken by the `Subscriber`).
     pub(crate) latency: Latency,
+    tail: CachePadded<AtomicU64>,
+    reader: CachePadded<ReaderShared>,
     rx: CachePadded<AtomicU64>,
     tx: CachePadded<AtomicU64>,
-    /// The shard's counters, on their own cache line: the shard writes `matched` on every
-    /// push, and sharing a line with fields the receiver reads on every pop would make each
-    /// pop miss.
+    /// The shard's counters, on their own cache line.
     counts: CachePadded<ShardCounts>,
-    /// Items received (the closed side). Written only by the receiver, with Release.
-    consumed: CachePadded<AtomicU64>,
+    local: CachePadded<UnsafeCell<ShardLocal>>,
     /// `Lagged` reports handed out. Written only by the receiver.
     lagged_reports: AtomicU64,
     /// The receiver was dropped.
@@ -192,19 +242,32 @@ pub(crate) struct SubQueue<T> {
     tx_waiter: Mutex<Option<Thread>>,
 }
 
-impl<T> SubQueue<T> {
+// SAFETY: the slots and `local` are shared under the single-writer protocol of the module
+// docs; segments cross threads, so `E: Send + Sync`.
+unsafe impl<E: Send + Sync> Sync for SubQueue<E> {}
+// SAFETY: as above.
+unsafe impl<E: Send + Sync> Send for SubQueue<E> {}
+
+impl<E> SubQueue<E> {
     /// `capacity >= 1` (the subscription checks).
-    pub(crate) fn new(capacity: usize, overflow: Overflow, meta: Meta) -> Self {
+    pub(crate) fn new(capacity: usize, overflow: Overflow, meta: Meta, pool: Arc<Pool<E>>) -> Self {
+        let size = capacity.next_power_of_two();
         SubQueue {
-            items: Queue::new(capacity),
+            slots: (0..size)
+                .map(|_| Slot { seg: AtomicPtr::new(ptr::null_mut()), word: AtomicU64::new(0) })
+                .collect(),
+            mask: size as u64 - 1,
             capacity,
             overflow,
+            pool,
             meta,
             latency: Latency::new(),
+            tail: CachePadded::new(AtomicU64::new(0)),
+            reader: CachePadded::new(ReaderShared::default()),
             rx: CachePadded::new(AtomicU64::new(0)),
             tx: CachePadded::new(AtomicU64::new(0)),
             counts: CachePadded::new(ShardCounts::default()),
-            consumed: CachePadded::new(AtomicU64::new(0)),
+            local: CachePadded::new(UnsafeCell::new(ShardLocal::default())),
             lagged_reports: AtomicU64::new(0),
             gone: AtomicBool::new(false),
             rx_waiter: Mutex::new(RxWaiter::default()),
@@ -216,12 +279,18 @@ impl<T> SubQueue<T> {
         self.capacity
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.items.len()
+    pub(crate) fn pool_arc(&self) -> &Arc<Pool<E>> {
+        &self.pool
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty()
+    /// Events waiting (a gauge, at most the capacity): matched, minus lost, minus handed
+    /// out.
+    pub(crate) fn len(&self) -> usize {
+        // Relaxed: a gauge; the clamp keeps it within the promise whatever the interleaving.
+        let consumed = self.reader.consumed.load(Ordering::Relaxed);
+        let matched = self.counts.matched.load(Ordering::Relaxed);
+        let dropped = self.counts.dropped.load(Ordering::Relaxed);
+        (matched.saturating_sub(dropped).saturating_sub(consumed) as usize).min(self.capacity)
     }
 
     /// Events lost so far. Relaxed: a counter read, ordered by nothing.
@@ -232,7 +301,7 @@ impl<T> SubQueue<T> {
     /// Whether the shard should skip this queue: closed (disconnected) or receiver gone.
     pub(crate) fn is_dead(&self) -> bool {
         // Relaxed: a stale `false` only means one more push into a queue nobody reads;
-        // `push` re-checks `gone` with Acquire before it would wait.
+        // `push_run` re-checks `gone` with Acquire before it would wait.
         self.gone.load(Ordering::Relaxed) || self.rx.load(Ordering::Relaxed) & RX_CLOSED != 0
     }
 
@@ -245,85 +314,255 @@ impl<T> SubQueue<T> {
 
     // ---- shard side -------------------------------------------------------------------
 
-    /// Pushes `item` under this queue's overflow policy. Shard only. `abort` is checked
-    /// while an `Overflow::Block` push waits (bus shutdown); `flush` is called once before
-    /// such a wait, to deliver the wake-ups the shard has batched so far (the receiver we
-    /// wait for may be parked on exactly such a wake-up).
-    pub(crate) fn push(
+    /// Runs `f` on the shard's bookkeeping.
+    fn local<R>(&self, f: impl FnOnce(&mut ShardLocal) -> R) -> R {
+        // SAFETY: only the queue's shard calls the shard-side methods (one thread), and
+        // none of them re-enters this.
+        self.local.with_mut(|l| f(unsafe { &mut *l }))
+    }
+
+    /// Events queued as the shard last saw them; refreshes `taken` if `need` more
+    /// would not fit.
+    fn room(&self, need: u64) -> u64 {
+        let capacity = self.capacity as u64;
+        let queued = self.local(|l| l.pushed - l.evicted - l.taken);
+        if queued + need <= capacity {
+            return capacity - queued;
+        }
+        // Acquire: pairs with the receiver's Release store in `claim`: what it took is out
+        // of the queue (its entry copied, its slot reusable).
+        let taken = self.reader.taken.load(Ordering::Acquire);
+        self.local(|l| {
+            l.taken = taken;
+            capacity.saturating_sub(l.pushed - l.evicted - taken)
+        })
+    }
+
+    /// Pushes the run `mask` of `seg` under this queue's overflow policy. Shard only. The
+    /// caller holds one reference on `seg` for this run; it is handed to the queue unless
+    /// [`Pushed::unused_ref`]. `abort` is checked while an `Overflow::Block` push waits (bus
+    /// shutdown); `flush` is called once before such a wait, to deliver the wake-ups the
+    /// shard has batched so far (the receiver we wait for may be parked on exactly such a
+    /// wake-up).
+    pub(crate) fn push_run(
         &self,
-        item: T,
+        seg: SegPtr<E>,
+        mask: u16,
         strategy: WaitStrategy,
         abort: &AtomicBool,
         flush: &mut dyn FnMut(),
     ) -> Pushed {
-        // Relaxed: only this thread writes `matched`; the receiver reads it after the
-        // Release close.
-        let index = self.counts.matched.load(Ordering::Relaxed);
-        self.counts.matched.store(index + 1, Ordering::Relaxed);
-        let entry = (index, item);
+        let k = mask.count_ones();
+        debug_assert!(k >= 1);
         match self.overflow {
-            Overflow::DropNewest => match self.items.push(entry) {
-                Ok(()) => Pushed::Queued,
-                Err(_) => self.count_drop(DropReason::Newest),
-            },
-            Overflow::DropOldest => {
-                if self.items.force_push(entry).is_some() {
-                    self.count_drop(DropReason::Oldest);
-                    return Pushed::Evicted;
+            Overflow::DropNewest | Overflow::Disconnect => {
+                let fit = (self.room(u64::from(k)).min(u64::from(k))) as u32;
+                let mut pushed = Pushed::default();
+                if fit > 0 {
+                    self.push_entry(seg, low_bits(mask, fit), fit);
+                    pushed.queued = fit;
+                } else {
+                    pushed.unused_ref = true;
                 }
-                Pushed::Queued
+                if fit < k {
+                    if self.overflow == Overflow::DropNewest {
+                        self.count_drops(DropReason::Newest, u64::from(k - fit));
+                        pushed.dropped = k - fit;
+                        pushed.reason = Some(DropReason::Newest);
+                    } else {
+                        // The first event that does not fit closes the queue; the rest of
+                        // the run is never looked at (not matched, not counted).
+                        self.count_drops(DropReason::Disconnect, 1);
+                        pushed.dropped = 1;
+                        pushed.reason = Some(DropReason::Disconnect);
+                        pushed.skipped = k - fit - 1;
+                        self.close();
+                    }
+                }
+                pushed
             }
-            Overflow::Disconnect => match self.items.push(entry) {
-                Ok(()) => Pushed::Queued,
-                Err(_) => {
-                    let pushed = self.count_drop(DropReason::Disconnect);
-                    self.close();
-                    pushed
-                }
-            },
-            Overflow::Block => self.push_blocking(entry, strategy, abort, flush),
+            Overflow::DropOldest => self.push_oldest(seg, mask, k),
+            Overflow::Block => self.push_blocking(seg, mask, k, strategy, abort, flush),
         }
     }
 
-    fn count_drop(&self, reason: DropReason) -> Pushed {
+    /// Appends an entry of `n` events and hands it the caller's reference. The room (in
+    /// events, hence in slots) was checked.
+    fn push_entry(&self, seg: SegPtr<E>, mask: u16, n: u32) {
+        // Relaxed: only this thread writes `matched`.
+        let first = self.counts.matched.load(Ordering::Relaxed);
+        self.counts.matched.store(first + u64::from(n), Ordering::Relaxed);
+        let tail = self.local(|l| {
+            l.pushed += u64::from(n);
+            l.tail
+        });
+        let slot = &self.slots[(tail & self.mask) as usize];
+        // Relaxed: published by the Release store of `tail` below.
+        slot.seg.store(seg.0.as_ptr(), Ordering::Relaxed);
+        slot.word.store(first << 16 | u64::from(mask), Ordering::Relaxed);
+        self.local(|l| l.tail = tail + 1);
+        // Release: pairs with the receiver's Acquire loads of `tail` in `claim`; the slot,
+        // the segment's reference and the routes written before are visible with it.
+        self.tail.store(tail + 1, Ordering::Release);
+    }
+
+    fn count_drops(&self, reason: DropReason, n: u64) {
         // Relaxed: one writer; readers see it via `close` (Release) or as a gauge.
         let dropped = self.counts.dropped.load(Ordering::Relaxed);
-        self.counts.dropped.store(dropped + 1, Ordering::Relaxed);
-        if reason != DropReason::Oldest {
-            let unqueued = self.counts.unqueued.load(Ordering::Relaxed);
-            // Release: pairs with the Acquire load in `delivered_consumed`: a snapshot that
-            // sees this count also sees the `matched` store made before it.
-            self.counts.unqueued.store(unqueued + 1, Ordering::Release);
+        self.counts.dropped.store(dropped + n, Ordering::Relaxed);
+        if reason == DropReason::Oldest {
+            return;
         }
-        Pushed::Dropped(reason)
+        // Lost new events take match indices without an entry.
+        let matched = self.counts.matched.load(Ordering::Relaxed);
+        self.counts.matched.store(matched + n, Ordering::Relaxed);
+        let unqueued = self.counts.unqueued.load(Ordering::Relaxed);
+        // Release: pairs with the Acquire load in `delivered_consumed`: a snapshot that
+        // sees this count also sees the `matched` store made before it.
+        self.counts.unqueued.store(unqueued + n, Ordering::Release);
+    }
+
+    /// `DropOldest`: queue the run (at most `capacity` of its newest events), evicting the
+    /// oldest queued events for room.
+    fn push_oldest(&self, seg: SegPtr<E>, mut mask: u16, mut k: u32) -> Pushed {
+        // Every event of the run counts as queued (`delivered`), as if pushed one by one;
+        // the ones that could not stay count as evicted.
+        let mut pushed = Pushed { queued: k, ..Pushed::default() };
+        let capacity = self.capacity as u32;
+        if k > capacity {
+            // The run's own first events would be evicted by its last ones: lost at once,
+            // with their match indices (so the receiver sees the gap).
+            let lost = k - capacity;
+            mask &= !low_bits(mask, lost);
+            k = capacity;
+            let first = self.counts.matched.load(Ordering::Relaxed);
+            // Relaxed: one writer.
+            self.counts.matched.store(first + u64::from(lost), Ordering::Relaxed);
+            self.count_drops(DropReason::Oldest, u64::from(lost));
+            pushed.evicted += lost;
+        }
+        let room = self.room(u64::from(k));
+        if room < u64::from(k) {
+            pushed.evicted += self.evict(u64::from(k) - room);
+        }
+        // Slots: an entry holds at least one event, so queued events bound the entries,
+        // except while the receiver holds claimed events the shard cannot evict.
+        while self.entries_in_ring() >= self.slots.len() as u64 {
+            if self.evict(1) == 0 {
+                thread::yield_now();
+            } else {
+                pushed.evicted += 1;
+            }
+        }
+        self.push_entry(seg, mask, k);
+        pushed
+    }
+
+    fn entries_in_ring(&self) -> u64 {
+        // Acquire: pairs with the receiver's claim: a slot before `head` is free.
+        let (index, _, _) = unpack(self.reader.head.load(Ordering::Acquire));
+        self.local(|l| l.tail) - index
+    }
+
+    /// Evicts up to `n` of the oldest events not yet claimed; returns how many.
+    fn evict(&self, n: u64) -> u32 {
+        let mut evicted = 0u64;
+        let tail = self.local(|l| l.tail);
+        // Acquire: pairs with the receiver's claim CAS.
+        let mut head = self.reader.head.load(Ordering::Acquire);
+        while evicted < n {
+            let (index, claimed, taken) = unpack(head);
+            if index == tail {
+                break;
+            }
+            let slot = &self.slots[(index & self.mask) as usize];
+            // Relaxed: the shard wrote this slot itself.
+            let word = slot.word.load(Ordering::Relaxed);
+            let count = (word as u16).count_ones();
+            let left = u64::from(count - taken);
+            let take = left.min(n - evicted);
+            let next = if take == left {
+                pack(index + 1, false, 0)
+            } else {
+                pack(index, claimed, taken + take as u32)
+            };
+            // AcqRel: orders the eviction with the receiver's claims of the same word.
+            match self.reader.head.compare_exchange(head, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    evicted += take;
+                    if take == left && !claimed {
+                        // The whole entry, never claimed: its reference is ours to release.
+                        // Relaxed: the shard wrote it.
+                        let seg = slot.seg.load(Ordering::Relaxed);
+                        // SAFETY: the entry held one reference, now the shard's (the
+                        // receiver never claimed it and cannot: `head` moved past it).
+                        unsafe { self.pool.release(NonNull::new_unchecked(seg), 1) };
+                    }
+                    head = next;
+                }
+                Err(actual) => head = actual,
+            }
+        }
+        if evicted > 0 {
+            self.local(|l| l.evicted += evicted);
+            self.count_drops(DropReason::Oldest, evicted);
+        }
+        evicted as u32
     }
 
     fn push_blocking(
         &self,
-        mut entry: (u64, T),
+        seg: SegPtr<E>,
+        mut mask: u16,
+        mut k: u32,
         strategy: WaitStrategy,
         abort: &AtomicBool,
         flush: &mut dyn FnMut(),
     ) -> Pushed {
+        let mut pushed = Pushed::default();
         let mut n = 0;
         let mut flushed = false;
         loop {
-            // Acquire: pairs with the receiver's Release `fetch_add` in `pop`.
+            // Acquire: pairs with the receiver's Release `fetch_add` in `claim`.
             let seen = self.tx.load(Ordering::Acquire);
-            entry = match self.items.push(entry) {
-                Ok(()) => return Pushed::Queued,
-                Err(entry) => entry,
-            };
+            let room = self.room(u64::from(k)).min(u64::from(k)) as u32;
+            if room == k {
+                self.push_entry(seg, mask, k);
+                pushed.queued += k;
+                return pushed;
+            }
+            if room > 0 {
+                // Part now, the rest when there is room: the rest needs a reference of
+                // its own (we still hold the run's, so the count cannot reach zero).
+                // SAFETY: we hold the run's reference.
+                unsafe { Segment::add_refs(seg.0, 1) };
+                let part = low_bits(mask, room);
+                self.push_entry(seg, part, room);
+                pushed.queued += room;
+                mask &= !part;
+                k -= room;
+                n = 0;
+                // The part needs its wake-up before we wait again.
+                flushed = false;
+                continue;
+            }
             // Acquire: pairs with the Release store in `disconnect_receiver` / bus shutdown.
             if self.gone.load(Ordering::Acquire) {
-                return Pushed::Gone;
+                pushed.unused_ref = true;
+                pushed.skipped = k;
+                return pushed;
             }
             if abort.load(Ordering::Acquire) {
-                return self.count_drop(DropReason::Shutdown);
+                self.count_drops(DropReason::Shutdown, u64::from(k));
+                pushed.unused_ref = true;
+                pushed.dropped = k;
+                pushed.reason = Some(DropReason::Shutdown);
+                return pushed;
             }
             if !flushed {
-                // Our receiver only pops after a wake-up, and the shard batches those until
-                // the end of the batch: without this, both would wait for each other.
+                // Our receiver only receives after a wake-up, and the shard batches those
+                // until the end of the batch: without this, both would wait for each other.
                 flushed = true;
                 self.notify();
                 flush();
@@ -344,30 +583,33 @@ impl<T> SubQueue<T> {
                 .compare_exchange(seen, seen | TX_WAITING, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                thread::park();
+                // Timed: a receiver that stopped in the middle of an entry does not bump
+                // `tx` (module docs, "Wake protocol").
+                park_timeout(BLOCK_RECHECK);
             }
         }
     }
 
     /// `(delivered, consumed)` with `delivered >= consumed`.
     pub(crate) fn delivered_consumed(&self) -> (u64, u64) {
-        // Acquire: pairs with the Release store in `count_consumed`; every item it counts
-        // was matched (the `matched` store precedes the push, which precedes the pop).
-        let consumed = self.consumed.load(Ordering::Acquire);
-        // Acquire: pairs with `count_drop`; the `matched` loaded below is at least the one
+        // Acquire: pairs with the Release store in `count_consumed`; every event it counts
+        // was matched (the `matched` store precedes the push, which precedes the claim).
+        let consumed = self.reader.consumed.load(Ordering::Acquire);
+        // Acquire: pairs with `count_drops`; the `matched` loaded below is at least the one
         // current when this many drops were counted, so the difference never undercounts.
         let unqueued = self.counts.unqueued.load(Ordering::Acquire);
         // Relaxed: ordered by the two Acquire loads above; newer values only overcount an
         // in-flight event, which is still matched-and-not-consumed.
         let matched = self.counts.matched.load(Ordering::Relaxed);
-        (matched.saturating_sub(unqueued), consumed)
+        (matched.saturating_sub(unqueued).max(consumed), consumed)
     }
 
-    /// Receiver only: one item received.
+    /// Receiver only: one event handed out.
     fn count_consumed(&self) {
-        let c = self.consumed.load(Ordering::Relaxed);
+        // Relaxed: the receiver is the only writer.
+        let c = self.reader.consumed.load(Ordering::Relaxed);
         // Release: pairs with the Acquire load in `delivered_consumed`.
-        self.consumed.store(c + 1, Ordering::Release);
+        self.reader.consumed.store(c + 1, Ordering::Release);
     }
 
     /// Receiver only: one `Lagged` report handed out.
@@ -421,19 +663,6 @@ impl<T> SubQueue<T> {
 
     // ---- receiver side ------------------------------------------------------------------
 
-    /// Takes the next queued `(index, item)`.
-    pub(crate) fn pop(&self) -> Option<(u64, T)> {
-        let entry = self.items.pop()?;
-        if self.overflow == Overflow::Block {
-            // Release: pairs with the shard's Acquire load/CAS of `tx` in `push_blocking`.
-            let old = self.tx.fetch_add(TX_UNIT, Ordering::AcqRel);
-            if old & TX_WAITING != 0 {
-                self.wake_shard();
-            }
-        }
-        Some(entry)
-    }
-
     fn wake_shard(&self) {
         // AcqRel: clears the bit for the shard's next wait; ordered against its CAS in
         // `push_blocking` like `wake_receiver` is against the receiver's.
@@ -444,8 +673,25 @@ impl<T> SubQueue<T> {
         }
     }
 
+    /// Receiver only: an entry's last event was taken (frees room for a `Block` shard).
+    fn entry_done(&self) {
+        if self.overflow == Overflow::Block {
+            // Release: pairs with the shard's Acquire load/CAS of `tx` in `push_blocking`.
+            let old = self.tx.fetch_add(TX_UNIT, Ordering::AcqRel);
+            if old & TX_WAITING != 0 {
+                self.wake_shard();
+            }
+        }
+    }
+
+    /// Whether an entry waits past `head` (the receiver's view).
+    fn has_entries(&self, head: u64) -> bool {
+        // Acquire: pairs with the Release store in `push_entry`.
+        self.tail.load(Ordering::Acquire) != unpack(head).0
+    }
+
     /// The `rx` word, for a receiver about to wait: if the queue is still empty after this
-    /// load, pass the value to [`wait_thread`](Self::wait_thread) or
+    /// load, pass the value to [`prepare_park`](Self::prepare_park) or
     /// [`register_waker`](Self::register_waker).
     pub(crate) fn rx_state(&self) -> u64 {
         // Acquire: pairs with `notify` and `close` (Release).
@@ -513,43 +759,100 @@ impl<T> SubQueue<T> {
     }
 }
 
-/// The receiving side of a [`SubQueue`]: lag accounting and waiting. Owned by one
-/// `Subscriber` (or a loom model).
-pub(crate) struct Receiver<T> {
-    queue: Arc<SubQueue<T>>,
-    strategy: WaitStrategy,
-    /// Latency sampling: 1 in `sample_every` received items (0: off), timed from `stamp`.
-    sample_every: u32,
-    since_sample: u32,
-    age: Option<fn(&T) -> Option<Duration>>,
-    /// Match index of the next item we expect ("Loss accounting").
-    expected: u64,
-    /// The item right after a gap: returned by the call after the one that said `Lagged`.
-    pending: Option<T>,
+impl<E> Drop for SubQueue<E> {
+    fn drop(&mut self) {
+        // `&mut self`: the shard and the receiver are gone (the receiver released the entry
+        // it had claimed, see `Receiver::drop`). Release every entry still queued.
+        let (mut index, claimed, _) = unpack(*self.reader.head.get_mut());
+        if claimed {
+            index += 1;
+        }
+        let tail = *self.tail.get_mut();
+        for i in index..tail {
+            let seg = self.slots[(i & self.mask) as usize].seg.load(Ordering::Relaxed);
+            if let Some(seg) = NonNull::new(seg) {
+                // SAFETY: a queued, unclaimed entry holds one reference, released once here.
+                unsafe { self.pool.release(seg, 1) };
+            }
+        }
+    }
 }
 
-impl<T> Receiver<T> {
-    pub(crate) fn new(queue: Arc<SubQueue<T>>, strategy: WaitStrategy) -> Self {
+/// The entry the receiver reads (its reference is the receiver's).
+struct Current<E> {
+    seg: SegPtr<E>,
+    /// Match index of the first event << 16 | mask.
+    word: u64,
+    /// Its index in the queue.
+    index: u64,
+}
+
+impl<E> Clone for Current<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E> Copy for Current<E> {}
+
+/// One event taken from the queue.
+pub(crate) struct Claimed<E> {
+    pub(crate) seg: SegPtr<E>,
+    pub(crate) slot: u32,
+    index: u64,
+}
+
+impl<E> Clone for Claimed<E> {
+    fn clone(&self) -> Self {
+        Claimed { seg: self.seg, slot: self.slot, index: self.index }
+    }
+}
+
+/// The receiving side of a [`SubQueue`]: lag accounting, reading in place and waiting.
+/// Owned by one `Subscriber` (or a loom model).
+pub(crate) struct Receiver<E> {
+    queue: Arc<SubQueue<E>>,
+    strategy: WaitStrategy,
+    /// Latency sampling: 1 in `sample_every` received events (0: off).
+    sample_every: u32,
+    since_sample: u32,
+    /// Match index of the next event we expect ("Loss accounting").
+    expected: u64,
+    /// Our copy of `head` (the only writer unless `DropOldest`).
+    head: u64,
+    /// The entry being read, if we own its reference.
+    current: Option<Current<E>>,
+    /// `current`'s last event was handed out: release it once that delivery is done.
+    finish_current: bool,
+    /// The event right after a gap: returned by the call after the one that said `Lagged`.
+    pending: Option<Claimed<E>>,
+}
+
+// SAFETY: the receiver's segment pointers are references it owns (module docs).
+unsafe impl<E: Send + Sync> Send for Receiver<E> {}
+// SAFETY: `&Receiver` exposes nothing but gauges.
+unsafe impl<E: Send + Sync> Sync for Receiver<E> {}
+
+impl<E> Receiver<E> {
+    pub(crate) fn new(queue: Arc<SubQueue<E>>, strategy: WaitStrategy) -> Self {
         Receiver {
             queue,
             strategy,
             sample_every: 0,
             since_sample: 0,
-            age: None,
             expected: 0,
+            head: 0,
+            current: None,
+            finish_current: false,
             pending: None,
         }
     }
 
-    /// Records the latency of 1 in `every` received items into the queue's histogram:
-    /// `age(item)` at the receive.
-    pub(crate) fn sample_latency(&mut self, every: u32, age: fn(&T) -> Option<Duration>) {
+    /// Records the latency of 1 in `every` received events into the queue's histogram.
+    pub(crate) fn sample_latency(&mut self, every: u32) {
         self.sample_every = every;
-        self.age = Some(age);
     }
 
-    fn sample(&mut self, item: &T) {
-        let Some(age) = self.age else { return };
+    fn sample(&mut self, claimed: &Claimed<E>) {
         if self.sample_every == 0 {
             return;
         }
@@ -558,48 +861,146 @@ impl<T> Receiver<T> {
             return;
         }
         self.since_sample = 0;
-        if let Some(age) = age(item) {
+        // SAFETY: a claimed event's segment is held by `current` (ours).
+        let event = unsafe { Segment::event(claimed.seg.0, claimed.slot as usize) };
+        if let Some(age) = event.age() {
             let nanos = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
             self.queue.latency.record(nanos);
         }
     }
 
-    pub(crate) fn queue(&self) -> &SubQueue<T> {
+    pub(crate) fn queue(&self) -> &SubQueue<E> {
         &self.queue
     }
 
-    /// Items waiting for this receiver, including one held back behind a `Lagged` report,
-    /// at most the capacity. The held item left the queue when it was popped (to see the
-    /// gap before it), so the shard may refill the queue behind it: for that short span
-    /// `capacity + 1` items wait, and `len` says `capacity`. The clamp keeps the promise
-    /// users read off `len` (it never exceeds `capacity`) without a second counter on the
-    /// push path.
+    /// Events waiting for this receiver, including one held back behind a `Lagged` report,
+    /// at most the capacity.
     pub(crate) fn len(&self) -> usize {
-        (self.queue.len() + usize::from(self.pending.is_some())).min(self.queue.capacity())
+        self.queue.len()
     }
 
-    pub(crate) fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let result = self.try_recv_inner();
-        if let Ok(item) = &result {
-            self.sample(item);
+    /// Called when a delivery is done: releases the entry whose last event it was.
+    pub(crate) fn finish(&mut self) {
+        if self.finish_current && self.pending.is_none() {
+            self.finish_current = false;
+            if let Some(current) = self.current.take() {
+                // SAFETY: `current`'s reference is ours, and its last delivery is done.
+                unsafe { self.queue.pool.release(current.seg.0, 1) };
+            }
         }
-        result
     }
 
-    fn try_recv_inner(&mut self) -> Result<T, TryRecvError> {
-        if let Some(item) = self.pending.take() {
+    /// Takes the next event from the queue, if any.
+    fn claim(&mut self) -> Option<Claimed<E>> {
+        let queue = &*self.queue;
+        let oldest = queue.overflow == Overflow::DropOldest;
+        loop {
+            let head = if oldest {
+                // Acquire: pairs with the shard's eviction CAS.
+                queue.reader.head.load(Ordering::Acquire)
+            } else {
+                self.head
+            };
+            let (index, _, taken) = unpack(head);
+            if let Some(current) = self.current {
+                if current.index != index {
+                    // The shard evicted the rest of our entry: we still own its reference.
+                    self.current = None;
+                    // SAFETY: `current`'s reference is ours; nothing of it is handed out
+                    // (a delivery borrows the receiver, so none is alive during `claim`).
+                    unsafe { queue.pool.release(current.seg.0, 1) };
+                }
+            }
+            if !queue.has_entries(head) {
+                return None;
+            }
+            let (seg, word) = match self.current {
+                Some(current) => (current.seg, current.word),
+                None => {
+                    let slot = &queue.slots[(index & queue.mask) as usize];
+                    // Relaxed: ordered by the Acquire load of `tail` in `has_entries`.
+                    let seg = slot.seg.load(Ordering::Relaxed);
+                    let word = slot.word.load(Ordering::Relaxed);
+                    match NonNull::new(seg) {
+                        Some(seg) => (SegPtr(seg), word),
+                        // Only a reused slot under `DropOldest` reads as empty: retry.
+                        None => continue,
+                    }
+                }
+            };
+            let mask = word as u16;
+            let count = mask.count_ones();
+            if taken >= count {
+                // A torn read of a reused slot (`DropOldest`): the CAS below would fail.
+                continue;
+            }
+            let last = taken + 1 == count;
+            let next = if last { pack(index + 1, false, 0) } else { pack(index, true, taken + 1) };
+            if oldest {
+                // AcqRel: claims the event against the shard's eviction (module docs).
+                if queue
+                    .reader
+                    .head
+                    .compare_exchange(head, next, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    continue;
+                }
+            } else {
+                self.head = next;
+                // Release: pairs with the shard's Acquire load of `head` (slots).
+                queue.reader.head.store(next, Ordering::Release);
+            }
+            // Relaxed load: we are the only writer. Release: pairs with the shard's Acquire
+            // load in `room`.
+            let total = queue.reader.taken.load(Ordering::Relaxed);
+            queue.reader.taken.store(total + 1, Ordering::Release);
+            if self.current.is_none() {
+                // The entry's reference is ours from its first claim.
+                self.current = Some(Current { seg, word, index });
+            }
+            if last {
+                self.finish_current = true;
+                queue.entry_done();
+            }
+            let claimed =
+                Claimed { seg, slot: nth_bit(mask, taken), index: (word >> 16) + u64::from(taken) };
+            return Some(claimed);
+        }
+    }
+
+    /// Checks the claimed event against the index we expect.
+    fn accept(&mut self, claimed: Claimed<E>) -> Result<Claimed<E>, TryRecvError> {
+        debug_assert!(claimed.index >= self.expected, "queue reordered");
+        let lost = claimed.index - self.expected;
+        self.expected = claimed.index + 1;
+        if lost == 0 {
             self.queue.count_consumed();
-            return Ok(item);
+            self.sample(&claimed);
+            Ok(claimed)
+        } else {
+            self.pending = Some(claimed);
+            self.queue.count_lagged_report();
+            Err(TryRecvError::Lagged(lost))
         }
-        if let Some((index, item)) = self.queue.pop() {
-            return self.accept(index, item);
+    }
+
+    pub(crate) fn try_claim(&mut self) -> Result<Claimed<E>, TryRecvError> {
+        if let Some(claimed) = self.pending.take() {
+            self.queue.count_consumed();
+            self.sample(&claimed);
+            return Ok(claimed);
+        }
+        self.finish();
+        if let Some(claimed) = self.claim() {
+            return self.accept(claimed);
         }
         if self.queue.rx_state() & RX_CLOSED == 0 {
             return Err(TryRecvError::Empty);
         }
         // Closed: every push before the close is visible now (Acquire in `rx_state`).
-        if let Some((index, item)) = self.queue.pop() {
-            return self.accept(index, item);
+        if let Some(claimed) = self.claim() {
+            return self.accept(claimed);
         }
         let matched = self.queue.matched();
         if matched > self.expected {
@@ -611,45 +1012,49 @@ impl<T> Receiver<T> {
         Err(TryRecvError::Closed)
     }
 
-    fn accept(&mut self, index: u64, item: T) -> Result<T, TryRecvError> {
-        debug_assert!(index >= self.expected, "queue reordered");
-        let lost = index - self.expected;
-        self.expected = index + 1;
-        if lost == 0 {
-            // Counted when handed out (an item held back behind `Lagged` counts later).
-            self.queue.count_consumed();
-            Ok(item)
+    fn is_empty(&self) -> bool {
+        let head = if self.queue.overflow == Overflow::DropOldest {
+            // Acquire: as in `claim`.
+            self.queue.reader.head.load(Ordering::Acquire)
         } else {
-            self.pending = Some(item);
-            self.queue.count_lagged_report();
-            Err(TryRecvError::Lagged(lost))
-        }
+            self.head
+        };
+        self.pending.is_none() && !self.queue.has_entries(head)
     }
 
-    pub(crate) fn recv(&mut self) -> Result<T, RecvError> {
-        match self.recv_until(None) {
-            Ok(item) => Ok(item),
+    pub(crate) fn try_recv(&mut self) -> Result<Delivery<'_, E>, TryRecvError> {
+        let claimed = self.try_claim()?;
+        Ok(Delivery::new(self, claimed))
+    }
+
+    pub(crate) fn recv(&mut self) -> Result<Delivery<'_, E>, RecvError> {
+        match self.claim_until(None) {
+            Ok(claimed) => Ok(Delivery::new(self, claimed)),
             Err(RecvTimeoutError::Lagged(n)) => Err(RecvError::Lagged(n)),
             Err(RecvTimeoutError::Closed | RecvTimeoutError::Timeout) => Err(RecvError::Closed),
         }
     }
 
-    pub(crate) fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+    pub(crate) fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Delivery<'_, E>, RecvTimeoutError> {
         let deadline = Instant::now()
             .checked_add(timeout)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
-        self.recv_until(Some(deadline))
+        let claimed = self.claim_until(Some(deadline))?;
+        Ok(Delivery::new(self, claimed))
     }
 
-    pub(crate) fn recv_async(&mut self) -> Recv<'_, T> {
-        Recv { receiver: self, registered: false }
+    pub(crate) fn recv_async(&mut self) -> Recv<'_, E> {
+        Recv { receiver: Some(self), registered: false }
     }
 
-    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+    fn claim_until(&mut self, deadline: Option<Instant>) -> Result<Claimed<E>, RecvTimeoutError> {
         let mut n = 0;
         loop {
-            match self.try_recv() {
-                Ok(item) => return Ok(item),
+            match self.try_claim() {
+                Ok(claimed) => return Ok(claimed),
                 Err(TryRecvError::Lagged(lost)) => return Err(RecvTimeoutError::Lagged(lost)),
                 Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
                 Err(TryRecvError::Empty) => {}
@@ -667,7 +1072,7 @@ impl<T> Receiver<T> {
             }
             // The wake protocol: read `rx`, look again, park only if `rx` did not move.
             let seen = self.queue.rx_state();
-            if !self.queue.is_empty() || seen & RX_CLOSED != 0 {
+            if !self.is_empty() || seen & RX_CLOSED != 0 {
                 continue;
             }
             if self.queue.prepare_park(seen) {
@@ -680,49 +1085,68 @@ impl<T> Receiver<T> {
     }
 }
 
+impl<E> Drop for Receiver<E> {
+    fn drop(&mut self) {
+        // No delivery is alive (they borrow the receiver): release the entry we own.
+        self.pending = None;
+        if let Some(current) = self.current.take() {
+            // SAFETY: `current`'s reference is ours; nothing of it is in use.
+            unsafe { self.queue.pool.release(current.seg.0, 1) };
+        }
+    }
+}
+
 /// The future of `Subscriber::recv_async`. Holds no event: dropping it loses nothing.
 #[must_use = "futures do nothing unless polled"]
-pub struct Recv<'a, T> {
-    receiver: &'a mut Receiver<T>,
+pub struct Recv<'a, E> {
+    receiver: Option<&'a mut Receiver<E>>,
     registered: bool,
 }
 
-impl<T> Future for Recv<'_, T> {
-    type Output = Result<T, RecvError>;
+impl<'a, E> Future for Recv<'a, E> {
+    type Output = Result<Delivery<'a, E>, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        let receiver = this.receiver.take().expect("`Recv` polled after completion");
         loop {
-            let result = match this.receiver.try_recv() {
-                Ok(item) => Ok(item),
+            let result = match receiver.try_claim() {
+                Ok(claimed) => Ok(claimed),
                 Err(TryRecvError::Lagged(lost)) => Err(RecvError::Lagged(lost)),
                 Err(TryRecvError::Closed) => Err(RecvError::Closed),
                 Err(TryRecvError::Empty) => {
-                    let queue = &this.receiver.queue;
-                    let seen = queue.rx_state();
-                    if queue.is_empty()
+                    let seen = receiver.queue.rx_state();
+                    if receiver.is_empty()
                         && seen & RX_CLOSED == 0
-                        && queue.register_waker(seen, cx.waker())
+                        && receiver.queue.register_waker(seen, cx.waker())
                     {
                         this.registered = true;
+                        this.receiver = Some(receiver);
                         return Poll::Pending;
                     }
                     continue;
                 }
             };
             if this.registered {
-                this.receiver.queue.clear_waker();
+                receiver.queue.clear_waker();
                 this.registered = false;
             }
-            return Poll::Ready(result);
+            return Poll::Ready(result.map(|claimed| Delivery::new(receiver, claimed)));
         }
     }
 }
 
-impl<T> Drop for Recv<'_, T> {
+impl<E> Drop for Recv<'_, E> {
     fn drop(&mut self) {
         if self.registered {
-            self.receiver.queue.clear_waker();
+            if let Some(receiver) = &self.receiver {
+                receiver.queue.clear_waker();
+            }
         }
     }
 }
+
+impl<E> Unpin for Recv<'_, E> {}
+
+/// Most events an entry can hold.
+const _: () = assert!(SEG_LEN <= 16, "a slot mask is 16 bits");

@@ -31,7 +31,6 @@
 
 use uuid::Uuid;
 
-use crate::event::Delivery;
 use crate::queue::SubQueue;
 use crate::subscription::{Filter, Matcher};
 use crate::sync::{Arc, Mutex, Swap};
@@ -39,7 +38,7 @@ use crate::sync::{Arc, Mutex, Swap};
 pub(crate) struct Entry<E> {
     pub(crate) id: u64,
     pub(crate) start: u64,
-    pub(crate) queue: Arc<SubQueue<Delivery<E>>>,
+    pub(crate) queue: Arc<SubQueue<E>>,
     pub(crate) matcher: Matcher,
     pub(crate) route: Option<Uuid>,
     pub(crate) filter: Option<Filter<E>>,

@@ -24,7 +24,23 @@
 //!   waiting in a flush (parked, or its task's waker registered in `lock`), or a
 //!   `Bus::close` waiting for the shards to finish.
 //!
-//! Sequence numbers have 62 bits: at 10^9 events/s they last 146 years.
+//! Sequence numbers have 61 bits: at 10^9 events/s they last 73 years.
+//!
+//! # Sealing
+//! The bus's values are `segment::SegRef`s: events live in segments of
+//! `segment::SEG_LEN`, and a segment's events are dropped only once every shard has
+//! released it, which a shard does once the segment is over. A shard that runs out of
+//! events while the publisher is in the middle of a segment seals it ([`Consumer::seal`]: a
+//! `fetch_or` of [`SEALED`] on `tail`), so that an idle publisher keeps nothing alive: the
+//! publisher's next push sees the bit in its compare-and-swap and starts a new segment
+//! (it wrote the event into the sealed segment's next slot, unpublished, and takes it back).
+//! Both are read-modify-writes of `tail`, so they are totally ordered: either the push
+//! comes first (the shard sees a new count and does not treat the segment as over) or
+//! the seal does (the push fails and moves on). Values of other types ignore the bit.
+//!
+//! A value type that needs no drop (`SegRef` is `Copy`) skips the per-slot `readers`
+//! count entirely: the publisher stores nothing per slot but the value, and a shard's
+//! release is its cursor store alone.
 //!
 //! # Parking without lost wake-ups
 //! Both sleep bits are set with a read-modify-write on the very word the other side
@@ -60,14 +76,17 @@ use crossbeam_utils::CachePadded;
 
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Condvar, Mutex, UnsafeCell};
-use crate::wait::{spin_or_yield, WaitStrategy};
+use crate::wait::{spin_or_yield, WaitStrategy, IDLE_AFTER};
 
 /// `tail`: no further event will be published.
 pub(crate) const CLOSED: u64 = 1 << 63;
 /// `tail`: a shard may be parked on `data_ready`.
 pub(crate) const SLEEPERS: u64 = 1 << 62;
+/// `tail`: the segment holding the last published event is sealed (by an idle shard): the
+/// next event starts a new segment. See "Sealing".
+pub(crate) const SEALED: u64 = 1 << 61;
 /// `tail`: the published count.
-pub(crate) const COUNT: u64 = SLEEPERS - 1;
+pub(crate) const COUNT: u64 = SEALED - 1;
 /// `cursors[i]`: the publisher may be parked on `space_ready`.
 const PUBLISHER_WAITING: u64 = 1 << 63;
 /// A dead shard's cursor: never gates the publisher again.
@@ -99,6 +118,13 @@ pub(crate) struct Ring<T> {
 unsafe impl<T: Send + Sync> Sync for Ring<T> {}
 // SAFETY: as above; the ring owns its values.
 unsafe impl<T: Send> Send for Ring<T> {}
+
+/// Why [`Producer::push`] handed a value back.
+#[derive(Debug)]
+pub(crate) enum PushError<T> {
+    Closed(T),
+    Sealed(T),
+}
 
 /// Why a wait ended without the awaited condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,8 +477,10 @@ impl<T> Producer<T> {
 
     /// Publishes `value` as sequence [`next_seq`](Self::next_seq). The caller must have
     /// seen [`has_space`](Self::has_space) return `true` since the last push. Hands the
-    /// value back if the ring is closed.
-    pub(crate) fn push(&mut self, value: T) -> Result<u64, T> {
+    /// value back if the ring is closed, or (unless `starts_segment`) if a shard sealed
+    /// the current segment (see "Sealing"): the caller then starts a new segment and
+    /// pushes again.
+    pub(crate) fn push(&mut self, value: T, starts_segment: bool) -> Result<u64, PushError<T>> {
         debug_assert!(self.next < self.gate + self.ring.capacity(), "push without space");
         let seq = self.next;
         let ring = &*self.ring;
@@ -466,7 +494,8 @@ impl<T> Producer<T> {
         // shard retired without reading that occupant: then it is ours to drop, after the
         // new value is published (so a closed ring can put it back).
         // Relaxed: ordered by the Acquire loads of the cursors in `has_space`.
-        let stale = slot.readers.load(Ordering::Relaxed);
+        let counted = std::mem::needs_drop::<T>();
+        let stale = if counted { slot.readers.load(Ordering::Relaxed) } else { 0 };
         // SAFETY: exclusive access to the slot, as just argued; a nonzero count means it
         // holds an initialised value nobody else will touch.
         let old = slot.value.with_mut(|v| unsafe {
@@ -474,11 +503,14 @@ impl<T> Producer<T> {
             (*v).write(value);
             old
         });
-        // Relaxed: published with the value by the Release CAS of `tail` below.
-        slot.readers.store(ring.cursors.len() as u64, Ordering::Relaxed);
+        if counted {
+            // Relaxed: published with the value by the Release CAS of `tail` below.
+            slot.readers.store(ring.cursors.len() as u64, Ordering::Relaxed);
+        }
         let mut current = self.tail;
         loop {
-            if current & CLOSED != 0 {
+            let sealed = current & SEALED != 0 && !starts_segment;
+            if current & CLOSED != 0 || sealed {
                 // SAFETY: the value was never published, so no shard has seen it; put the
                 // previous occupant (if any) and its count back, so `Ring::drop` finds it.
                 let value = slot.value.with_mut(|v| unsafe {
@@ -488,13 +520,19 @@ impl<T> Producer<T> {
                     }
                     value
                 });
-                // Relaxed: only this thread touches an unpublished slot.
-                slot.readers.store(stale, Ordering::Relaxed);
-                return Err(value);
+                if counted {
+                    // Relaxed: only this thread touches an unpublished slot.
+                    slot.readers.store(stale, Ordering::Relaxed);
+                }
+                if sealed && current & CLOSED == 0 {
+                    self.tail = current;
+                    return Err(PushError::Sealed(value));
+                }
+                return Err(PushError::Closed(value));
             }
             // Release: pairs with the shards' Acquire loads of `tail`; the slot write above
             // happens before any shard reads it. Clearing SLEEPERS here is what obliges us to
-            // notify below.
+            // notify below; clearing SEALED (only when starting a segment) ends the seal.
             match ring.tail.compare_exchange_weak(
                 current,
                 seq + 1,
@@ -556,13 +594,24 @@ impl<T> Consumer<T> {
     /// Waits until something is readable, the ring is closed (and drained up to `end`), or
     /// `interrupted()` (checked between steps and, under the ring's lock, right before
     /// parking: a thread that makes it true and then calls [`Ring::wake_consumers`] is
-    /// never missed).
-    pub(crate) fn wait(&self, strategy: WaitStrategy, interrupted: &dyn Fn() -> bool) -> Available {
+    /// never missed). `idle()` runs once, after [`IDLE_AFTER`] failed checks: where a
+    /// shard seals its segment (see "Sealing").
+    pub(crate) fn wait(
+        &self,
+        strategy: WaitStrategy,
+        interrupted: &dyn Fn() -> bool,
+        idle: &mut dyn FnMut(),
+    ) -> Available {
         let mut n = 0;
         loop {
             let available = self.poll();
             if available.end != self.next || available.closed || interrupted() {
                 return available;
+            }
+            if n == IDLE_AFTER {
+                idle();
+                n = n.saturating_add(1);
+                continue;
             }
             if spin_or_yield(strategy.step(n)) {
                 let ring = &*self.ring;
@@ -593,12 +642,22 @@ impl<T> Consumer<T> {
         self.ring.slots[index].value.with(|v| f(unsafe { (*v).assume_init_ref() }))
     }
 
+    /// Seals the segment holding the last published event (see "Sealing"); returns `tail`
+    /// as it was. The segment is over for this shard if the count is still
+    /// [`next_seq`](Self::next_seq).
+    pub(crate) fn seal(&self) -> u64 {
+        // AcqRel: totally ordered with the publisher's CAS in `Producer::push`, which
+        // fails (and moves to a new segment) if it comes after; Acquire as in `poll`.
+        self.ring.tail.fetch_or(SEALED, Ordering::AcqRel)
+    }
+
     /// Marks every sequence below `end` as read, letting the publisher reuse those slots.
     /// Drops each value this shard was the last to read.
     pub(crate) fn release(&mut self, end: u64) {
         debug_assert!(end >= self.next);
         let ring = &*self.ring;
-        for seq in self.next..end {
+        let counted = std::mem::needs_drop::<T>();
+        for seq in (self.next..end).filter(|_| counted) {
             let slot = &ring.slots[(seq & ring.mask) as usize];
             // AcqRel: Release publishes our reads of the value to the shard that drops it;
             // Acquire, for that last shard, sees every other shard's reads before it drops.

@@ -20,7 +20,7 @@ use crate::sync::Arc;
 /// A subscription's receiver. Dropping it unsubscribes. It keeps the bus alive: the bus
 /// lives while a `Bus`, the publisher or a subscriber does.
 pub struct Subscriber<E> {
-    receiver: Receiver<Delivery<E>>,
+    receiver: Receiver<E>,
     shared: Arc<Shared<E>>,
     /// What it subscribed with (the filter is shared with the shard's entry, not copied),
     /// for [`resubscribe`](Self::resubscribe).
@@ -31,13 +31,13 @@ pub struct Subscriber<E> {
 
 impl<E> Subscriber<E> {
     pub(crate) fn new(
-        queue: Arc<SubQueue<Delivery<E>>>,
+        queue: Arc<SubQueue<E>>,
         handle: Arc<BusHandle<E>>,
         subscription: Subscription<E>,
     ) -> Self {
         let shared = Arc::clone(&handle.shared);
         let mut receiver = Receiver::new(queue, shared.wait_strategy);
-        receiver.sample_latency(shared.latency_sample_every, |d: &Delivery<E>| d.age());
+        receiver.sample_latency(shared.latency_sample_every);
         Subscriber { receiver, shared, subscription, handle }
     }
 
@@ -46,7 +46,7 @@ impl<E> Subscriber<E> {
     /// # Errors
     /// `Empty`; `Lagged(n)` once after `n` events were lost (then the next event);
     /// `Closed` once the bus closed and the queue is drained.
-    pub fn try_recv(&mut self) -> Result<Delivery<E>, TryRecvError> {
+    pub fn try_recv(&mut self) -> Result<Delivery<'_, E>, TryRecvError> {
         self.receiver.try_recv()
     }
 
@@ -55,7 +55,7 @@ impl<E> Subscriber<E> {
     /// # Errors
     /// `Lagged(n)` once after `n` events were lost; `Closed` once the bus closed and the
     /// queue is drained.
-    pub fn recv(&mut self) -> Result<Delivery<E>, RecvError> {
+    pub fn recv(&mut self) -> Result<Delivery<'_, E>, RecvError> {
         self.receiver.recv()
     }
 
@@ -63,7 +63,10 @@ impl<E> Subscriber<E> {
     ///
     /// # Errors
     /// `Timeout`, `Lagged(n)` or `Closed`.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Delivery<E>, RecvTimeoutError> {
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Delivery<'_, E>, RecvTimeoutError> {
         self.receiver.recv_timeout(timeout)
     }
 
@@ -72,7 +75,7 @@ impl<E> Subscriber<E> {
     ///
     /// # Errors
     /// As [`recv`](Self::recv).
-    pub fn recv_async(&mut self) -> Recv<'_, Delivery<E>> {
+    pub fn recv_async(&mut self) -> Recv<'_, E> {
         self.receiver.recv_async()
     }
 

@@ -42,6 +42,9 @@ const SPINS: u32 = 0;
 #[cfg(loom)]
 const YIELDS: u32 = 0;
 
+/// Failed checks after which a waiting shard counts as idle (whatever the strategy).
+pub(crate) const IDLE_AFTER: u32 = SPINS;
+
 impl WaitStrategy {
     /// What to do on the `n`-th consecutive failed check.
     // Under loom both bounds are 0, which makes the comparisons constant.

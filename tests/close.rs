@@ -16,7 +16,7 @@ use common::{
     assert_each_dropped_once, drain_to_closed, events, topic, tracker, watchdog, Tracked, HANG,
 };
 use ringcast::{
-    Bus, BusError, Delivery, Event, Overflow, RecvError, RecvTimeoutError, Subscriber,
+    Bus, BusError, Delivery, OwnedDelivery, Event, Overflow, RecvError, RecvTimeoutError, Subscriber,
     Subscription, TryRecvError,
 };
 
@@ -171,14 +171,14 @@ fn waiting_receivers_see_close_whatever_the_drop_order() {
             let ready = ready_tx.clone();
             let sync_thread = thread::spawn(move || {
                 ready.send(()).unwrap();
-                sync_sub.recv()
+                sync_sub.recv().map(|d| d.seq())
             });
             let async_thread = thread::spawn(move || {
                 let rt =
                     tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
                 rt.block_on(async move {
                     ready_tx.send(()).unwrap();
-                    async_sub.recv_async().await
+                    async_sub.recv_async().await.map(|d| d.seq())
                 })
             });
             ready_rx.recv().unwrap();
@@ -325,10 +325,10 @@ fn every_payload_is_dropped_exactly_once() {
                 // Room for every event, the one published after the bus handles went too.
                 let mut reader = sub(EVENTS + 1, Overflow::DropNewest);
                 let reading = thread::spawn(move || {
-                    let mut kept: Vec<Delivery<Tracked>> = Vec::new();
+                    let mut kept: Vec<OwnedDelivery<Tracked>> = Vec::new();
                     while let Ok(d) = reader.recv() {
                         if d.payload().id.is_multiple_of(100) {
-                            kept.push(d.clone());
+                            kept.push(d.to_owned());
                         }
                     }
                     kept

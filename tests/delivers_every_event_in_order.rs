@@ -64,12 +64,13 @@ fn run(dispatchers: usize) -> (Vec<Received>, Vec<usize>) {
 
 fn read(mut sub: Subscriber<u64>) -> Received {
     let mut received = Vec::new();
+    let name = sub.name().to_owned();
     loop {
         match sub.recv_timeout(common::HANG) {
             Ok(d) => received.push((d.seq(), *d.payload())),
             Err(ringcast::RecvTimeoutError::Lagged(n)) => received.push((u64::MAX, n)),
             Err(ringcast::RecvTimeoutError::Closed) => break,
-            Err(ringcast::RecvTimeoutError::Timeout) => panic!("{}: hang", sub.name()),
+            Err(ringcast::RecvTimeoutError::Timeout) => panic!("{name}: hang"),
         }
     }
     assert_eq!(sub.dropped(), 0, "{}: a lossless subscriber dropped events", sub.name());

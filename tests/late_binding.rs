@@ -240,6 +240,7 @@ fn resolved_route_and_published_route_are_distinct() {
     publisher.close();
     let bound = sub.recv_timeout(HANG).unwrap();
     assert_eq!((Event::route(&bound), bound.resolved_route()), (Some(route), Some(route)));
+    drop(bound);
     let late = sub.recv_timeout(HANG).unwrap();
     assert_eq!(Event::route(&late), None, "published without a route");
     assert_eq!(late.resolved_route(), Some(route), "resolved through its alias");

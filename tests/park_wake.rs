@@ -130,8 +130,8 @@ fn a_subscriber_moved_to_another_thread_is_woken_there() {
             let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
             let b = thread::spawn(move || {
                 ready_tx.send(()).unwrap();
-                let d = sub.recv().expect("an event");
-                (sub, d.seq())
+                let seq = sub.recv().expect("an event").seq();
+                (sub, seq)
             });
             ready_rx.recv().unwrap();
             if i.is_multiple_of(2) {

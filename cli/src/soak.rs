@@ -938,16 +938,16 @@ impl Publishing {
 // ---- receivers ---------------------------------------------------------------------------
 
 /// One receive's outcome, whatever the receive style.
-enum Got {
-    Event(Delivery<Payload>),
+enum Got<'a> {
+    Event(Delivery<'a, Payload>),
     Lagged(u64),
     /// Empty or timed out.
     Nothing,
     Closed,
 }
 
-impl From<Result<Delivery<Payload>, RecvError>> for Got {
-    fn from(result: Result<Delivery<Payload>, RecvError>) -> Got {
+impl<'a> From<Result<Delivery<'a, Payload>, RecvError>> for Got<'a> {
+    fn from(result: Result<Delivery<'a, Payload>, RecvError>) -> Got<'a> {
         match result {
             Ok(d) => Got::Event(d),
             Err(RecvError::Lagged(n)) => Got::Lagged(n),
@@ -956,8 +956,8 @@ impl From<Result<Delivery<Payload>, RecvError>> for Got {
     }
 }
 
-impl From<Result<Delivery<Payload>, RecvTimeoutError>> for Got {
-    fn from(result: Result<Delivery<Payload>, RecvTimeoutError>) -> Got {
+impl<'a> From<Result<Delivery<'a, Payload>, RecvTimeoutError>> for Got<'a> {
+    fn from(result: Result<Delivery<'a, Payload>, RecvTimeoutError>) -> Got<'a> {
         match result {
             Ok(d) => Got::Event(d),
             Err(RecvTimeoutError::Lagged(n)) => Got::Lagged(n),
@@ -967,8 +967,8 @@ impl From<Result<Delivery<Payload>, RecvTimeoutError>> for Got {
     }
 }
 
-impl From<Result<Delivery<Payload>, TryRecvError>> for Got {
-    fn from(result: Result<Delivery<Payload>, TryRecvError>) -> Got {
+impl<'a> From<Result<Delivery<'a, Payload>, TryRecvError>> for Got<'a> {
+    fn from(result: Result<Delivery<'a, Payload>, TryRecvError>) -> Got<'a> {
         match result {
             Ok(d) => Got::Event(d),
             Err(TryRecvError::Lagged(n)) => Got::Lagged(n),
@@ -1055,7 +1055,7 @@ impl Tracker {
         }
     }
 
-    fn on(&mut self, got: Got) -> Step {
+    fn on(&mut self, got: Got<'_>) -> Step {
         if !matches!(got, Got::Nothing) {
             self.shared.receives.fetch_add(1, Ordering::Relaxed);
         }
@@ -1076,7 +1076,7 @@ impl Tracker {
         }
     }
 
-    fn on_event(&mut self, delivery: &Delivery<Payload>) {
+    fn on_event(&mut self, delivery: &Delivery<'_, Payload>) {
         let seq = delivery.seq();
         if let Some(last) = self.seen.last_seq {
             if seq <= last {

@@ -23,7 +23,7 @@ fn model(overflow: Overflow) {
                 // wait delivers the pending wake-up itself first).
                 let abort = AtomicBool::new(false);
                 for i in 0..EVENTS {
-                    queue.push(Arc::new(i), &abort);
+                    queue.push(i, &abort);
                 }
                 queue.notify();
                 queue.close();
@@ -33,7 +33,7 @@ fn model(overflow: Overflow) {
         let mut lagged = 0;
         loop {
             match receiver.recv() {
-                Ok(v) => got.push(*v),
+                Ok(v) => got.push(v),
                 Err(RecvError::Lagged(n)) => lagged += n,
                 Err(RecvError::Closed) => break,
             }
@@ -83,7 +83,7 @@ fn block_ends_when_receiver_drops() {
             let queue = queue.clone();
             thread::spawn(move || {
                 let abort = AtomicBool::new(false);
-                (0..2u64).filter(|&i| queue.push(Arc::new(i), &abort)).count()
+                (0..2u64).filter(|&i| queue.push(i, &abort)).count()
             })
         };
         drop(receiver);
@@ -103,7 +103,7 @@ fn block_ends_on_shutdown() {
         let shard = {
             let queue = queue.clone();
             let abort = Arc::clone(&abort);
-            thread::spawn(move || (0..2u64).filter(|&i| queue.push(Arc::new(i), &abort)).count())
+            thread::spawn(move || (0..2u64).filter(|&i| queue.push(i, &abort)).count())
         };
         abort.store(true, std::sync::atomic::Ordering::Release);
         queue.wake_shard();

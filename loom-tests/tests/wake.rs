@@ -4,16 +4,16 @@
 #![cfg(loom)]
 
 use loom::sync::atomic::AtomicBool;
-use loom::sync::Arc;
+
 use loom::thread;
 use ringcast::loom_api::Queue;
 use ringcast::{Overflow, RecvError};
 
-fn shard(queue: Queue<Arc<u64>>, events: u64) -> thread::JoinHandle<()> {
+fn shard(queue: Queue, events: u64) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         let abort = AtomicBool::new(false);
         for i in 0..events {
-            queue.push(Arc::new(i), &abort);
+            queue.push(i, &abort);
             queue.notify();
         }
     })
@@ -25,8 +25,8 @@ fn thread_receiver_is_woken() {
         let queue = Queue::new(4, Overflow::DropNewest);
         let mut receiver = queue.receiver();
         let shard = shard(queue.clone(), 2);
-        assert_eq!(*receiver.recv().unwrap(), 0);
-        assert_eq!(*receiver.recv().unwrap(), 1);
+        assert_eq!(receiver.recv().unwrap(), 0);
+        assert_eq!(receiver.recv().unwrap(), 1);
         shard.join().unwrap();
     });
 }
@@ -38,8 +38,8 @@ fn async_receiver_is_woken() {
         let mut receiver = queue.receiver();
         let shard = shard(queue.clone(), 2);
         loom::future::block_on(async {
-            assert_eq!(*receiver.recv_async().await.unwrap(), 0);
-            assert_eq!(*receiver.recv_async().await.unwrap(), 1);
+            assert_eq!(receiver.recv_async().await.unwrap(), 0);
+            assert_eq!(receiver.recv_async().await.unwrap(), 1);
         });
         shard.join().unwrap();
     });
@@ -48,7 +48,7 @@ fn async_receiver_is_woken() {
 #[test]
 fn close_wakes_parked_receiver() {
     loom::model(|| {
-        let queue: Queue<Arc<u64>> = Queue::new(2, Overflow::DropNewest);
+        let queue: Queue = Queue::new(2, Overflow::DropNewest);
         let mut receiver = queue.receiver();
         let closer = {
             let queue = queue.clone();
@@ -62,7 +62,7 @@ fn close_wakes_parked_receiver() {
 #[test]
 fn close_wakes_pending_task() {
     loom::model(|| {
-        let queue: Queue<Arc<u64>> = Queue::new(2, Overflow::DropNewest);
+        let queue: Queue = Queue::new(2, Overflow::DropNewest);
         let mut receiver = queue.receiver();
         let closer = {
             let queue = queue.clone();

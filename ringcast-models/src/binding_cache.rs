@@ -107,13 +107,15 @@ pub fn check_bytes(data: &[u8]) -> Verdict {
 /// Receives until `Closed`: `(seq, resolved route)` per event; nothing may be lost.
 fn drain(sub: &mut Subscriber<usize>) -> Vec<(u64, Option<Uuid>)> {
     let mut got = Vec::new();
+    // A delivery borrows `sub` until the match ends, error arms included.
+    let name = sub.name().to_owned();
     loop {
         match sub.recv_timeout(HANG) {
             Ok(d) => got.push((d.seq(), d.resolved_route())),
             Err(RecvTimeoutError::Closed) => return got,
-            Err(RecvTimeoutError::Lagged(n)) => panic!("{}: lost {n} events", sub.name()),
+            Err(RecvTimeoutError::Lagged(n)) => panic!("{name}: lost {n} events"),
             Err(RecvTimeoutError::Timeout) => {
-                panic!("hang: {}: nothing within {HANG:?} on a closed bus", sub.name())
+                panic!("hang: {name}: nothing within {HANG:?} on a closed bus")
             }
         }
     }

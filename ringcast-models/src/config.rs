@@ -232,6 +232,7 @@ pub fn check(input: &Input) -> Verdict {
     assert_eq!(seq, 0);
     let d = sub.recv_timeout(HANG).expect("the one event arrives");
     assert_eq!((d.seq(), *d.payload()), (0, 7));
+    drop(d);
     bus.close();
     assert_eq!(sub.recv_timeout(HANG).unwrap_err(), RecvTimeoutError::Closed);
     Verdict::Checked

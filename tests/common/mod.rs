@@ -91,13 +91,15 @@ pub enum Got {
 /// that waits longer than [`HANG`] fails the test.
 pub fn drain_to_closed<E>(sub: &mut Subscriber<E>) -> Vec<Got> {
     let mut got = Vec::new();
+    // A delivery borrows `sub` for the whole match, error arms included.
+    let name = sub.name().to_owned();
     loop {
         match sub.recv_timeout(HANG) {
             Ok(delivery) => got.push(Got::Event(delivery.seq())),
             Err(RecvTimeoutError::Lagged(n)) => got.push(Got::Lagged(n)),
             Err(RecvTimeoutError::Closed) => return got,
             Err(RecvTimeoutError::Timeout) => {
-                panic!("{}: no event and no Closed after {HANG:?}", sub.name())
+                panic!("{name}: no event and no Closed after {HANG:?}")
             }
         }
     }
