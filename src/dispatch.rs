@@ -34,7 +34,7 @@ use crate::ring::{Consumer, COUNT};
 use crate::routing::{BindingCache, RouteCache, Tally};
 use crate::segment::{SegPtr, SegRef, Segment, SEG_LEN};
 use crate::stats::topics::LocalTopics;
-use crate::sync::atomic::Ordering;
+use crate::sync::atomic::{self, Ordering};
 use crate::sync::Arc;
 
 /// Largest batch: bounds how long slots stay unreleased and how late the first wake-up is.
@@ -389,8 +389,13 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
     /// Ends a batch: one wake-up per subscriber fed, the per-topic counters, and the
     /// references on segments that are over (or on unused runs) let go.
     fn end(&mut self, list: &List<E>) {
+        if !self.fed.is_empty() {
+            // SeqCst: one fence for every queue fed, paired with each waiting receiver's
+            // (`queue`, "Wake protocol"); then a plain load per queue.
+            atomic::fence(Ordering::SeqCst);
+        }
         for i in self.fed.drain(..) {
-            list.entries[i].queue.notify();
+            list.entries[i].queue.notify_if_waiting();
         }
         let mut batch = std::mem::take(&mut self.batch);
         for routed in batch.drain(..) {

@@ -141,9 +141,11 @@ impl Queue {
         }
         pushed.queued == 1
     }
-    /// The end-of-batch wake-up.
+    /// The end-of-batch wake-up, as a dispatch batch does it: one `SeqCst` fence, then a
+    /// wake-up only if the receiver waits.
     pub fn notify(&self) {
-        self.queue.notify();
+        crate::sync::atomic::fence(crate::sync::atomic::Ordering::SeqCst);
+        self.queue.notify_if_waiting();
     }
     /// No more pushes.
     pub fn close(&self) {

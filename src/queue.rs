@@ -40,12 +40,17 @@
 //! the shard.
 //!
 //! # Wake protocol
-//! `rx` is a word the shard bumps by [`RX_UNIT`] after each batch it pushed into this
-//! queue. A receiver that finds the queue empty reads `rx`, tries once more, registers its
-//! thread or waker, and sets [`RX_WAITING`] with a compare-and-swap from the value it read:
-//! if the shard pushed meanwhile, the CAS fails and the receiver retries instead of
-//! sleeping; if the CAS succeeds, the shard's later `fetch_add` sees the bit and wakes it.
-//! Either way no wake-up is lost, without a `SeqCst` fence. `tx` is the same protocol the
+//! A receiver that finds the queue empty reads `rx`, tries once more, registers its thread
+//! or waker, sets [`RX_WAITING`] with a compare-and-swap from the value it read, issues a
+//! `SeqCst` fence and looks at the queue once more before it sleeps. After each batch, the
+//! shard issues one `SeqCst` fence (for all the queues it fed) and then, per queue, loads
+//! `rx`: only a queue whose receiver waits gets the `fetch_add` of [`RX_UNIT`] and the
+//! wake-up ([`SubQueue::notify_if_waiting`]), so a busy receiver costs the shard one load,
+//! not a read-modify-write on a line the receiver owns. The two fences are totally
+//! ordered: either the receiver's second look sees the batch's entries (it does not sleep),
+//! or the shard's load sees the bit (it wakes the receiver). Close, and the wake-up before
+//! a `Block` wait, always `fetch_add`/`fetch_or`, and a CAS from a stale `rx` fails. `tx` is
+//! the same protocol the
 //! other way, used only by `Overflow::Block`: the receiver bumps it when it takes an
 //! entry's last event (not per event), and the shard waits on it. A receiver that stops
 //! in the middle of an entry while the shard waits for room is seen at the shard's next
@@ -56,6 +61,7 @@
 //! |---|---|---|
 //! | shard's `tail` store in `push_entry` | receiver's `tail` loads in `claim` | the entry's slot, the segment references and routes written before it |
 //! | shard's `rx.fetch_add` in [`SubQueue::notify`] | receiver's `rx` load and CAS in `prepare_wait` | the pushes of the batch (also published by `tail`) |
+//! | shard's `SeqCst` fence after a batch's pushes, then its `rx` load | receiver's `SeqCst` fence after setting `RX_WAITING`, then its `tail` load | no lost wake-up: one side sees the other (module docs, "Wake protocol") |
 //! | shard's `rx.fetch_or(RX_CLOSED)` in [`SubQueue::close`] | receiver's `rx` loads | every push, `matched` and `dropped` store before close |
 //! | receiver's `head` store/CAS in `claim` | shard's `head` loads (DropOldest eviction) | the receiver's copy of the entry is taken: its slot may be reused |
 //! | receiver's `taken` store in `claim` | shard's `taken` loads in `room` | claimed events free room |
@@ -79,7 +85,7 @@ use crate::event::Delivery;
 use crate::segment::{Pool, SegPtr, Segment, SEG_LEN};
 use crate::stats::latency::Latency;
 use crate::subscription::Overflow;
-use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use crate::sync::atomic::{self, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crate::sync::thread::{self, Thread};
 use crate::sync::{park_timeout, Arc, Mutex, UnsafeCell};
 use crate::wait::{spin_or_yield, WaitStrategy};
@@ -625,8 +631,16 @@ impl<E> SubQueue<E> {
         self.lagged_reports.load(Ordering::Relaxed)
     }
 
-    /// Called by the shard once per batch that pushed into this queue: wakes the receiver
-    /// if it waits.
+    /// After a batch: the shard has issued a `SeqCst` fence since its last push into this
+    /// queue (see "Wake protocol"); wakes the receiver if it waits.
+    pub(crate) fn notify_if_waiting(&self) {
+        // Relaxed: ordered by the caller's SeqCst fence against the receiver's (module docs).
+        if self.rx.load(Ordering::Relaxed) & RX_WAITING != 0 {
+            self.notify();
+        }
+    }
+
+    /// Wakes the receiver if it waits, and makes any `rx` value it read stale.
     pub(crate) fn notify(&self) {
         // Release: pairs with the receiver's Acquire load/CAS of `rx`.
         let old = self.rx.fetch_add(RX_UNIT, Ordering::AcqRel);
@@ -763,11 +777,12 @@ impl<E> Drop for SubQueue<E> {
     fn drop(&mut self) {
         // `&mut self`: the shard and the receiver are gone (the receiver released the entry
         // it had claimed, see `Receiver::drop`). Release every entry still queued.
-        let (mut index, claimed, _) = unpack(*self.reader.head.get_mut());
+        // Relaxed: `&mut self`, no other thread (and loom's atomics have no `get_mut`).
+        let (mut index, claimed, _) = unpack(self.reader.head.load(Ordering::Relaxed));
         if claimed {
             index += 1;
         }
-        let tail = *self.tail.get_mut();
+        let tail = self.tail.load(Ordering::Relaxed);
         for i in index..tail {
             let seg = self.slots[(i & self.mask) as usize].seg.load(Ordering::Relaxed);
             if let Some(seg) = NonNull::new(seg) {
@@ -1076,6 +1091,12 @@ impl<E> Receiver<E> {
                 continue;
             }
             if self.queue.prepare_park(seen) {
+                // SeqCst: pairs with the shard's fence after a batch ("Wake protocol"): a
+                // batch this look misses will see our bit and wake us.
+                atomic::fence(Ordering::SeqCst);
+                if !self.is_empty() {
+                    continue;
+                }
                 match remaining {
                     Some(remaining) => park_timeout(remaining),
                     None => thread::park(),
@@ -1121,8 +1142,12 @@ impl<'a, E> Future for Recv<'a, E> {
                         && receiver.queue.register_waker(seen, cx.waker())
                     {
                         this.registered = true;
-                        this.receiver = Some(receiver);
-                        return Poll::Pending;
+                        // SeqCst: as in `claim_until` ("Wake protocol").
+                        atomic::fence(Ordering::SeqCst);
+                        if receiver.is_empty() {
+                            this.receiver = Some(receiver);
+                            return Poll::Pending;
+                        }
                     }
                     continue;
                 }

@@ -609,9 +609,8 @@ impl<T> Consumer<T> {
                 return available;
             }
             if n == IDLE_AFTER {
+                // Then wait as usual: the publisher's next push starts a new segment.
                 idle();
-                n = n.saturating_add(1);
-                continue;
             }
             if spin_or_yield(strategy.step(n)) {
                 let ring = &*self.ring;

@@ -269,7 +269,8 @@ impl<E> Drop for Pool<E> {
         for SegPtr(seg) in std::mem::take(&mut *self.all.lock()) {
             // SAFETY: made by `Box::leak` in `alloc`, listed once, freed once here.
             let mut seg = unsafe { Box::from_raw(seg.as_ptr()) };
-            if *seg.refs.get_mut() != 0 {
+            // Relaxed: exclusive access (see above).
+            if seg.refs.load(Ordering::Relaxed) != 0 {
                 // SAFETY: exclusive access (`&mut self`, see above).
                 let written = seg.written.with_mut(|w| unsafe { *w }) as usize;
                 for slot in &mut seg.events[..written] {

@@ -4,12 +4,10 @@
 //! directly: it goes through this module, which swaps in [loom]'s versions under
 //! `cfg(loom)` so the models in `loom-tests/` explore every interleaving of the real code.
 //!
-//! Two stand-ins differ under loom, because their crates do not run on loom:
-//! - [`Swap`] is `arc_swap::ArcSwap` normally and a loom `Mutex<Arc<T>>` under loom. The
-//!   models check the registry protocol (generations, start sequences, closed flags), not
-//!   arc-swap's own internals, which arc-swap tests itself.
-//! - `Queue` (in `queue.rs`) is `crossbeam_queue::ArrayQueue` normally and a loom
-//!   `Mutex<VecDeque<T>>` under loom, for the same reason.
+//! One stand-in differs under loom, because its crate does not run on loom: [`Swap`] is
+//! `arc_swap::ArcSwap` normally and a loom `Mutex<Arc<T>>` under loom. The models check the
+//! registry protocol (generations, start sequences, closed flags), not arc-swap's own
+//! internals, which arc-swap tests itself.
 //!
 //! Timed waits have no meaning under loom (there is no clock): the loom versions of
 //! `park_timeout` and `Condvar::wait_timeout` return at once, as a spurious wake-up would,
