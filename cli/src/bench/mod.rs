@@ -245,7 +245,8 @@ fn plan(args: &BenchArgs) -> Vec<Plan> {
 }
 
 /// The `bridge` scenario's rows, `(phase, spec)`, if it was asked for. One publisher and
-/// one receiver; `queue` is the bridge's export and bus B subscription capacity.
+/// one receiver, a tokio task whatever `--mode` says (async-nats has no blocking API);
+/// `queue` is the bridge's export and bus B subscription capacity.
 fn bridge_plan(args: &BenchArgs) -> Vec<(&'static str, Spec)> {
     if !args.scenario.contains(&Scenario::Bridge) {
         return Vec::new();
