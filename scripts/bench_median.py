@@ -8,6 +8,11 @@ Per row (scenario, phase, subscribers, implementation): the median deliveries/s,
 of each run's ratio to tokio broadcast and to the floor row *of the same run* (ratios are
 only meaningful within one run on a shared machine), median p50/p99, and lost (max over
 runs, so one lossy run shows).
+
+`bridge` rows (`ringcast bench --scenario bridge`) get a table of their own: per phase and
+implementation, the median msgs/s, p50 and p99, lost (max), and the median of each run's
+ratios to plain async-nats (`throughput_vs_plain`, `p99_vs_plain`). A row that did not run
+(`error`) is left out of its medians and counted.
 """
 import json
 import statistics
@@ -19,8 +24,47 @@ def key(row):
     return (row["scenario"], row["phase"], subs)
 
 
+def bridge_table(runs):
+    table = {}
+    for rows in runs:
+        for row in rows:
+            if row["scenario"] != "bridge":
+                continue
+            cell = table.setdefault((row["phase"], row["implementation"]),
+                                    {"mps": [], "p50": [], "p99": [], "lost": [], "thr": [],
+                                     "p99x": [], "not_run": 0})
+            if row.get("error"):
+                cell["not_run"] += 1
+                continue
+            cell["mps"].append(row["deliveries_per_s"])
+            cell["p50"].append(row["latency_ns"]["p50"] / 1e3)
+            cell["p99"].append(row["latency_ns"]["p99"] / 1e3)
+            cell["lost"].append(row["lost"])
+            if row.get("throughput_vs_plain") is not None:
+                cell["thr"].append(row["throughput_vs_plain"])
+            if row.get("p99_vs_plain") is not None:
+                cell["p99x"].append(row["p99_vs_plain"])
+    if not table:
+        return
+    med = lambda xs: statistics.median(xs) if xs else float("nan")
+    print(f"bridge: median of {len(runs)} runs")
+    print("| phase | implementation | msgs/s | p50 µs | p99 µs | lost (max) | thr/plain | p99/plain | not run |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    order = {"saturation": 0, "paced": 1}
+    for k in sorted(table, key=lambda k: (order.get(k[0], 2), k[1] != "plain async-nats")):
+        c = table[k]
+        lost = max(c["lost"]) if c["lost"] else "—"
+        print(f"| {k[0]} | {k[1]} | {med(c['mps'])/1e3:.0f}k | {med(c['p50']):.0f} | "
+              f"{med(c['p99']):.0f} | {lost} | {med(c['thr']):.2f} | {med(c['p99x']):.2f} | "
+              f"{c['not_run']} |")
+
+
 def main(paths):
     runs = [json.load(open(p))["rows"] for p in paths]
+    bridge_table(runs)
+    runs = [[row for row in rows if row["scenario"] != "bridge"] for rows in runs]
+    if not any(runs):
+        return
     table = {}
     for rows in runs:
         by_set = {}

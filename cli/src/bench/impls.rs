@@ -223,7 +223,7 @@ pub fn prefaulted<T: Copy>(n: usize, fill: T) -> Vec<T> {
 }
 
 impl Rec {
-    fn new(spec: &Spec, sub: usize, origin: Origin) -> Rec {
+    pub(crate) fn new(spec: &Spec, sub: usize, origin: Origin) -> Rec {
         Rec {
             sub,
             got: prefaulted(spec.expected(sub) as usize, (u64::MAX, u64::MAX)),
@@ -235,7 +235,7 @@ impl Rec {
 
     /// The whole receive-side work: one clock read and one push into reserved space.
     #[inline]
-    fn record(&mut self, seq: u64) {
+    pub(crate) fn record(&mut self, seq: u64) {
         let ns = self.origin.map_or(0, |o| o.elapsed_ns());
         self.got.push((seq, ns));
     }
@@ -333,7 +333,11 @@ fn slow_blocking(rec: &Rec) {
 /// Publishes `spec.events` messages from a new thread, paced at `spec.rate` if set;
 /// `publish` returns once the library accepted the message. Returns the publish
 /// timestamps (taken just before each publish).
-fn publish_loop<P: FnMut(Msg) + Send>(spec: &Spec, origin: Origin, mut publish: P) -> Vec<u64> {
+pub(crate) fn publish_loop<P: FnMut(Msg) + Send>(
+    spec: &Spec,
+    origin: Origin,
+    mut publish: P,
+) -> Vec<u64> {
     let events = spec.events;
     let topics = u64::from(spec.topics);
     let interval = spec.rate.map(|r| 1e9 / r.max(1) as f64);

@@ -7,12 +7,17 @@
 //! - `filtered`: 64 subscribers, 16 topics, each subscriber wants one topic (~6%).
 //! - `slow`: 16 subscribers, paced, without and then with one more that sleeps 1 ms per
 //!   event; the others' p99 should not move.
+//! - `bridge` (only when named: it starts a `nats-server`): 1 KiB payloads from bus A to
+//!   bus B through `ringcast-nats`, against plain `async-nats` (see `bridge.rs`); a table
+//!   of its own, with ratios to plain async-nats.
 //!
 //! Ratios compare each row with `tokio::sync::broadcast` on the same row set (scenario,
 //! phase, subscribers), measured in the same process minutes apart: on a shared machine
 //! only such ratios mean anything.
 
+mod bridge;
 pub mod impls;
+mod nats_server;
 mod plot;
 mod report;
 mod stats;
@@ -27,6 +32,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Usage;
+use bridge::BridgeRow;
 use impls::{Impl, Mode, Spec};
 use stats::Summary;
 
@@ -50,7 +56,8 @@ pub struct BenchArgs {
     /// Fewer events (under a minute on 2 cores); same scenarios
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (repeatable or comma-separated); default all
+    /// Scenarios to run (repeatable or comma-separated); default fanout, filtered and slow
+    /// (bridge starts a nats-server, from PATH or $RINGCAST_NATS_SERVER: only when named)
     #[arg(long, value_enum, value_delimiter = ',')]
     scenario: Vec<Scenario>,
     /// Subscriber counts for `fanout` (each 1..=10000)
@@ -65,9 +72,9 @@ pub struct BenchArgs {
     /// with the slow subscriber is capped at 5000: it runs at that subscriber's pace)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_EVENTS))]
     events: Option<u64>,
-    /// Events/s for the paced latency runs, 1..=1000000000
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=MAX_RATE))]
-    rate: u64,
+    /// Events/s for the paced latency runs, 1..=1000000000 [default: 100000; bridge: 20000]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_RATE))]
+    rate: Option<u64>,
     /// How receivers run: tokio tasks or OS threads
     #[arg(long, value_enum, default_value_t = ModeArg::Async)]
     mode: ModeArg,
@@ -89,7 +96,8 @@ pub struct BenchArgs {
         value_parser = PossibleValuesParser::new(Impl::ALL.map(Impl::name))
     )]
     only: Vec<String>,
-    /// Phases to run (comma-separated: saturation, paced, paced+slow); default all
+    /// Phases to run (comma-separated: saturation, paced, paced+slow); default all. `bridge`
+    /// has saturation and paced
     #[arg(
         long,
         value_delimiter = ',',
@@ -114,6 +122,7 @@ pub enum Scenario {
     Fanout,
     Filtered,
     Slow,
+    Bridge,
 }
 
 impl Scenario {
@@ -122,6 +131,7 @@ impl Scenario {
             Scenario::Fanout => "fanout",
             Scenario::Filtered => "filtered",
             Scenario::Slow => "slow",
+            Scenario::Bridge => "bridge",
         }
     }
 }
@@ -142,6 +152,11 @@ const DISRUPTOR_SLOW_EVENTS: u64 = 5_000;
 const FILTERED_SUBSCRIBERS: usize = 64;
 const FILTERED_TOPICS: u32 = 16;
 const SLOW_SUBSCRIBERS: usize = 16;
+/// The paced rate of the other scenarios unless `--rate` says otherwise.
+const DEFAULT_RATE: u64 = 100_000;
+/// `bridge` events per row (saturation, paced) unless `--events` or `--quick`: about a
+/// second at saturation and three when paced at the default 20 000/s.
+const BRIDGE_EVENTS: (u64, u64) = (200_000, 60_000);
 
 /// One row of the results.
 #[derive(Debug)]
@@ -189,7 +204,7 @@ fn plan(args: &BenchArgs) -> Vec<Plan> {
         topics,
         slow,
         events,
-        rate: Some(args.rate),
+        rate: Some(args.rate.unwrap_or(DEFAULT_RATE)),
         lossless: false,
         ..base.clone()
     };
@@ -222,9 +237,42 @@ fn plan(args: &BenchArgs) -> Vec<Plan> {
                 add(scenario, "paced", paced(SLOW_SUBSCRIBERS, 1, false, events));
                 add(scenario, "paced+slow", paced(SLOW_SUBSCRIBERS, 1, true, events));
             }
+            // Not an `Impl` row set: see `bridge_plan`.
+            Scenario::Bridge => {}
         }
     }
     plans
+}
+
+/// The `bridge` scenario's rows, `(phase, spec)`, if it was asked for. One publisher and
+/// one receiver, a tokio task whatever `--mode` says (async-nats has no blocking API);
+/// `queue` is the bridge's export and bus B subscription capacity.
+fn bridge_plan(args: &BenchArgs) -> Vec<(&'static str, Spec)> {
+    if !args.scenario.contains(&Scenario::Bridge) {
+        return Vec::new();
+    }
+    let (sat_events, paced_events) = match (args.events, args.quick) {
+        (Some(n), _) => (n, n),
+        (None, true) => (20_000, 20_000),
+        (None, false) => BRIDGE_EVENTS,
+    };
+    let mode = Mode::Async;
+    let spec = |events, rate, lossless| Spec {
+        subscribers: 1,
+        slow: false,
+        topics: 1,
+        events,
+        rate,
+        mode,
+        lossless,
+        queue: QUEUE,
+        dispatchers: args.dispatchers,
+    };
+    let rate = args.rate.unwrap_or(bridge::DEFAULT_RATE);
+    [("saturation", spec(sat_events, None, true)), ("paced", spec(paced_events, Some(rate), false))]
+        .into_iter()
+        .filter(|(phase, _)| args.phase.is_empty() || args.phase.iter().any(|p| p == phase))
+        .collect()
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
@@ -233,12 +281,14 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         .filter(|i| args.only.is_empty() || args.only.iter().any(|o| o == i.name()))
         .collect();
     let plans = plan(args);
+    let bridge_plans = bridge_plan(args);
     let runs: Vec<&Spec> = plans
         .iter()
         .flat_map(|p| impls.iter().filter(|i| i.supports(&p.spec)).map(|_| &p.spec))
         .collect();
     if !args.force {
-        let estimate = Estimate::of(&runs);
+        let bridge_runs: Vec<&Spec> = bridge_plans.iter().map(|(_, spec)| spec).collect();
+        let estimate = Estimate::of(&runs).and(Estimate::of_bridge(&bridge_runs));
         estimate.check(mem_available())?;
     }
     // Open (and so create or truncate) the outputs now: a bad path fails in a second, not
@@ -247,7 +297,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     if let Some(path) = &args.plot {
         open_output("--plot", path)?;
     }
-    let total = runs.len() as u64;
+    // Each bridge plan is a plain async-nats row and a ringcast-nats row.
+    let total = (runs.len() + 2 * bridge_plans.len()) as u64;
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
@@ -274,10 +325,19 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
             bar.inc(1);
         }
     }
+    let bridge_rows: Vec<BridgeRow> = bridge::run(&bridge_plans, &bar);
     bar.finish_and_clear();
-    print!("{}", report::table(&rows));
+    if !rows.is_empty() || bridge_rows.is_empty() {
+        print!("{}", report::table(&rows));
+    }
+    if !bridge_rows.is_empty() {
+        if !rows.is_empty() {
+            println!();
+        }
+        print!("{}", report::bridge_table(&bridge_rows));
+    }
     if let (Some(path), Some(mut file)) = (&args.json, json_file) {
-        let json = report::json(&rows, args.quick);
+        let json = report::json(&rows, &bridge_rows, args.quick);
         file.write_all(serde_json::to_string_pretty(&json)?.as_bytes())
             .map_err(|e| format!("--json: cannot write {}: {e}", path.display()))?;
     }
@@ -304,6 +364,11 @@ const BYTES_PER_DELIVERY: u64 = 48;
 const BYTES_PER_EVENT: u64 = 72;
 /// Bytes per receiver besides its records: its queue, its task or thread.
 const BYTES_PER_RECEIVER: u64 = 64 * 1024;
+/// Assumed rate of a `bridge` saturation row (messages/s), for the estimate only: the slow
+/// end of what a debug build managed on 2 cores.
+const BRIDGE_SATURATION_PER_SEC: u64 = 20_000;
+/// Extra seconds per `bridge` row: connecting, and the idle wait when messages were lost.
+const BRIDGE_ROW_OVERHEAD_SECS: u64 = 2;
 
 /// What a plan is expected to cost: the sum of its runs' durations, the largest run's
 /// memory (runs are sequential, and each frees its memory before the next).
@@ -332,6 +397,25 @@ impl Estimate {
             bytes = bytes.max(run_bytes);
         }
         Estimate { secs, bytes }
+    }
+
+    /// `bridge` rows: each spec runs twice (plain async-nats, then the bridge), NATS-bound
+    /// at saturation; memory is the receiver's records and the event in flight, 1 KiB each.
+    fn of_bridge(runs: &[&Spec]) -> Estimate {
+        let mut secs = 0u64;
+        let mut bytes = 0u64;
+        for spec in runs {
+            let rate = spec.rate.unwrap_or(BRIDGE_SATURATION_PER_SEC);
+            let row_secs = spec.events.div_ceil(rate).saturating_add(BRIDGE_ROW_OVERHEAD_SECS);
+            secs = secs.saturating_add(row_secs.saturating_mul(2));
+            bytes = bytes.max(spec.events.saturating_mul(BYTES_PER_DELIVERY + BYTES_PER_EVENT));
+        }
+        Estimate { secs, bytes }
+    }
+
+    /// Two plans run one after the other.
+    fn and(self, other: Estimate) -> Estimate {
+        Estimate { secs: self.secs.saturating_add(other.secs), bytes: self.bytes.max(other.bytes) }
     }
 
     /// Refuses a plan over [`MAX_PLAN_SECS`] or over `available` bytes (when known).
@@ -409,6 +493,16 @@ mod tests {
             e.bytes,
             10_000_000 * (BYTES_PER_DELIVERY + BYTES_PER_EVENT) + BYTES_PER_RECEIVER
         );
+    }
+
+    #[test]
+    fn bridge_estimate_counts_both_sides_of_each_row() {
+        let paced = spec(60_000, 1, Some(20_000));
+        let saturation = spec(BRIDGE_SATURATION_PER_SEC * 5, 1, None);
+        let e = Estimate::of_bridge(&[&saturation, &paced]);
+        assert_eq!(e.secs, 2 * (5 + BRIDGE_ROW_OVERHEAD_SECS) + 2 * (3 + BRIDGE_ROW_OVERHEAD_SECS));
+        let both = Estimate { secs: 1, bytes: 10 }.and(Estimate { secs: 2, bytes: 5 });
+        assert_eq!(both, Estimate { secs: 3, bytes: 10 });
     }
 
     #[test]

@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
+use super::bridge::{self, BridgeRow, Side};
 use super::impls::Impl;
+use super::stats::Summary;
 use super::Row;
 
 /// Bumped whenever a field changes meaning or disappears.
@@ -132,8 +134,160 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-/// `{"version", "cores", "quick", "rows": [...]}`; latencies in nanoseconds.
-pub fn json(rows: &[Row], quick: bool) -> Value {
+/// The plain async-nats summary of `row`'s phase.
+fn plain_of<'a>(rows: &'a [BridgeRow], row: &BridgeRow) -> Option<&'a Summary> {
+    rows.iter()
+        .find(|p| p.side == Side::Plain && p.phase == row.phase)
+        .and_then(|p| p.result.as_ref().ok())
+}
+
+/// Throughput and p99 relative to plain async-nats in the same phase.
+fn bridge_ratios(rows: &[BridgeRow], row: &BridgeRow) -> (Option<f64>, Option<f64>) {
+    match (row.result.as_ref().ok(), plain_of(rows, row)) {
+        (Some(s), Some(p)) => (
+            ratio(s.deliveries_per_s(), p.deliveries_per_s()),
+            ratio(s.latency.p99 as f64, p.latency.p99 as f64),
+        ),
+        _ => (None, None),
+    }
+}
+
+/// Whether `value` meets a target, in words.
+fn verdict(value: Option<f64>, met: impl Fn(f64) -> bool) -> String {
+    match value {
+        Some(v) if met(v) => format!("{v:.2}x, met"),
+        Some(v) => format!("{v:.2}x, missed"),
+        None => "not measured".to_owned(),
+    }
+}
+
+/// The `bridge` scenario: one line per side and phase, ratios to plain async-nats, and
+/// the issue's targets with what this run measured against them.
+pub fn bridge_table(rows: &[BridgeRow]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<9} {:<10} {:<22} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}",
+        "scenario",
+        "phase",
+        "implementation",
+        "events",
+        "rate",
+        "msgs/s",
+        "p50 us",
+        "p99 us",
+        "p999 us",
+        "max us",
+        "lost",
+        "thr/plain",
+        "p99/plain"
+    );
+    for row in rows {
+        let rate = row.spec.rate.map_or("max".to_owned(), |r| r.to_string());
+        let head = format!(
+            "{:<9} {:<10} {:<22} {:>7} {:>7}",
+            "bridge",
+            row.phase,
+            row.side.name(),
+            row.spec.events,
+            rate
+        );
+        match &row.result {
+            Ok(s) => {
+                let (thr, p99) = bridge_ratios(rows, row);
+                let _ = writeln!(
+                    out,
+                    "{head} {:>10.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}",
+                    s.deliveries_per_s(),
+                    us(s.latency.p50),
+                    us(s.latency.p99),
+                    us(s.latency.p999),
+                    us(s.latency.max),
+                    s.lost,
+                    x(thr),
+                    x(p99),
+                );
+            }
+            Err(why) => {
+                let _ = writeln!(out, "{head} {why}");
+            }
+        }
+    }
+    let of = |phase: &str| rows.iter().find(|r| r.side == Side::Bridge && r.phase == phase);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "bridge: {} B payloads, bus A -> ringcast-nats (raw codec) -> nats-server -> bus B, \
+         vs one async-nats client publishing to another; targets:",
+        bridge::PAYLOAD_BYTES
+    );
+    if let Some(row) = of("saturation") {
+        let _ = writeln!(
+            out,
+            "  throughput (saturation) >= {:.2}x plain: {}",
+            bridge::TARGET_THROUGHPUT,
+            verdict(bridge_ratios(rows, row).0, |r| r >= bridge::TARGET_THROUGHPUT)
+        );
+    }
+    if let Some(row) = of("paced") {
+        let _ = writeln!(
+            out,
+            "  p99 (paced)              <= {:.2}x plain: {}",
+            bridge::TARGET_P99,
+            verdict(bridge_ratios(rows, row).1, |r| r <= bridge::TARGET_P99)
+        );
+    }
+    out
+}
+
+/// One `bridge` row in the JSON: the fields of the other rows where they apply, the
+/// ratios to plain async-nats, and `error` (null when measured; when set, no measured
+/// field is present).
+fn bridge_json(rows: &[BridgeRow], row: &BridgeRow) -> Value {
+    let mut value = json!({
+        "scenario": "bridge",
+        "phase": row.phase,
+        "implementation": row.side.name(),
+        "subscribers": row.spec.subscribers,
+        "slow_subscriber": false,
+        "topics": row.spec.topics,
+        "events": row.spec.events,
+        "rate": row.spec.rate,
+        "mode": row.spec.mode.name(),
+        "dispatchers": row.spec.dispatchers,
+        "payload_bytes": bridge::PAYLOAD_BYTES,
+        "error": row.result.as_ref().err(),
+    });
+    if let (Ok(s), Some(fields)) = (&row.result, value.as_object_mut()) {
+        let (thr, p99) = bridge_ratios(rows, row);
+        let measured = json!({
+            "deliveries": s.deliveries,
+            "expected_deliveries": s.expected,
+            "elapsed_ns": s.elapsed_ns,
+            "publish_rate": s.publish_rate(row.spec.events),
+            "deliveries_per_s": s.deliveries_per_s(),
+            "latency_ns": {
+                "count": s.latency.count,
+                "p50": s.latency.p50,
+                "p99": s.latency.p99,
+                "p999": s.latency.p999,
+                "max": s.latency.max,
+            },
+            "lost": s.lost,
+            "reported_lost": s.reported_lost,
+            "throughput_vs_plain": thr,
+            "p99_vs_plain": p99,
+        });
+        if let Value::Object(measured) = measured {
+            fields.extend(measured);
+        }
+    }
+    value
+}
+
+/// `{"version", "cores", "quick", "rows": [...]}`; latencies in nanoseconds. `bridge` rows
+/// come last (see [`bridge_json`]).
+pub fn json(rows: &[Row], bridge_rows: &[BridgeRow], quick: bool) -> Value {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rows: Vec<Value> = rows
         .iter()
@@ -178,6 +332,7 @@ pub fn json(rows: &[Row], quick: bool) -> Value {
                 "others_p99_change": others_p99_change,
             })
         })
+        .chain(bridge_rows.iter().map(|row| bridge_json(bridge_rows, row)))
         .collect();
     json!({ "version": JSON_VERSION, "cores": cores, "quick": quick, "rows": rows })
 }
