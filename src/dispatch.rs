@@ -454,7 +454,13 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
         let mut uncounted = Tally::default();
         for at in events {
             self.serial += 1;
-            self.segs.push(BatchSeg { seg: at.seg, runs: 0, unused: 0, last_slot: at.slot, over: true });
+            self.segs.push(BatchSeg {
+                seg: at.seg,
+                runs: 0,
+                unused: 0,
+                last_slot: at.slot,
+                over: true,
+            });
             self.route(&list, u64::MAX, at, &mut uncounted);
         }
         self.push_all(&list, &mut uncounted);

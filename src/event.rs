@@ -432,7 +432,12 @@ impl<E> Clone for OwnedDelivery<E> {
     fn clone(&self) -> Self {
         // SAFETY: we hold a reference on the segment.
         unsafe { Segment::add_refs(self.seg.0, 1) };
-        OwnedDelivery { seg: self.seg, slot: self.slot, route: self.route, pool: Arc::clone(&self.pool) }
+        OwnedDelivery {
+            seg: self.seg,
+            slot: self.slot,
+            route: self.route,
+            pool: Arc::clone(&self.pool),
+        }
     }
 }
 

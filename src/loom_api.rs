@@ -6,13 +6,13 @@ use std::future::Future;
 use crate::error::{RecvError, TryRecvError};
 use crate::event::Event;
 use crate::queue::{self, SubQueue};
-use crate::segment::{Pool, Segment, Writer};
-use crate::sync::Mutex;
-use crate::topic::Topic;
 use crate::ring;
+use crate::segment::{Pool, Segment, Writer};
 use crate::subscription::Overflow;
 use crate::sync::atomic::AtomicBool;
 use crate::sync::Arc;
+use crate::sync::Mutex;
+use crate::topic::Topic;
 use crate::wait::WaitStrategy;
 
 /// The broadcast ring.
@@ -117,7 +117,10 @@ impl Queue {
     pub fn new(capacity: usize, overflow: Overflow) -> Self {
         let pool = Arc::new(Pool::new(1));
         let writer = Arc::new(Mutex::new(Writer::new(Arc::clone(&pool))));
-        Queue { queue: Arc::new(SubQueue::new(capacity, overflow, queue::Meta::default(), pool)), writer }
+        Queue {
+            queue: Arc::new(SubQueue::new(capacity, overflow, queue::Meta::default(), pool)),
+            writer,
+        }
     }
     /// Pushes under the policy; `true` if queued. `abort` ends a `Block` wait.
     pub fn push(&self, value: u64, abort: &AtomicBool) -> bool {

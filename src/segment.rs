@@ -112,7 +112,12 @@ impl<E> Segment<E> {
     /// # Safety
     /// Called by shard `shard` only, before any entry for `slot` is visible to a receiver,
     /// while the shard holds its reference.
-    pub(crate) unsafe fn set_route(this: NonNull<Self>, shard: usize, slot: usize, r: Option<Uuid>) {
+    pub(crate) unsafe fn set_route(
+        this: NonNull<Self>,
+        shard: usize,
+        slot: usize,
+        r: Option<Uuid>,
+    ) {
         // SAFETY: only this shard writes its row, and no receiver reads the cell until the
         // shard publishes an entry for the slot (after this write).
         unsafe { this.as_ref().routes[shard * SEG_LEN + slot].with_mut(|c| *c = r) }
@@ -222,8 +227,12 @@ impl<E> Pool<E> {
             // Relaxed: published by the Release CAS below.
             s.next_free.store(head, Ordering::Relaxed);
             // Release: pairs with the Acquire swap in `take_free`.
-            match stack.compare_exchange_weak(head, seg.as_ptr(), Ordering::Release, Ordering::Relaxed)
-            {
+            match stack.compare_exchange_weak(
+                head,
+                seg.as_ptr(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return,
                 Err(actual) => head = actual,
             }

@@ -63,10 +63,7 @@ impl<E> Subscriber<E> {
     ///
     /// # Errors
     /// `Timeout`, `Lagged(n)` or `Closed`.
-    pub fn recv_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Delivery<'_, E>, RecvTimeoutError> {
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Delivery<'_, E>, RecvTimeoutError> {
         self.receiver.recv_timeout(timeout)
     }
 

@@ -16,7 +16,7 @@ use common::{
     assert_each_dropped_once, drain_to_closed, events, topic, tracker, watchdog, Tracked, HANG,
 };
 use ringcast::{
-    Bus, BusError, Delivery, OwnedDelivery, Event, Overflow, RecvError, RecvTimeoutError, Subscriber,
+    Bus, BusError, Event, Overflow, OwnedDelivery, RecvError, RecvTimeoutError, Subscriber,
     Subscription, TryRecvError,
 };
 
