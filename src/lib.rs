@@ -56,6 +56,7 @@ mod queue;
 mod registry;
 mod ring;
 mod routing;
+mod shared_publisher;
 mod stats;
 mod subscriber;
 mod subscription;
@@ -84,6 +85,7 @@ pub use error::{
 pub use event::{Alias, Delivery, Event};
 pub use publisher::{Closed, Flush, Publisher};
 pub use queue::Recv;
+pub use shared_publisher::SharedPublisher;
 pub use stats::events::{StatsDelta, STATS_TOPIC};
 pub use stats::recorder::{Capture, CaptureMeta, RecorderError, StatsRecorder};
 pub use stats::snapshot::STATS_VERSION;
