@@ -9,11 +9,13 @@
 //! Failures: an endpoint that does not answer the first poll (or answers something that is
 //! not a stats snapshot) exits 1 before anything is written. Later, a failed poll is
 //! reported and skipped; after [`MAX_MISSES`] failures in a row (the daemon went away) the
-//! recording stops early, what was recorded is saved, and the exit status is 1.
+//! recording stops early, what was recorded is saved, and the exit status is 1. Ctrl-C
+//! (SIGINT) ends the recording early too: what was recorded is saved, exit 0.
 
 use std::error::Error;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -131,6 +133,8 @@ pub fn run(args: &RecordArgs) -> Result<(), Box<dyn Error>> {
     }
 
     let timeout = every.clamp(MIN_POLL_TIMEOUT, MAX_POLL_TIMEOUT);
+    // Before the first poll: once "recording" is printed, Ctrl-C saves rather than kills.
+    let ctrl_c = on_ctrl_c();
     let started = SystemTime::now();
     let start = Instant::now();
     let first = poll(url, timeout).map_err(|e| {
@@ -157,9 +161,9 @@ pub fn run(args: &RecordArgs) -> Result<(), Box<dyn Error>> {
     let (mut misses, mut missed, mut gave_up) = (0u32, 0u64, None);
     let mut next = start + every;
     while next.duration_since(start) <= span {
-        let now = Instant::now();
-        if next > now {
-            thread::sleep(next - now);
+        if interrupted_before(next, ctrl_c.as_ref()) {
+            eprintln!("ringcast: interrupted after {:.1}s", start.elapsed().as_secs_f64());
+            break;
         }
         match poll(url, timeout) {
             Ok(sample) => {
@@ -208,6 +212,69 @@ pub fn run(args: &RecordArgs) -> Result<(), Box<dyn Error>> {
             meta.samples
         )
         .into()),
+    }
+}
+
+/// A channel that gets a message on the first Ctrl-C (SIGINT), from a watcher thread that
+/// runs until the process exits. `None` (with a warning) if the handler cannot be installed:
+/// then Ctrl-C kills the recording as it would without one.
+fn on_ctrl_c() -> Option<Receiver<()>> {
+    let (tx, rx) = mpsc::channel();
+    let (installed_tx, installed) = mpsc::channel();
+    let watcher = move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async move {
+            #[cfg(unix)]
+            {
+                // `signal` installs the handler now; `ctrl_c()` would only on its first poll.
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut interrupt = signal(SignalKind::interrupt())?;
+                let _ = installed_tx.send(());
+                interrupt.recv().await;
+            }
+            #[cfg(not(unix))]
+            {
+                let ctrl_c = tokio::signal::ctrl_c();
+                let _ = installed_tx.send(());
+                ctrl_c.await?;
+            }
+            let _ = tx.send(());
+            // Stay: a second Ctrl-C while the capture is saved must not kill the process.
+            std::future::pending::<std::io::Result<()>>().await
+        })
+    };
+    let spawned = thread::Builder::new().name("ctrl-c".to_owned()).spawn(move || {
+        if let Err(e) = watcher() {
+            eprintln!("ringcast: warning: Ctrl-C will not save the capture: {e}");
+        }
+    });
+    match spawned {
+        // The watcher drops its sender on failure: then this `recv` fails.
+        Ok(_) => installed.recv().ok().map(|()| rx),
+        Err(e) => {
+            eprintln!("ringcast: warning: Ctrl-C will not save the capture: {e}");
+            None
+        }
+    }
+}
+
+/// Waits until `deadline`; `true` if Ctrl-C came first.
+fn interrupted_before(deadline: Instant, ctrl_c: Option<&Receiver<()>>) -> bool {
+    let wait = deadline.saturating_duration_since(Instant::now());
+    match ctrl_c {
+        Some(ctrl_c) => match ctrl_c.recv_timeout(wait) {
+            Ok(()) => true,
+            Err(RecvTimeoutError::Timeout) => false,
+            // The watcher failed after all: no more Ctrl-C, but still wait (no busy loop).
+            Err(RecvTimeoutError::Disconnected) => {
+                thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                false
+            }
+        },
+        None => {
+            thread::sleep(wait);
+            false
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `ringcast stats record` polls a stats endpoint into a capture that `ringcast stats plot`
 //! draws; bad flags exit 2 naming the flag and its range; an endpoint that does not answer
-//! exits 1; a daemon that goes away mid-recording leaves what was recorded, and exits 1.
+//! exits 1; a daemon that goes away mid-recording leaves what was recorded, and exits 1;
+//! Ctrl-C leaves what was recorded, and exits 0.
 //!
 //! The endpoint is a tiny HTTP server on 127.0.0.1 that serves a real bus's `Bus::stats()`
 //! as JSON, serialized as the example daemon serializes it (`serde_json::to_string`).
@@ -308,4 +309,38 @@ fn unwritable_out_fails_before_the_recording() {
     assert_eq!(run.status.code(), Some(1), "stderr:\n{stderr}");
     assert!(stderr.contains("--out") && stderr.contains("cannot write"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30), "checked before recording for 60 s");
+}
+
+/// Ctrl-C ends the recording early and saves what was recorded (exit 0).
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_what_was_recorded() {
+    use std::process::Stdio;
+
+    let daemon = Daemon::start(usize::MAX);
+    let out = TempDir::new("ctrl-c");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        .args(["stats", "record", "--url", &daemon.url, "--every", "100ms", "--for", "60s"])
+        .args(["--out", out.0.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // "recording ..." is printed once the handler is installed.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("recording"), "{line}");
+    thread::sleep(Duration::from_millis(500));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(status.success(), "{status:?}\nstderr:\n{line}{rest}");
+    assert!(rest.contains("interrupted"), "{rest}");
+    let files = out.files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let n = load(&files[0]).samples.len();
+    assert!((2..100).contains(&n), "about 6 samples in 0.5 s at 100 ms; got {n}");
 }
