@@ -340,7 +340,8 @@ fn check_queue_capacity(field: &'static str, capacity: usize) -> Result<(), Conf
 /// A handle to an event bus. Cheap to clone.
 ///
 /// The bus lives as long as any handle to it does, of any kind: a `Bus`, the
-/// [`Publisher`] or a [`Subscriber`], like a channel lives as long as its halves. A
+/// [`Publisher`] (or a [`SharedPublisher`] clone) or a [`Subscriber`], like a channel lives
+/// as long as its halves. A
 /// function may build a bus and return only its publisher and subscribers. When the last
 /// handle of any kind is dropped, the bus closes and its dispatcher threads are joined
 /// (if that drop runs on a dispatcher thread itself, for example inside a subscription's
