@@ -16,6 +16,12 @@
 //! count matters: ringcast runs three threads (publisher, dispatcher shard, subscriber), the
 //! others two.
 //!
+//! `ringcast_shared` is the `ringcast` row published through a [`SharedPublisher`] from the
+//! one sending thread: the uncontended cost of its lock beside the exclusive `Publisher`.
+//! The third group, `publish_4_threads`, has four sending threads: four clones of one
+//! `SharedPublisher` beside four clones of one tokio broadcast `Sender`, one receiver each,
+//! `iters` events in all (split evenly), timed until the receiver has taken the last one.
+//!
 //! Losses are counted, never hidden:
 //! - ringcast's subscriber uses `Overflow::Block`, lossless backpressure like crossbeam's
 //!   full channel, so it must receive every event (a `Lagged` report panics). The
@@ -33,7 +39,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringcast::{Bus, Event, Overflow, Publisher, RecvError, Subscriber, Subscription, Topic};
+use ringcast::{
+    Bus, Event, Overflow, Publisher, RecvError, SharedPublisher, Subscriber, Subscription, Topic,
+};
 
 const CAPACITY: usize = 4096;
 
@@ -103,6 +111,7 @@ impl Losses {
 
 static RINGCAST_DROP_NEWEST_LOSSES: Losses = Losses::new("ringcast_drop_newest");
 static TOKIO_LOSSES: Losses = Losses::new("tokio_broadcast");
+static TOKIO_SENDERS_LOSSES: Losses = Losses::new("tokio_broadcast x4 senders");
 
 /// The harness alone: the barrier, the clock, a send loop that only builds payloads, and
 /// one cross-thread flag the receiver waits for.
@@ -181,6 +190,41 @@ fn ringcast_with(iters: u64, overflow: Overflow, losses: Option<&Losses>, stats:
     timing
 }
 
+/// The `ringcast` row through a `SharedPublisher` (one thread, so the lock is uncontended).
+fn ringcast_shared(iters: u64) -> Timing {
+    let bus: Bus<Payload> =
+        Bus::builder().ring_capacity(CAPACITY).dispatchers(1).build().expect("bus");
+    let mut subscriber = bus
+        .subscribe(Subscription::all().capacity(CAPACITY).overflow(Overflow::Block))
+        .expect("subscribe");
+    let publisher = bus.shared_publisher().expect("shared publisher");
+    let topic = Topic::new("bench.publish").expect("topic");
+    let timing = time_run(
+        || {
+            let mut received = 0;
+            loop {
+                match subscriber.recv() {
+                    Ok(delivery) => {
+                        consume(delivery.payload());
+                        received += 1;
+                    }
+                    Err(RecvError::Lagged(n)) => panic!("ringcast_shared lost {n}"),
+                    Err(RecvError::Closed) => break,
+                }
+            }
+            assert_eq!(received, iters, "ringcast_shared: events unaccounted for");
+        },
+        || {
+            for i in 0..iters {
+                publisher.publish(Event::new(topic.clone(), payload(i))).expect("publish");
+            }
+            publisher.close(); // the only clone: closes the bus, as in `ringcast`
+        },
+    );
+    drop(bus);
+    timing
+}
+
 fn crossbeam_bounded(iters: u64) -> Timing {
     let (tx, rx) = crossbeam_channel::bounded::<Payload>(CAPACITY);
     time_run(
@@ -230,11 +274,144 @@ fn tokio_broadcast(iters: u64) -> Timing {
     )
 }
 
+/// Sending threads in the `publish_4_threads` group.
+const SENDERS: usize = 4;
+
+/// This sender's share of `iters` (the first `iters % SENDERS` senders send one more).
+fn share(iters: u64, sender: usize) -> u64 {
+    iters / SENDERS as u64 + u64::from((sender as u64) < iters % SENDERS as u64)
+}
+
+/// Runs `recv` on its own thread and `send(i)` on `SENDERS` threads, all released by one
+/// barrier; the clock starts after it. `sent` is when the last sender returned.
+fn time_run_senders(recv: impl FnOnce() + Send, send: impl Fn(usize) + Sync) -> Timing {
+    let ready = Barrier::new(SENDERS + 2);
+    thread::scope(|s| {
+        let receiver = s.spawn(|| {
+            ready.wait();
+            recv();
+            Instant::now()
+        });
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|i| {
+                let (ready, send) = (&ready, &send);
+                s.spawn(move || {
+                    ready.wait();
+                    send(i);
+                })
+            })
+            .collect();
+        ready.wait();
+        let start = Instant::now();
+        for sender in senders {
+            sender.join().expect("sender panicked");
+        }
+        let sent = start.elapsed();
+        let delivered = receiver.join().expect("receiver panicked");
+        Timing { sent, delivered: delivered.saturating_duration_since(start) }
+    })
+}
+
+/// The harness alone, four senders: each builds its share of payloads, the last one to
+/// finish raises the flag the receiver waits for.
+fn base_senders(iters: u64) -> Timing {
+    let left = AtomicU64::new(SENDERS as u64);
+    time_run_senders(
+        || {
+            // Acquire: pairs with the AcqRel decrements of the senders.
+            while left.load(Ordering::Acquire) != 0 {
+                std::hint::spin_loop();
+            }
+        },
+        |sender| {
+            for i in 0..share(iters, sender) {
+                black_box(payload(i));
+            }
+            left.fetch_sub(1, Ordering::AcqRel);
+        },
+    )
+}
+
+/// Four clones of one `SharedPublisher`, one `Block` subscriber: lossless.
+fn ringcast_shared_senders(iters: u64) -> Timing {
+    let bus: Bus<Payload> =
+        Bus::builder().ring_capacity(CAPACITY).dispatchers(1).build().expect("bus");
+    let mut subscriber = bus
+        .subscribe(Subscription::all().capacity(CAPACITY).overflow(Overflow::Block))
+        .expect("subscribe");
+    let publisher: SharedPublisher<Payload> = bus.shared_publisher().expect("shared publisher");
+    let clones: Vec<_> = (0..SENDERS).map(|_| Some(publisher.clone())).collect();
+    drop(publisher);
+    let clones: Vec<_> = clones.into_iter().map(std::sync::Mutex::new).collect();
+    let topic = Topic::new("bench.publish").expect("topic");
+    let timing = time_run_senders(
+        || {
+            let mut received = 0;
+            loop {
+                match subscriber.recv() {
+                    Ok(delivery) => {
+                        consume(delivery.payload());
+                        received += 1;
+                    }
+                    Err(RecvError::Lagged(n)) => panic!("ringcast_shared lost {n}"),
+                    Err(RecvError::Closed) => break,
+                }
+            }
+            assert_eq!(received, iters, "ringcast_shared x4: events unaccounted for");
+        },
+        |sender| {
+            // Each sender owns its clone, so the last one to finish closes the bus. (One
+            // uncontended std lock per sender per run: noise next to `iters` publishes.)
+            let publisher = clones[sender].lock().expect("clone").take().expect("one take");
+            for i in 0..share(iters, sender) {
+                publisher.publish(Event::new(topic.clone(), payload(i))).expect("publish");
+            }
+            // The last clone's drop closes the bus: that is what tells the receiver.
+            drop(publisher);
+        },
+    );
+    drop(bus);
+    timing
+}
+
+/// Four clones of one tokio broadcast `Sender`, one receiver.
+fn tokio_broadcast_senders(iters: u64) -> Timing {
+    use tokio::sync::broadcast::{self, error::RecvError};
+    let (tx, mut rx) = broadcast::channel::<Payload>(CAPACITY);
+    time_run_senders(
+        || {
+            let (mut accounted, mut lost) = (0, 0);
+            while accounted < iters {
+                match rx.blocking_recv() {
+                    Ok(p) => {
+                        consume(&p);
+                        accounted += 1;
+                    }
+                    // Overwritten before this receiver read them: counted, as above.
+                    Err(RecvError::Lagged(n)) => {
+                        lost += n;
+                        accounted += n;
+                    }
+                    Err(RecvError::Closed) => panic!("tokio broadcast closed early"),
+                }
+            }
+            TOKIO_SENDERS_LOSSES.add(lost, iters);
+        },
+        |sender| {
+            let tx = tx.clone();
+            for i in 0..share(iters, sender) {
+                tx.send(payload(i)).expect("tokio send");
+            }
+        },
+    )
+}
+
 type Impl = (&'static str, fn(u64) -> Timing);
 
-const IMPLS: [Impl; 6] = [
+const IMPLS: [Impl; 7] = [
     ("base", base),
     ("ringcast", |iters| ringcast(iters, Overflow::Block, None)),
+    ("ringcast_shared", ringcast_shared),
     ("ringcast_drop_newest", |iters| {
         ringcast(iters, Overflow::DropNewest, Some(&RINGCAST_DROP_NEWEST_LOSSES))
     }),
@@ -268,8 +445,27 @@ fn publish(c: &mut Criterion) {
     }
     group.finish();
 
+    let mut group = c.benchmark_group("publish_4_threads");
+    group
+        .throughput(Throughput::Elements(1))
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let senders: [Impl; 3] = [
+        ("base", base_senders),
+        ("ringcast_shared", ringcast_shared_senders),
+        ("tokio_broadcast", tokio_broadcast_senders),
+    ];
+    for (name, run) in senders {
+        group.bench_function(BenchmarkId::new(name, SENDERS), |b| {
+            b.iter_custom(|iters| run(iters).delivered)
+        });
+    }
+    group.finish();
+
     RINGCAST_DROP_NEWEST_LOSSES.report();
     TOKIO_LOSSES.report();
+    TOKIO_SENDERS_LOSSES.report();
 }
 
 criterion_group! {

@@ -12,6 +12,7 @@ use crate::queue::{Meta, SubQueue};
 use crate::registry::{Entry, Registry};
 use crate::ring::Ring;
 use crate::segment::{Pool, SegRef, Writer};
+use crate::shared_publisher::SharedPublisher;
 use crate::stats::events::{clamp_interval, StatsDelta, STATS_TOPIC};
 use crate::stats::latency::{self, Latency};
 use crate::stats::snapshot::STATS_VERSION;
@@ -343,7 +344,8 @@ fn check_queue_capacity(field: &'static str, capacity: usize) -> Result<(), Conf
 /// A handle to an event bus. Cheap to clone.
 ///
 /// The bus lives as long as any handle to it does, of any kind: a `Bus`, the
-/// [`Publisher`] or a [`Subscriber`], like a channel lives as long as its halves. A
+/// [`Publisher`] (or a [`SharedPublisher`] clone) or a [`Subscriber`], like a channel lives
+/// as long as its halves. A
 /// function may build a bus and return only its publisher and subscribers. When the last
 /// handle of any kind is dropped, the bus closes and its dispatcher threads are joined
 /// (if that drop runs on a dispatcher thread itself, for example inside a subscription's
@@ -397,8 +399,9 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// Takes the bus's one publisher.
     ///
     /// # Errors
-    /// `PublisherTaken` if a publisher was already taken (a bus has one publisher for its
-    /// whole life: dropping it closes the bus); `Closed` if the bus is closed.
+    /// `PublisherTaken` if a publisher was already taken, exclusive or
+    /// [shared](Self::shared_publisher) (a bus has one publisher for its whole life:
+    /// dropping it closes the bus); `Closed` if the bus is closed.
     pub fn publisher(&self) -> Result<Publisher<E>, BusError> {
         let shared = &self.handle.shared;
         if shared.ring.is_closed() {
@@ -409,6 +412,30 @@ impl<E: Send + Sync + 'static> Bus<E> {
             return Err(BusError::PublisherTaken);
         }
         Ok(Publisher::new(Arc::clone(&self.handle)))
+    }
+
+    /// Takes the bus's one publisher as a [`SharedPublisher`]: `Clone + Send + Sync`, with
+    /// `publish(&self)`, for many threads or tasks. Clone it to hand it out; the bus closes
+    /// for publishing when the last clone is dropped.
+    ///
+    /// ```
+    /// use ringcast::{Bus, BusError};
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let publisher = bus.shared_publisher()?;
+    /// let for_a_task = publisher.clone();
+    /// assert_eq!(bus.publisher().unwrap_err(), BusError::PublisherTaken);
+    /// assert_eq!(bus.shared_publisher().unwrap_err(), BusError::PublisherTaken);
+    /// drop((publisher, for_a_task));
+    /// assert!(bus.is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `PublisherTaken` if a publisher was already taken, exclusive or shared (clone the
+    /// shared one instead of asking again); `Closed` if the bus is closed.
+    pub fn shared_publisher(&self) -> Result<SharedPublisher<E>, BusError> {
+        let publisher = self.publisher()?;
+        Ok(SharedPublisher::new(publisher, Arc::clone(&self.handle.shared)))
     }
 
     /// A [`Subscription`] to the topics matching `pattern`, typed with this bus's payload.

@@ -116,6 +116,35 @@ impl<T> Mutex<T> {
             self.0.lock().unwrap_or_else(|e| e.into_inner())
         }
     }
+
+    /// The lock if it is free now; `None` if another thread holds it.
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        #[cfg(not(loom))]
+        {
+            self.0.try_lock()
+        }
+        #[cfg(loom)]
+        {
+            match self.0.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        }
+    }
+
+    /// The lock, waiting at most `timeout` for it (under loom, one attempt: no clock).
+    pub(crate) fn try_lock_for(&self, timeout: Duration) -> Option<MutexGuard<'_, T>> {
+        #[cfg(not(loom))]
+        {
+            self.0.try_lock_for(timeout)
+        }
+        #[cfg(loom)]
+        {
+            let _ = timeout;
+            self.try_lock()
+        }
+    }
 }
 
 /// A reader-writer lock that never poisons (parking_lot normally, loom's under loom).

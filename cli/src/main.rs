@@ -3,9 +3,13 @@
 //! `ringcast demo` runs a small publish/subscribe scenario and prints what each subscriber
 //! received, so the overflow policies can be seen side by side. `ringcast soak` runs the
 //! real bus for a while under a changing load and checks its invariants all along.
+//! `ringcast stats record` polls a running daemon's stats endpoint into a capture, and
+//! `ringcast stats plot` draws a capture.
 
 mod bench;
+mod http;
 mod plot;
+mod record;
 mod soak;
 
 use std::error::Error;
@@ -42,6 +46,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum StatsCommand {
+    /// Poll a running daemon's stats endpoint (JSON, as `Bus::stats()` serializes) into a
+    /// capture that `stats plot` reads
+    Record(record::RecordArgs),
     /// Render a capture to an SVG chart: throughput, drops and latency over time
     Plot {
         /// The capture file, `<id>.json`
@@ -58,6 +65,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo => demo(),
+        Command::Stats(StatsCommand::Record(args)) => record::run(&args),
         Command::Stats(StatsCommand::Plot { capture, out }) => plot::plot_capture(&capture, &out),
         Command::Bench(args) => bench::run(&args),
         Command::Soak(args) => soak::run(&args),

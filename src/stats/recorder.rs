@@ -88,6 +88,41 @@ pub struct Capture {
     pub samples: Vec<StatsSnapshot>,
 }
 
+impl Capture {
+    /// Writes a capture assembled elsewhere into `dir` (created if missing), the way
+    /// [`StatsRecorder::stop`] writes its own: atomically, as `<id>.json` under a fresh id
+    /// from `meta.stopped_unix_ms` (`-2`, `-3`, ... if taken), so
+    /// [`StatsRecorder::list`] and `ringcast stats plot` read it. Sets `meta.version`,
+    /// `meta.id` and `meta.samples`; the other meta fields are the caller's. This is how
+    /// `ringcast stats record` saves the snapshots it polls from a daemon's `/stats.json`.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Capture, StatsRecorder};
+    /// # let dir = std::env::temp_dir().join(format!("ringcast-doc-save-{}", std::process::id()));
+    /// let bus: Bus<u64> = Bus::builder().build()?;
+    /// let mut capture = Capture::default();
+    /// capture.meta.interval_seconds = 1.0;
+    /// capture.meta.stopped_unix_ms = 1_764_633_600_000; // 2025-12-02T00:00:00Z
+    /// capture.samples.push(bus.stats());
+    /// let meta = capture.save(&dir)?;
+    /// assert_eq!((meta.id.as_str(), meta.samples), ("2025-12-02T00-00-00Z", 1));
+    /// let recorder = StatsRecorder::new(&dir, bus);
+    /// assert_eq!(recorder.load(&meta.id)?.samples.len(), 1);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Io` if the folder cannot be created or the file cannot be written.
+    pub fn save(mut self, dir: impl AsRef<Path>) -> Result<CaptureMeta, RecorderError> {
+        self.meta.version = CAPTURE_VERSION;
+        self.meta.samples = self.samples.len() as u64;
+        let stopped = UNIX_EPOCH + Duration::from_millis(self.meta.stopped_unix_ms);
+        write_capture(dir.as_ref(), &id_base(stopped), &mut self)?;
+        Ok(self.meta)
+    }
+}
+
 /// What can go wrong recording, listing or loading captures.
 #[derive(Debug)]
 #[non_exhaustive]

@@ -1,0 +1,235 @@
+//! A publisher many threads can use: clones of one handle that serialize on a lock around
+//! the exclusive [`Publisher`].
+//!
+//! The ring stays single-writer: every `SharedPublisher` clone shares one `Publisher` behind
+//! one `parking_lot` mutex (through the `sync` shim), and each publish is one short critical
+//! section: stamp, write the slot, one Release store. The lock's acquire/release is what
+//! orders one handle's publish before the next handle's, so per-thread publish order is
+//! kept and the sequence numbers are handed out in lock order. No new atomic pairs are
+//! added here: the ring's own orderings (see `ring` and `publisher`) apply unchanged.
+//!
+//! # Waiting while holding the lock
+//! A `publish` that finds the ring full waits for space *holding* the lock, so the other
+//! handles queue up on the mutex (parked by `parking_lot`, not spinning) behind it rather
+//! than all polling the ring. They would all wait for the same space anyway, and the ring's
+//! wait protocol has room for one waiting publisher. [`SharedPublisher::flush`] also holds
+//! the lock while it waits. [`SharedPublisher::try_publish`] never queues behind such a
+//! wait: when the lock is busy it looks at the ring's occupancy, and a full ring is `Full`.
+//!
+//! # Lifetime
+//! The `Publisher` inside is dropped (and the bus closed for publishing) when the last
+//! clone is dropped or closed. While any clone is alive, [`Bus::publisher`] and
+//! [`Bus::shared_publisher`] return [`BusError::PublisherTaken`](crate::BusError), as they do
+//! while the exclusive publisher is alive.
+//!
+//! [`Bus::publisher`]: crate::Bus::publisher
+//! [`Bus::shared_publisher`]: crate::Bus::shared_publisher
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::bus::Shared;
+use crate::error::{PublishError, PublishTimeoutError, TryPublishError};
+use crate::event::Event;
+use crate::publisher::Publisher;
+use crate::sync::atomic::Ordering;
+use crate::sync::{hint, thread, Arc, Mutex};
+
+/// Spins on a busy lock before yielding the thread, in [`SharedPublisher::try_publish`].
+const TRY_SPINS: u32 = 64;
+
+/// A cloneable, `Send + Sync` publisher: publish from many threads or tasks through
+/// `&self`. Get it with [`Bus::shared_publisher`](crate::Bus::shared_publisher).
+///
+/// Each clone publishes through the bus's one ring writer, serialized by a short critical
+/// section. Events published by one thread reach every subscriber in that thread's order;
+/// events of different threads interleave in the order they took the lock (their sequence
+/// numbers say which). The exclusive [`Publisher`] stays the fastest path when one thread
+/// publishes everything.
+///
+/// The bus closes for publishing when the last clone is dropped or
+/// [`close`](Self::close)d: the dispatchers then deliver everything already published and
+/// every receiver sees `Closed`.
+///
+/// ```
+/// use ringcast::{Bus, Event, RecvError, Subscription, Topic};
+/// use std::thread;
+///
+/// let bus: Bus<(usize, u32)> = Bus::builder().build()?;
+/// let mut audit = bus.subscribe(Subscription::all().capacity(64))?;
+/// let publisher = bus.shared_publisher()?;
+/// let topic = Topic::new("orders.eu.created")?;
+/// let producers: Vec<_> = (0..4)
+///     .map(|thread_no| {
+///         let (publisher, topic) = (publisher.clone(), topic.clone());
+///         thread::spawn(move || {
+///             for n in 0..5 {
+///                 publisher.publish(Event::new(topic.clone(), (thread_no, n))).unwrap();
+///             }
+///         })
+///     })
+///     .collect();
+/// drop(publisher); // the producers hold the other clones
+/// for producer in producers {
+///     producer.join().unwrap();
+/// } // the last clone is gone: the bus is closed for publishing
+///
+/// let mut next = [0; 4]; // each thread's events arrive in that thread's order
+/// loop {
+///     match audit.recv() {
+///         Ok(delivery) => {
+///             let (thread_no, n) = *delivery.payload();
+///             assert_eq!(n, next[thread_no]);
+///             next[thread_no] += 1;
+///         }
+///         Err(RecvError::Lagged(_)) => continue, // counted losses; go on
+///         Err(RecvError::Closed) => break,
+///     }
+/// }
+/// assert_eq!(next, [5; 4]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SharedPublisher<E> {
+    inner: Arc<Inner<E>>,
+}
+
+struct Inner<E> {
+    publisher: Mutex<Publisher<E>>,
+    /// For the lock-free gauges and `try_publish`'s look at the ring; the publisher keeps
+    /// the bus alive.
+    shared: Arc<Shared<E>>,
+}
+
+impl<E> SharedPublisher<E> {
+    pub(crate) fn new(publisher: Publisher<E>, shared: Arc<Shared<E>>) -> Self {
+        SharedPublisher { inner: Arc::new(Inner { publisher: Mutex::new(publisher), shared }) }
+    }
+
+    /// Publishes `event`, waiting (per the bus's wait strategy) while the ring is full, as
+    /// [`Publisher::publish`] does. Returns the event's sequence number. Other handles
+    /// publishing meanwhile wait for their turn on the lock.
+    ///
+    /// # Errors
+    /// The bus is closed; the event is handed back.
+    pub fn publish(&self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
+        self.inner.publisher.lock().publish(event)
+    }
+
+    /// Publishes `event` if the ring has room right now. It never waits for ring space,
+    /// and never queues behind a handle that does: if the lock is busy and the ring is full,
+    /// it returns `Full` at once; if the lock is busy and the ring has room, it waits for
+    /// the holder's short critical section (or its [`flush`](Self::flush)).
+    ///
+    /// # Errors
+    /// `Full` (every slot still awaits a slow dispatcher) or `Closed`, with the event.
+    pub fn try_publish(&self, event: Event<E>) -> Result<u64, TryPublishError<Event<E>>> {
+        let mut n = 0u32;
+        loop {
+            if let Some(mut publisher) = self.inner.publisher.try_lock() {
+                return publisher.try_publish(event);
+            }
+            // Another handle holds the lock. With the ring full it is waiting for space, or
+            // will find none: the answer is `Full` either way (that handle counts its own
+            // wait in `publisher_waits`, whose one writer is the publisher).
+            let ring = &self.inner.shared.ring;
+            if ring.occupancy() >= ring.capacity() {
+                if ring.is_closed() {
+                    return Err(TryPublishError::Closed(event));
+                }
+                return Err(TryPublishError::Full(event));
+            }
+            if n < TRY_SPINS {
+                hint::spin_loop();
+            } else {
+                thread::yield_now();
+            }
+            n = n.saturating_add(1);
+        }
+    }
+
+    /// Publishes `event`, waiting at most `timeout` in all: for the lock, then for ring
+    /// space.
+    ///
+    /// # Errors
+    /// `Timeout` or `Closed`, with the event.
+    pub fn publish_timeout(
+        &self,
+        event: Event<E>,
+        timeout: Duration,
+    ) -> Result<u64, PublishTimeoutError<Event<E>>> {
+        let start = Instant::now();
+        let Some(mut publisher) = self.inner.publisher.try_lock_for(timeout) else {
+            if self.is_closed() {
+                return Err(PublishTimeoutError::Closed(event));
+            }
+            return Err(PublishTimeoutError::Timeout(event));
+        };
+        publisher.publish_timeout(event, timeout.saturating_sub(start.elapsed()))
+    }
+
+    /// Waits until every event published (through any clone) before this call has been
+    /// handled by every dispatcher shard; see [`Publisher::flush`]. It holds the lock while
+    /// it waits, so other handles' publishes wait for it too. Do not call it from a
+    /// subscription's filter (a dispatcher thread): it would wait for itself.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let publisher = bus.shared_publisher()?;
+    /// publisher.clone().publish(Event::new(Topic::new("t")?, 7))?;
+    /// publisher.flush();
+    /// assert_eq!(*sub.try_recv()?.payload(), 7); // never `Empty` after a flush
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush(&self) {
+        self.inner.publisher.lock().flush();
+    }
+
+    /// Drops this handle. The bus closes for publishing when the last clone is dropped or
+    /// closed (the same as dropping each); to close the bus whatever other handles remain,
+    /// use [`Bus::close`](crate::Bus::close).
+    pub fn close(self) {}
+
+    /// Whether the bus is closed for publishing (by [`Bus::close`](crate::Bus::close)).
+    pub fn is_closed(&self) -> bool {
+        self.inner.shared.ring.is_closed()
+    }
+
+    /// Live subscribers; see [`Publisher::subscriber_count`]. Takes no lock.
+    pub fn subscriber_count(&self) -> usize {
+        // Relaxed: a gauge, as in `Publisher::subscriber_count`.
+        self.inner.shared.live_subscribers.load(Ordering::Relaxed) as usize
+    }
+
+    /// Events published and not yet dispatched by every shard; see [`Publisher::len`].
+    /// Takes no lock.
+    pub fn len(&self) -> usize {
+        self.inner.shared.ring.occupancy() as usize
+    }
+
+    /// Whether every published event has been dispatched ([`len`](Self::len) is 0).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ring slots; see [`Publisher::capacity`].
+    pub fn capacity(&self) -> usize {
+        self.inner.shared.ring.capacity() as usize
+    }
+}
+
+impl<E> Clone for SharedPublisher<E> {
+    fn clone(&self) -> Self {
+        SharedPublisher { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<E> fmt::Debug for SharedPublisher<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedPublisher")
+            .field("published", &self.inner.shared.ring.published())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
