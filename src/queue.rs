@@ -118,14 +118,6 @@ fn unpack(head: u64) -> (u64, bool, u32) {
     (head >> INDEX_SHIFT, head & CLAIMED != 0, (head & TAKEN) as u32)
 }
 
-/// The `n`-th (from 0) set bit of `mask`.
-fn nth_bit(mut mask: u16, n: u32) -> u32 {
-    for _ in 0..n {
-        mask &= mask.wrapping_sub(1);
-    }
-    mask.trailing_zeros()
-}
-
 /// The lowest `n` set bits of `mask`.
 fn low_bits(mask: u16, n: u32) -> u16 {
     let mut rest = mask;
@@ -727,6 +719,12 @@ impl<E> SubQueue<E> {
         self.set_waiting(seen)
     }
 
+    /// Takes back the thread registered by [`prepare_park`](Self::prepare_park) (the
+    /// receiver found an event after all).
+    pub(crate) fn cancel_park(&self) {
+        self.rx_waiter.lock().thread = None;
+    }
+
     /// Registers `waker` and sets `RX_WAITING` if `rx` still is `seen`. Returns `true` if
     /// the task may return `Pending`.
     pub(crate) fn register_waker(&self, seen: u64, waker: &Waker) -> bool {
@@ -800,6 +798,9 @@ struct Current<E> {
     word: u64,
     /// Its index in the queue.
     index: u64,
+    /// Its events not yet taken, and how many were.
+    rest: u16,
+    taken: u32,
 }
 
 impl<E> Clone for Current<E> {
@@ -926,30 +927,40 @@ impl<E> Receiver<E> {
                     unsafe { queue.pool.release(current.seg.0, 1) };
                 }
             }
-            if !queue.has_entries(head) {
-                return None;
-            }
-            let (seg, word) = match self.current {
-                Some(current) => (current.seg, current.word),
+            let mut current = match self.current {
+                Some(current) => current,
                 None => {
+                    // A new entry: the only time a receive loads the shard's `tail`.
+                    if !queue.has_entries(head) {
+                        return None;
+                    }
                     let slot = &queue.slots[(index & queue.mask) as usize];
                     // Relaxed: ordered by the Acquire load of `tail` in `has_entries`.
                     let seg = slot.seg.load(Ordering::Relaxed);
                     let word = slot.word.load(Ordering::Relaxed);
                     match NonNull::new(seg) {
-                        Some(seg) => (SegPtr(seg), word),
+                        Some(seg) => {
+                            Current { seg: SegPtr(seg), word, index, rest: word as u16, taken: 0 }
+                        }
                         // Only a reused slot under `DropOldest` reads as empty: retry.
                         None => continue,
                     }
                 }
             };
-            let mask = word as u16;
-            let count = mask.count_ones();
-            if taken >= count {
-                // A torn read of a reused slot (`DropOldest`): the CAS below would fail.
-                continue;
+            if current.taken != taken {
+                // `DropOldest` evicted from this entry (or this is a torn read of a reused
+                // slot, which the CAS below rejects).
+                let mask = current.word as u16;
+                if taken >= mask.count_ones() {
+                    continue;
+                }
+                current.rest = mask & !low_bits(mask, taken);
+                current.taken = taken;
             }
-            let last = taken + 1 == count;
+            let slot = current.rest.trailing_zeros();
+            current.rest &= current.rest.wrapping_sub(1);
+            current.taken += 1;
+            let last = current.rest == 0;
             let next = if last { pack(index + 1, false, 0) } else { pack(index, true, taken + 1) };
             if oldest {
                 // AcqRel: claims the event against the shard's eviction (module docs).
@@ -970,17 +981,14 @@ impl<E> Receiver<E> {
             // load in `room`.
             let total = queue.reader.taken.load(Ordering::Relaxed);
             queue.reader.taken.store(total + 1, Ordering::Release);
-            if self.current.is_none() {
-                // The entry's reference is ours from its first claim.
-                self.current = Some(Current { seg, word, index });
-            }
+            // The entry's reference is ours from its first claim.
+            self.current = Some(current);
             if last {
                 self.finish_current = true;
                 queue.entry_done();
             }
-            let claimed =
-                Claimed { seg, slot: nth_bit(mask, taken), index: (word >> 16) + u64::from(taken) };
-            return Some(claimed);
+            let index = (current.word >> 16) + u64::from(taken);
+            return Some(Claimed { seg: current.seg, slot, index });
         }
     }
 
@@ -1095,6 +1103,9 @@ impl<E> Receiver<E> {
                 // batch this look misses will see our bit and wake us.
                 atomic::fence(Ordering::SeqCst);
                 if !self.is_empty() {
+                    // Not sleeping after all: take the registration back, so the shard
+                    // does not unpark us for nothing (it may already have: harmless).
+                    self.queue.cancel_park();
                     continue;
                 }
                 match remaining {

@@ -50,7 +50,7 @@ fn a_sparse_stalled_subscriber_pins_at_most_segment_len_times_its_capacity() {
                     Subscription::all()
                         .capacity(capacity)
                         .overflow(overflow)
-                        .filter(|e: &Event<Live>| e.payload().1 % 64 == 0),
+                        .filter(|e: &Event<Live>| e.payload().1.is_multiple_of(64)),
                 )
                 .unwrap();
             let mut publisher = bus.publisher().unwrap();

@@ -91,7 +91,8 @@ fn every_subscriber_gets_the_same_allocation() {
             drop(bus);
             let dropped = drops.load(Ordering::SeqCst);
             assert!(
-                (EVENTS as usize).saturating_sub(SEGMENT_LEN) <= dropped && dropped < EVENTS as usize,
+                (EVENTS as usize).saturating_sub(SEGMENT_LEN) <= dropped
+                    && dropped < EVENTS as usize,
                 "K={k}: {dropped} of {EVENTS} dropped while one owned delivery is kept"
             );
             assert_eq!(kept.payload().value, other as u64);

@@ -42,7 +42,9 @@ fn publish_and_receive_allocate_nothing_in_the_steady_state() {
     let mut all = bus.subscribe(Subscription::all().capacity(4096)).unwrap();
     let mut even = bus
         .subscribe(
-            Subscription::to("orders.>").unwrap().filter(|e: &Event<u64>| e.payload() % 2 == 0),
+            Subscription::to("orders.>")
+                .unwrap()
+                .filter(|e: &Event<u64>| e.payload().is_multiple_of(2)),
         )
         .unwrap();
     let mut oldest =
