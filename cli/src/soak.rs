@@ -996,7 +996,7 @@ enum End {
     Disconnected,
     /// Saw `Closed` after the bus closed; the main thread checks it against one final
     /// snapshot, then drops it.
-    AtClose(Subscriber<Payload>),
+    AtClose(Box<Subscriber<Payload>>),
 }
 
 struct Report {
@@ -1207,7 +1207,7 @@ impl Tracker {
                 Err(back) => sub = *back,
             }
         }
-        self.report(End::AtClose(sub));
+        self.report(End::AtClose(Box::new(sub)));
     }
 
     fn report(&self, end: End) {
