@@ -18,8 +18,10 @@
 //!
 //! # Capacity, counted in events
 //! The shard counts the events it pushed and evicted; the receiver publishes `taken` per
-//! event it claims (Release). Events queued = pushed - evicted - taken, which
-//! the shard re-reads (Acquire) only when its cached value says the queue is full. Every
+//! event it claims (Release). Events queued = pushed - evicted - taken, which the shard
+//! re-reads (Acquire) only when its cached value says the queue is full. `consumed` (for
+//! stats) lives on a line of its own, and `head` is stored per event only under
+//! `DropOldest`, so a receive writes one line the shard may read. Every
 //! entry holds at least one event, so the entry ring (`capacity` rounded up to a power of
 //! two) never runs out of slots before the events do.
 //!
@@ -208,12 +210,13 @@ struct Slot<E> {
 /// The receiver's side, on one cache line: what the shard reads to find room.
 #[derive(Default)]
 struct ReaderShared {
+    /// The receiver's position. Stored per event under `DropOldest` (a CAS, against the
+    /// shard's evictions); otherwise only the receiver reads it, and it is stored once, when
+    /// the receiver is dropped (for `SubQueue::drop`).
     head: AtomicU64,
-    /// Events taken out of the queue (claimed), which frees their room.
+    /// Events taken out of the queue (claimed), which frees their room; the shard reads it
+    /// only when its cached value says the queue is full.
     taken: AtomicU64,
-    /// Events handed out (the closed side of `delivered`/`consumed`): `taken` less the
-    /// one held back behind a `Lagged` report, if any.
-    consumed: AtomicU64,
 }
 
 pub(crate) struct SubQueue<E> {
@@ -227,6 +230,10 @@ pub(crate) struct SubQueue<E> {
     pub(crate) latency: Latency,
     tail: CachePadded<AtomicU64>,
     reader: CachePadded<ReaderShared>,
+    /// Events handed out (the closed side of `delivered`/`consumed`): the taken ones less
+    /// the one held back behind a `Lagged` report, if any. Written only by the receiver, per
+    /// event, on a line of its own (read only by stats).
+    consumed: CachePadded<AtomicU64>,
     rx: CachePadded<AtomicU64>,
     tx: CachePadded<AtomicU64>,
     /// The shard's counters, on their own cache line.
@@ -262,6 +269,7 @@ impl<E> SubQueue<E> {
             latency: Latency::new(),
             tail: CachePadded::new(AtomicU64::new(0)),
             reader: CachePadded::new(ReaderShared::default()),
+            consumed: CachePadded::new(AtomicU64::new(0)),
             rx: CachePadded::new(AtomicU64::new(0)),
             tx: CachePadded::new(AtomicU64::new(0)),
             counts: CachePadded::new(ShardCounts::default()),
@@ -285,7 +293,7 @@ impl<E> SubQueue<E> {
     /// out.
     pub(crate) fn len(&self) -> usize {
         // Relaxed: a gauge; the clamp keeps it within the promise whatever the interleaving.
-        let consumed = self.reader.consumed.load(Ordering::Relaxed);
+        let consumed = self.consumed.load(Ordering::Relaxed);
         let matched = self.counts.matched.load(Ordering::Relaxed);
         let dropped = self.counts.dropped.load(Ordering::Relaxed);
         (matched.saturating_sub(dropped).saturating_sub(consumed) as usize).min(self.capacity)
@@ -592,7 +600,7 @@ impl<E> SubQueue<E> {
     pub(crate) fn delivered_consumed(&self) -> (u64, u64) {
         // Acquire: pairs with the Release store in `count_consumed`; every event it counts
         // was matched (the `matched` store precedes the push, which precedes the claim).
-        let consumed = self.reader.consumed.load(Ordering::Acquire);
+        let consumed = self.consumed.load(Ordering::Acquire);
         // Acquire: pairs with `count_drops`; the `matched` loaded below is at least the one
         // current when this many drops were counted, so the difference never undercounts.
         let unqueued = self.counts.unqueued.load(Ordering::Acquire);
@@ -605,9 +613,9 @@ impl<E> SubQueue<E> {
     /// Receiver only: one event handed out.
     fn count_consumed(&self) {
         // Relaxed: the receiver is the only writer.
-        let c = self.reader.consumed.load(Ordering::Relaxed);
+        let c = self.consumed.load(Ordering::Relaxed);
         // Release: pairs with the Acquire load in `delivered_consumed`.
-        self.reader.consumed.store(c + 1, Ordering::Release);
+        self.consumed.store(c + 1, Ordering::Release);
     }
 
     /// Receiver only: one `Lagged` report handed out.
@@ -835,6 +843,8 @@ pub(crate) struct Receiver<E> {
     expected: u64,
     /// Our copy of `head` (the only writer unless `DropOldest`).
     head: u64,
+    /// Events taken (claimed) so far; published in `ReaderShared::taken`.
+    taken: u64,
     /// The entry being read, if we own its reference.
     current: Option<Current<E>>,
     /// `current`'s last event was handed out: release it once that delivery is done.
@@ -857,6 +867,7 @@ impl<E> Receiver<E> {
             since_sample: 0,
             expected: 0,
             head: 0,
+            taken: 0,
             current: None,
             finish_current: false,
             pending: None,
@@ -973,14 +984,13 @@ impl<E> Receiver<E> {
                     continue;
                 }
             } else {
+                // Ours alone until the receiver is dropped (see `ReaderShared::head`).
                 self.head = next;
-                // Release: pairs with the shard's Acquire load of `head` (slots).
-                queue.reader.head.store(next, Ordering::Release);
             }
-            // Relaxed load: we are the only writer. Release: pairs with the shard's Acquire
-            // load in `room`.
-            let total = queue.reader.taken.load(Ordering::Relaxed);
-            queue.reader.taken.store(total + 1, Ordering::Release);
+            self.taken += 1;
+            // Release: pairs with the shard's Acquire load in `room`: the event is claimed
+            // (its entry copied), its room free. Per event: room is exact, as the user set it.
+            queue.reader.taken.store(self.taken, Ordering::Release);
             // The entry's reference is ours from its first claim.
             self.current = Some(current);
             if last {
@@ -1119,6 +1129,11 @@ impl<E> Receiver<E> {
 
 impl<E> Drop for Receiver<E> {
     fn drop(&mut self) {
+        if self.queue.overflow != Overflow::DropOldest {
+            // Release: `SubQueue::drop` (after the last `Arc`, which orders it after us)
+            // releases the entries from here on.
+            self.queue.reader.head.store(self.head, Ordering::Release);
+        }
         // No delivery is alive (they borrow the receiver): release the entry we own.
         self.pending = None;
         if let Some(current) = self.current.take() {
