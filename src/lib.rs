@@ -97,7 +97,7 @@ pub use stats::topics::OVERFLOW as STATS_TOPIC_OVERFLOW;
 pub use stats::{
     CounterPair, LatencyStats, ShardStats, StatsSnapshot, SubscriberStats, TopicStats,
 };
-pub use subscriber::Subscriber;
+pub use subscriber::{Subscriber, SubscriberStream};
 pub use subscription::{Overflow, Subscription};
 pub use topic::{Pattern, Topic};
 pub use uuid::Uuid;

@@ -851,6 +851,9 @@ pub(crate) struct Receiver<E> {
     finish_current: bool,
     /// The event right after a gap: returned by the call after the one that said `Lagged`.
     pending: Option<Claimed<E>>,
+    /// A `Lagged(n)` that `recv_many` met after it had handed out events: reported by the
+    /// next receive, before `pending`.
+    deferred_lag: Option<u64>,
 }
 
 // SAFETY: the receiver's segment pointers are references it owns (module docs).
@@ -871,6 +874,7 @@ impl<E> Receiver<E> {
             current: None,
             finish_current: false,
             pending: None,
+            deferred_lag: None,
         }
     }
 
@@ -1019,6 +1023,9 @@ impl<E> Receiver<E> {
     }
 
     pub(crate) fn try_claim(&mut self) -> Result<Claimed<E>, TryRecvError> {
+        if let Some(lost) = self.deferred_lag.take() {
+            return Err(TryRecvError::Lagged(lost));
+        }
         if let Some(claimed) = self.pending.take() {
             self.queue.count_consumed();
             self.sample(&claimed);
@@ -1043,6 +1050,105 @@ impl<E> Receiver<E> {
             return Err(TryRecvError::Lagged(lost));
         }
         Err(TryRecvError::Closed)
+    }
+
+    /// Hands out up to `max` queued events to `f`, without waiting, after `first` if
+    /// given. Stops at a gap (its `Lagged` is reported by the next receive) and at the end
+    /// of the queue. Returns how many `f` got.
+    pub(crate) fn claim_many(
+        &mut self,
+        first: Option<Claimed<E>>,
+        max: usize,
+        f: &mut dyn FnMut(Delivery<'_, E>),
+    ) -> usize {
+        let mut n = 0;
+        if let Some(claimed) = first {
+            f(Delivery::new(self, claimed));
+            n += 1;
+        }
+        while n < max {
+            match self.try_claim() {
+                Ok(claimed) => {
+                    f(Delivery::new(self, claimed));
+                    n += 1;
+                }
+                Err(TryRecvError::Lagged(lost)) => {
+                    self.deferred_lag = Some(lost);
+                    break;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        n
+    }
+
+    /// `try_recv_many`: as [`claim_many`](Self::claim_many), reporting `Empty`, `Closed` or
+    /// `Lagged` if nothing was handed out.
+    pub(crate) fn try_recv_many(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(Delivery<'_, E>),
+    ) -> Result<usize, TryRecvError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let first = self.try_claim()?;
+        Ok(self.claim_many(Some(first), max, f))
+    }
+
+    /// `recv_many`: waits for one event as `recv` does, then hands out what else is queued.
+    pub(crate) fn recv_many(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(Delivery<'_, E>),
+    ) -> Result<usize, RecvError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let first = match self.claim_until(None) {
+            Ok(claimed) => claimed,
+            Err(RecvTimeoutError::Lagged(n)) => return Err(RecvError::Lagged(n)),
+            Err(RecvTimeoutError::Closed | RecvTimeoutError::Timeout) => {
+                return Err(RecvError::Closed)
+            }
+        };
+        Ok(self.claim_many(Some(first), max, f))
+    }
+
+    /// One poll of an async receive: the body of [`Recv`] and of the subscriber's stream.
+    /// `registered` says whether our waker may be in the queue's waiter slot.
+    pub(crate) fn poll_claim(
+        &mut self,
+        cx: &mut Context<'_>,
+        registered: &mut bool,
+    ) -> Poll<Result<Claimed<E>, RecvError>> {
+        loop {
+            let result = match self.try_claim() {
+                Ok(claimed) => Ok(claimed),
+                Err(TryRecvError::Lagged(lost)) => Err(RecvError::Lagged(lost)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                Err(TryRecvError::Empty) => {
+                    let seen = self.queue.rx_state();
+                    if self.is_empty()
+                        && seen & RX_CLOSED == 0
+                        && self.queue.register_waker(seen, cx.waker())
+                    {
+                        *registered = true;
+                        // SeqCst: as in `claim_until` ("Wake protocol").
+                        atomic::fence(Ordering::SeqCst);
+                        if self.is_empty() {
+                            return Poll::Pending;
+                        }
+                    }
+                    continue;
+                }
+            };
+            if *registered {
+                self.queue.clear_waker();
+                *registered = false;
+            }
+            return Poll::Ready(result);
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -1156,33 +1262,14 @@ impl<'a, E> Future for Recv<'a, E> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let receiver = this.receiver.take().expect("`Recv` polled after completion");
-        loop {
-            let result = match receiver.try_claim() {
-                Ok(claimed) => Ok(claimed),
-                Err(TryRecvError::Lagged(lost)) => Err(RecvError::Lagged(lost)),
-                Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                Err(TryRecvError::Empty) => {
-                    let seen = receiver.queue.rx_state();
-                    if receiver.is_empty()
-                        && seen & RX_CLOSED == 0
-                        && receiver.queue.register_waker(seen, cx.waker())
-                    {
-                        this.registered = true;
-                        // SeqCst: as in `claim_until` ("Wake protocol").
-                        atomic::fence(Ordering::SeqCst);
-                        if receiver.is_empty() {
-                            this.receiver = Some(receiver);
-                            return Poll::Pending;
-                        }
-                    }
-                    continue;
-                }
-            };
-            if this.registered {
-                receiver.queue.clear_waker();
-                this.registered = false;
+        match receiver.poll_claim(cx, &mut this.registered) {
+            Poll::Pending => {
+                this.receiver = Some(receiver);
+                Poll::Pending
             }
-            return Poll::Ready(result.map(|claimed| Delivery::new(receiver, claimed)));
+            Poll::Ready(result) => {
+                Poll::Ready(result.map(|claimed| Delivery::new(receiver, claimed)))
+            }
         }
     }
 }

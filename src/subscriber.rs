@@ -7,11 +7,13 @@
 //! drive exactly the code users run.
 
 use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::bus::{BusHandle, Shared};
 use crate::error::{BusError, RecvError, RecvTimeoutError, TryRecvError};
-use crate::event::Delivery;
+use crate::event::{Delivery, OwnedDelivery};
 use crate::queue::{Receiver, Recv, SubQueue};
 use crate::subscription::Subscription;
 use crate::sync::atomic::Ordering;
@@ -74,6 +76,50 @@ impl<E> Subscriber<E> {
     /// As [`recv`](Self::recv).
     pub fn recv_async(&mut self) -> Recv<'_, E> {
         self.receiver.recv_async()
+    }
+
+    /// Waits for the next event as [`recv`](Self::recv) does, then hands it and up to
+    /// `max - 1` more events that are already queued to `f`, each read in place: a whole run
+    /// per call, for consumers that work in batches. Returns how many `f` got (0 only if
+    /// `max` is 0). A gap met after the first event ends the call; the next receive reports
+    /// its `Lagged(n)`.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// let bus: Bus<u64> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let mut publisher = bus.publisher()?;
+    /// for n in 0..10 {
+    ///     publisher.publish(Event::new(Topic::new("ticks")?, n))?;
+    /// }
+    /// publisher.flush();
+    /// let mut sum = 0;
+    /// let got = sub.recv_many(64, |delivery| sum += *delivery.payload())?;
+    /// assert_eq!((got, sum), (10, 45));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), for the first event.
+    pub fn recv_many(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Delivery<'_, E>),
+    ) -> Result<usize, RecvError> {
+        self.receiver.recv_many(max, &mut f)
+    }
+
+    /// [`recv_many`](Self::recv_many) without waiting: hands out up to `max` events that are
+    /// already queued.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv), if no event was handed out.
+    pub fn try_recv_many(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Delivery<'_, E>),
+    ) -> Result<usize, TryRecvError> {
+        self.receiver.try_recv_many(max, &mut f)
     }
 
     /// Events lost by this subscriber so far (every overflow drop).
@@ -145,6 +191,94 @@ impl<E: Send + Sync + 'static> Subscriber<E> {
         let mut subscription = self.subscription.clone();
         subscription.capacity = Some(self.capacity());
         BusHandle::subscribe(&self.handle, subscription)
+    }
+}
+
+impl<E> Subscriber<E> {
+    /// This subscriber as a [`Stream`](futures_core::Stream) of owned deliveries, for
+    /// `StreamExt` combinators and `tokio::select!`. A loss is an item,
+    /// `Err(RecvError::Lagged(n))`, never swallowed and never the end; the stream ends
+    /// (`None`) when the subscription is closed and drained. Each item is an
+    /// [`OwnedDelivery`](crate::OwnedDelivery): one reference-count increment per event (use
+    /// `recv_async` to read in place). Cancel-safe like `recv_async`.
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let sub = bus.subscribe(Subscription::all())?;
+    /// let mut publisher = bus.publisher()?;
+    /// for n in 1..=3 {
+    ///     publisher.publish(Event::new(Topic::new("t")?, n))?;
+    /// }
+    /// publisher.close();
+    /// let got: Vec<u32> = sub.into_stream().map(|item| *item.unwrap().payload()).collect().await;
+    /// assert_eq!(got, [1, 2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_stream(self) -> SubscriberStream<E> {
+        SubscriberStream { sub: self, registered: false, done: false }
+    }
+}
+
+/// The [`Stream`](futures_core::Stream) of [`Subscriber::into_stream`].
+#[must_use = "streams do nothing unless polled"]
+pub struct SubscriberStream<E> {
+    sub: Subscriber<E>,
+    registered: bool,
+    done: bool,
+}
+
+impl<E> SubscriberStream<E> {
+    /// The subscriber, for its counters and name.
+    pub fn subscriber(&self) -> &Subscriber<E> {
+        &self.sub
+    }
+}
+
+impl<E> futures_core::Stream for SubscriberStream<E> {
+    type Item = Result<OwnedDelivery<E>, RecvError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let receiver = &mut this.sub.receiver;
+        match receiver.poll_claim(cx, &mut this.registered) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(claimed)) => {
+                Poll::Ready(Some(Ok(Delivery::new(receiver, claimed).to_owned())))
+            }
+            Poll::Ready(Err(RecvError::Closed)) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Err(lagged)) => Poll::Ready(Some(Err(lagged))),
+        }
+    }
+}
+
+impl<E> futures_core::FusedStream for SubscriberStream<E> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl<E> Drop for SubscriberStream<E> {
+    fn drop(&mut self) {
+        if self.registered {
+            self.sub.receiver.queue().clear_waker();
+        }
+    }
+}
+
+impl<E> fmt::Debug for SubscriberStream<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriberStream").field("subscriber", &self.sub).finish()
     }
 }
 
