@@ -331,7 +331,8 @@ impl<E> Writer<E> {
         };
         // SAFETY: ours alone (fresh, or recycled with a zero count).
         let s = unsafe { seg.as_ref() };
-        // Relaxed: published with the segment's first event (the ring's Release tail).
+        // Relaxed (both): published with the segment's first event (the ring's Release
+        // `tail` CAS, paired with the shards' Acquire loads); nobody else holds it yet.
         s.refs.store(refs, Ordering::Relaxed);
         s.len.store(0, Ordering::Relaxed);
         // SAFETY: `written` is the publisher's alone (read only by `Pool::drop`).
