@@ -13,10 +13,11 @@
 //!    makes the shard wait). Subscriber-major order keeps one queue's cache lines hot for
 //!    a whole run of pushes. Each subscriber still gets its events in ring order; no order
 //!    across subscribers is promised,
-//! 6. releases the ring slots (its cursor),
-//! 7. wakes each subscriber it fed, once per batch, not once per event, adds the batch's
-//!    counts to its counters, and releases its reference on every segment that is over
-//!    (see `segment`; an idle shard seals the segment it is in, see `ring`).
+//! 6. wakes each subscriber it fed, once per batch, not once per event, and releases its
+//!    reference on every segment that is over (see `segment`; an idle shard seals the
+//!    segment it is in, see `ring`),
+//! 7. releases the ring slots (its cursor; a flush that sees it move finds the batch's
+//!    segments back in the pool), and adds the batch's counts to its counters.
 //!
 //! When the ring is closed and drained, or if the shard panics, a guard closes the
 //! registry and every queue so no receiver waits forever, then retires the shard's cursor
@@ -128,6 +129,8 @@ struct Shard<'a, E> {
     bindings: BindingCache,
     routes: RouteCache,
     topics: LocalTopics,
+    /// The most events a batch holds.
+    max_batch: usize,
     /// The batch's wanted events in ring order (first pass).
     batch: Vec<Routed<E>>,
     /// The segments of the batch, in ring order.
@@ -432,8 +435,14 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
     fn begin(&mut self, list: &List<E>) {
         debug_assert!(self.batch.is_empty() && self.touched.is_empty() && self.fed.is_empty());
         if self.wants.len() < list.entries.len() {
-            self.wants.resize_with(list.entries.len(), Vec::new);
-            self.last_run.resize(list.entries.len(), 0);
+            // Sized for a whole batch up front: how large batches get depends on timing,
+            // and the steady state must not allocate when one happens to be larger.
+            let n = list.entries.len();
+            let max = self.max_batch;
+            self.wants.resize_with(n, || Vec::with_capacity(max));
+            self.last_run.resize(n, 0);
+            self.touched.reserve(n);
+            self.fed.reserve(n);
         }
     }
 
@@ -483,15 +492,24 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
         bindings: BindingCache::new(shared.binding_capacity),
         routes: RouteCache::new(shared.route_cache_capacity),
         topics: LocalTopics::new(),
-        batch: Vec::new(),
-        segs: Vec::new(),
+        max_batch: max_batch as usize,
+        batch: Vec::with_capacity(max_batch as usize),
+        // A batch spans at most this many segments.
+        segs: Vec::with_capacity(max_batch as usize / SEG_LEN + 2),
         serial: 0,
         held: None,
         wants: Vec::new(),
         last_run: Vec::new(),
         touched: Vec::new(),
         fed: Vec::new(),
-        run: Run { seg: None, mask: 0, positions: [0; SEG_LEN], len: 0, outcomes: Vec::new() },
+        run: Run {
+            seg: None,
+            mask: 0,
+            positions: [0; SEG_LEN],
+            len: 0,
+            // At most one outcome per event of a batch (see `begin`).
+            outcomes: Vec::with_capacity(max_batch as usize),
+        },
     };
     // Relaxed: only a hint to stop waiting; `deliver_system_events` swaps with Acquire.
     let sys_pending = || shared.sys_inbox[index].pending.load(Ordering::Relaxed);
@@ -517,8 +535,11 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
             shard.route(&list, seq, at, &mut tally);
         }
         shard.push_all(&list, &mut tally);
-        consumer.release(end);
+        // Wake-ups and segment releases before the slots: a flush that sees the cursor
+        // move then also sees the batch's segments back in the pool (no timing decides
+        // whether the next round of publishes finds them there).
         shard.end(&list);
+        consumer.release(end);
         counters.add(&tally);
     }
     shard.release_held();

@@ -296,19 +296,19 @@ pub struct Delivery<'a, E> {
     event: &'a Event<E>,
     seg: SegPtr<E>,
     slot: u32,
-    route: Option<Uuid>,
 }
 
 impl<'a, E> Delivery<'a, E> {
+    #[inline(always)]
     pub(crate) fn new(rx: &'a mut Receiver<E>, claimed: Claimed<E>) -> Self {
         let (seg, slot) = (claimed.seg, claimed.slot);
         // SAFETY: the receiver owns a reference on the claimed event's segment until this
         // delivery is dropped (`Receiver::finish` runs in our `Drop`), and a claimed slot
         // holds a published event.
         let event = unsafe { Segment::event(seg.0, slot as usize) };
-        // SAFETY: as above; the shard wrote its route before pushing the entry.
-        let route = unsafe { Segment::route(seg.0, rx.queue().meta.shard, slot as usize) };
-        Delivery { rx, event, seg, slot, route }
+        // The resolved route is read only when asked for: most receivers never do, and it
+        // lives on another line of the segment.
+        Delivery { rx, event, seg, slot }
     }
 
     /// The event's route as resolved at dispatch: its own, or the one bound to its alias.
@@ -334,7 +334,9 @@ impl<'a, E> Delivery<'a, E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn resolved_route(&self) -> Option<Uuid> {
-        self.route
+        // SAFETY: the receiver's reference keeps the segment alive while we exist, and the
+        // shard wrote its route before it pushed the entry we were claimed from.
+        unsafe { Segment::route(self.seg.0, self.rx.queue().meta.shard, self.slot as usize) }
     }
 
     /// The resolved route; renamed [`resolved_route`](Self::resolved_route) because this
@@ -344,7 +346,7 @@ impl<'a, E> Delivery<'a, E> {
         note = "use `resolved_route()`; `Event::route` is the published route"
     )]
     pub fn route(&self) -> Option<Uuid> {
-        self.route
+        self.resolved_route()
     }
 
     /// An owned handle on the same event, which outlives this borrow and may be sent to
@@ -376,7 +378,7 @@ impl<'a, E> Delivery<'a, E> {
         OwnedDelivery {
             seg: self.seg,
             slot: self.slot,
-            route: self.route,
+            route: self.resolved_route(),
             pool: Arc::clone(self.rx.queue().pool_arc()),
         }
     }
@@ -403,7 +405,10 @@ impl<E> Deref for Delivery<'_, E> {
 
 impl<E: fmt::Debug> fmt::Debug for Delivery<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Delivery").field("route", &self.route).field("event", self.event).finish()
+        f.debug_struct("Delivery")
+            .field("route", &self.resolved_route())
+            .field("event", self.event)
+            .finish()
     }
 }
 

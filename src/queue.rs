@@ -883,17 +883,24 @@ impl<E> Receiver<E> {
         self.sample_every = every;
     }
 
-    fn sample(&mut self, claimed: &Claimed<E>) {
+    #[inline]
+    fn sample(&mut self, seg: SegPtr<E>, slot: u32) {
+        // By value, not `&Claimed`: a claimed event that must live in memory for this
+        // call costs a store-forwarding stall when it is copied out right after.
         if self.sample_every == 0 {
             return;
         }
         self.since_sample += 1;
-        if self.since_sample < self.sample_every {
-            return;
+        if self.since_sample >= self.sample_every {
+            self.since_sample = 0;
+            self.record_sample(seg, slot);
         }
-        self.since_sample = 0;
+    }
+
+    #[cold]
+    fn record_sample(&self, seg: SegPtr<E>, slot: u32) {
         // SAFETY: a claimed event's segment is held by `current` (ours).
-        let event = unsafe { Segment::event(claimed.seg.0, claimed.slot as usize) };
+        let event = unsafe { Segment::event(seg.0, slot as usize) };
         if let Some(age) = event.age() {
             let nanos = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
             self.queue.latency.record(nanos);
@@ -1013,7 +1020,7 @@ impl<E> Receiver<E> {
         self.expected = claimed.index + 1;
         if lost == 0 {
             self.queue.count_consumed();
-            self.sample(&claimed);
+            self.sample(claimed.seg, claimed.slot);
             Ok(claimed)
         } else {
             self.pending = Some(claimed);
@@ -1022,13 +1029,63 @@ impl<E> Receiver<E> {
         }
     }
 
+    /// The next event, if any; the common case (the next event of the entry being read)
+    /// inline, everything else in [`try_claim_slow`](Self::try_claim_slow).
+    #[inline(always)]
     pub(crate) fn try_claim(&mut self) -> Result<Claimed<E>, TryRecvError> {
+        match self.claim_in_entry() {
+            Some(claimed) => Ok(claimed),
+            None => self.try_claim_slow(),
+        }
+    }
+
+    /// The next event of the entry we are reading, when nothing else is owed first (no
+    /// deferred `Lagged`, no event held back behind one) and the shard cannot evict from
+    /// under us (not `DropOldest`). The events of an entry have consecutive match indices,
+    /// so there is no gap to check: the event after a claimed one in its entry is always
+    /// the one we expect.
+    #[inline(always)]
+    fn claim_in_entry(&mut self) -> Option<Claimed<E>> {
+        if self.finish_current
+            || self.pending.is_some()
+            || self.deferred_lag.is_some()
+            || self.queue.overflow == Overflow::DropOldest
+        {
+            return None;
+        }
+        let current = self.current.as_mut()?;
+        let slot = current.rest.trailing_zeros();
+        let taken = current.taken;
+        current.rest &= current.rest.wrapping_sub(1);
+        current.taken += 1;
+        let last = current.rest == 0;
+        let index = (current.word >> 16) + u64::from(taken);
+        let seg = current.seg;
+        let entry = current.index;
+        debug_assert_eq!(index, self.expected, "an entry's indices are consecutive");
+        self.head = if last { pack(entry + 1, false, 0) } else { pack(entry, true, taken + 1) };
+        self.taken += 1;
+        let queue = &*self.queue;
+        // Release: as in `claim`.
+        queue.reader.taken.store(self.taken, Ordering::Release);
+        if last {
+            self.finish_current = true;
+            queue.entry_done();
+        }
+        self.expected = index + 1;
+        let claimed = Claimed { seg, slot, index };
+        queue.count_consumed();
+        self.sample(claimed.seg, claimed.slot);
+        Some(claimed)
+    }
+
+    fn try_claim_slow(&mut self) -> Result<Claimed<E>, TryRecvError> {
         if let Some(lost) = self.deferred_lag.take() {
             return Err(TryRecvError::Lagged(lost));
         }
         if let Some(claimed) = self.pending.take() {
             self.queue.count_consumed();
-            self.sample(&claimed);
+            self.sample(claimed.seg, claimed.slot);
             return Ok(claimed);
         }
         self.finish();
@@ -1117,6 +1174,7 @@ impl<E> Receiver<E> {
 
     /// One poll of an async receive: the body of [`Recv`] and of the subscriber's stream.
     /// `registered` says whether our waker may be in the queue's waiter slot.
+    #[inline(always)]
     pub(crate) fn poll_claim(
         &mut self,
         cx: &mut Context<'_>,
@@ -1259,6 +1317,7 @@ pub struct Recv<'a, E> {
 impl<'a, E> Future for Recv<'a, E> {
     type Output = Result<Delivery<'a, E>, RecvError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let receiver = this.receiver.take().expect("`Recv` polled after completion");

@@ -43,6 +43,7 @@ use uuid::Uuid;
 use crate::event::Event;
 use crate::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use crate::sync::{Mutex, UnsafeCell};
+use crossbeam_utils::CachePadded;
 
 /// Events per segment. A queue entry covers at most this many, so a subscriber pins at
 /// most `SEG_LEN` times its capacity in events (every entry holds at least one event).
@@ -53,35 +54,45 @@ const MAIN: u32 = 0;
 /// The stats thread's free stack (`$SYS` events).
 const SYS: u32 = 1;
 
-pub(crate) struct Segment<E> {
+/// The counts every holder writes: on a cache line of their own, so that a release (one
+/// per queue entry, by any receiver) never invalidates the line that receivers read the
+/// events' addresses and routes from.
+#[derive(Default)]
+struct Counts {
     /// See the module docs.
     refs: AtomicU32,
     /// Events in the segment, once it is over. Stored (all with the same value) by every
     /// shard before it releases its reference; read by the thread that drops the events.
     len: AtomicU32,
+    /// Link in a free stack.
+    next_free: AtomicPtr<()>,
+}
+
+/// `repr(C)`: the field order below is the memory layout (written-by-many, then
+/// publisher-only, then read-only after publish).
+#[repr(C)]
+pub(crate) struct Segment<E> {
+    counts: CachePadded<Counts>,
+    /// Events written and published: the publisher's own count (stored per event, so on
+    /// a line of its own), read only when the pool is dropped (to drop events of segments
+    /// a panicked shard never released).
+    written: CachePadded<UnsafeCell<u32>>,
     /// Which free stack the segment returns to.
     home: u32,
-    /// Link in a free stack.
-    next_free: AtomicPtr<Segment<E>>,
-    /// Events written and published: the publisher's own count, read only when the pool
-    /// is dropped (to drop events of segments a panicked shard never released).
-    written: UnsafeCell<u32>,
-    events: [UnsafeCell<MaybeUninit<Event<E>>>; SEG_LEN],
     /// The route each shard resolved for each event: row `shard`, column slot. Written by
     /// that shard before it pushes the event, read by its receivers.
     routes: Box<[UnsafeCell<Option<Uuid>>]>,
+    events: [UnsafeCell<MaybeUninit<Event<E>>>; SEG_LEN],
 }
 
 impl<E> Segment<E> {
     fn new(shards: usize, home: u32) -> Self {
         Segment {
-            refs: AtomicU32::new(0),
-            len: AtomicU32::new(0),
+            counts: CachePadded::new(Counts::default()),
+            written: CachePadded::new(UnsafeCell::new(0)),
             home,
-            next_free: AtomicPtr::new(ptr::null_mut()),
-            written: UnsafeCell::new(0),
-            events: std::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
             routes: (0..shards * SEG_LEN).map(|_| UnsafeCell::new(None)).collect(),
+            events: std::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
         }
     }
 
@@ -132,7 +143,7 @@ impl<E> Segment<E> {
         // Relaxed: like `Arc::clone`, the caller's own reference keeps the segment alive;
         // the increment is published to receivers with the entry (queue tail, Release).
         // SAFETY: the segment is alive (the caller's reference).
-        unsafe { this.as_ref().refs.fetch_add(n, Ordering::Relaxed) };
+        unsafe { this.as_ref().counts.refs.fetch_add(n, Ordering::Relaxed) };
     }
 
     /// A shard records the segment's length before releasing its reference.
@@ -142,7 +153,7 @@ impl<E> Segment<E> {
     pub(crate) unsafe fn set_len(this: NonNull<Self>, len: usize) {
         // Relaxed: published by the caller's Release decrement that follows.
         // SAFETY: the segment is alive (the caller's reference).
-        unsafe { this.as_ref().len.store(len as u32, Ordering::Relaxed) };
+        unsafe { this.as_ref().counts.len.store(len as u32, Ordering::Relaxed) };
     }
 }
 
@@ -225,7 +236,7 @@ impl<E> Pool<E> {
         let mut head = stack.load(Ordering::Relaxed);
         loop {
             // Relaxed: published by the Release CAS below.
-            s.next_free.store(head, Ordering::Relaxed);
+            s.counts.next_free.store(head.cast(), Ordering::Relaxed);
             // Release: pairs with the Acquire swap in `take_free`.
             match stack.compare_exchange_weak(
                 head,
@@ -251,14 +262,14 @@ impl<E> Pool<E> {
         let s = unsafe { seg.as_ref() };
         // AcqRel: Release publishes our reads of the events (and a shard's `len` store) to
         // the thread that drops them; Acquire, for that thread, sees every other holder's.
-        let before = s.refs.fetch_sub(n, Ordering::AcqRel);
+        let before = s.counts.refs.fetch_sub(n, Ordering::AcqRel);
         debug_assert!(before >= n, "segment reference count underflow");
         if before != n {
             return;
         }
         // Relaxed: ordered by the AcqRel decrement (every shard stored it before its own
         // Release decrement).
-        let len = s.len.load(Ordering::Relaxed) as usize;
+        let len = s.counts.len.load(Ordering::Relaxed) as usize;
         debug_assert!(len <= SEG_LEN);
         for slot in &s.events[..len] {
             // SAFETY: the count is zero: every holder is done and no shard will read
@@ -279,7 +290,7 @@ impl<E> Drop for Pool<E> {
             // SAFETY: made by `Box::leak` in `alloc`, listed once, freed once here.
             let mut seg = unsafe { Box::from_raw(seg.as_ptr()) };
             // Relaxed: exclusive access (see above).
-            if seg.refs.load(Ordering::Relaxed) != 0 {
+            if seg.counts.refs.load(Ordering::Relaxed) != 0 {
                 // SAFETY: exclusive access (`&mut self`, see above).
                 let written = seg.written.with_mut(|w| unsafe { *w }) as usize;
                 for slot in &mut seg.events[..written] {
@@ -324,7 +335,8 @@ impl<E> Writer<E> {
         let seg = match NonNull::new(self.local) {
             Some(seg) => {
                 // SAFETY: taken from the free stack (Acquire): ours alone now.
-                self.local = unsafe { seg.as_ref() }.next_free.load(Ordering::Relaxed);
+                self.local =
+                    unsafe { seg.as_ref() }.counts.next_free.load(Ordering::Relaxed).cast();
                 seg
             }
             None => self.pool.alloc(self.home),
@@ -333,8 +345,8 @@ impl<E> Writer<E> {
         let s = unsafe { seg.as_ref() };
         // Relaxed (both): published with the segment's first event (the ring's Release
         // `tail` CAS, paired with the shards' Acquire loads); nobody else holds it yet.
-        s.refs.store(refs, Ordering::Relaxed);
-        s.len.store(0, Ordering::Relaxed);
+        s.counts.refs.store(refs, Ordering::Relaxed);
+        s.counts.len.store(0, Ordering::Relaxed);
         // SAFETY: `written` is the publisher's alone (read only by `Pool::drop`).
         s.written.with_mut(|w| unsafe { *w = 0 });
         seg
