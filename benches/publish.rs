@@ -16,6 +16,11 @@
 //! count matters: ringcast runs three threads (publisher, dispatcher shard, subscriber), the
 //! others two.
 //!
+//! `ringcast_publish_to` publishes by topic text (`publish_to`); `ringcast_counted_topic`
+//! clones a topic made after the process's intern table is full (a reference count per
+//! publish, decremented by the thread that drops the event), beside `ringcast`, whose topic
+//! is interned (a pointer copy).
+//!
 //! `ringcast_shared` is the `ringcast` row published through a [`SharedPublisher`] from the
 //! one sending thread: the uncontended cost of its lock beside the exclusive `Publisher`.
 //! The third group, `publish_4_threads`, has four sending threads: four clones of one
@@ -149,13 +154,53 @@ fn ringcast_bus(
 }
 
 fn ringcast(iters: u64, overflow: Overflow, losses: Option<&Losses>) -> Timing {
-    ringcast_with(iters, overflow, losses, true)
+    ringcast_with(iters, overflow, losses, true, How::Interned)
 }
 
-fn ringcast_with(iters: u64, overflow: Overflow, losses: Option<&Losses>, stats: bool) -> Timing {
+/// How the `ringcast` rows name the topic of each publish.
+#[derive(Clone, Copy, PartialEq)]
+enum How {
+    /// `Event::new(topic.clone(), ..)` with an interned topic (the first 4096 distinct
+    /// topics of a process): the clone is a pointer copy.
+    Interned,
+    /// The same with a topic made after the intern table is full: the clone is a
+    /// reference-count increment, and the event's drop (on the receiving thread) the
+    /// decrement, on a line both threads write.
+    Counted,
+    /// `publish_to("bench.publish", ..)`: by text, compared with the last topic's.
+    Text,
+}
+
+/// A topic past the intern table's limit (fills the table with other topics first; the
+/// interned rows' topic was made before, so it stays interned).
+fn counted_topic() -> Topic {
+    let interned = Topic::new("bench.publish").expect("topic");
+    let mut i = 0;
+    loop {
+        let topic = Topic::new("bench.counted").expect("topic");
+        if !topic.is_interned() {
+            assert!(interned.is_interned() && Topic::new("bench.publish").unwrap().is_interned());
+            return topic;
+        }
+        Topic::new(&format!("bench.fill.{i}")).expect("topic");
+        i += 1;
+    }
+}
+
+fn ringcast_with(
+    iters: u64,
+    overflow: Overflow,
+    losses: Option<&Losses>,
+    stats: bool,
+    how: How,
+) -> Timing {
     let (bus, mut publisher, mut subscriber) = ringcast_bus(overflow, stats);
-    // Made once: a clone is one reference-count increment, as a real publisher would do.
-    let topic = Topic::new("bench.publish").expect("topic");
+    // Made once and cloned per event, as a real publisher would do.
+    let topic = if how == How::Counted {
+        counted_topic()
+    } else {
+        Topic::new("bench.publish").expect("topic")
+    };
     let timing = time_run(
         || {
             // Until `Closed`: losses at the very end are reported only then.
@@ -177,8 +222,14 @@ fn ringcast_with(iters: u64, overflow: Overflow, losses: Option<&Losses>, stats:
             }
         },
         || {
-            for i in 0..iters {
-                publisher.publish(Event::new(topic.clone(), payload(i))).expect("publish");
+            if how == How::Text {
+                for i in 0..iters {
+                    publisher.publish_to("bench.publish", payload(i)).expect("publish");
+                }
+            } else {
+                for i in 0..iters {
+                    publisher.publish(Event::new(topic.clone(), payload(i))).expect("publish");
+                }
             }
             // What tells the receiver it has everything: part of the real path, and cheap
             // (one RMW, one uncontended lock). Dropping the bus joins the dispatcher thread
@@ -408,14 +459,21 @@ fn tokio_broadcast_senders(iters: u64) -> Timing {
 
 type Impl = (&'static str, fn(u64) -> Timing);
 
-const IMPLS: [Impl; 7] = [
+const IMPLS: [Impl; 9] = [
     ("base", base),
     ("ringcast", |iters| ringcast(iters, Overflow::Block, None)),
     ("ringcast_shared", ringcast_shared),
     ("ringcast_drop_newest", |iters| {
         ringcast(iters, Overflow::DropNewest, Some(&RINGCAST_DROP_NEWEST_LOSSES))
     }),
-    ("ringcast_stats_off", |iters| ringcast_with(iters, Overflow::Block, None, false)),
+    ("ringcast_stats_off", |iters| {
+        ringcast_with(iters, Overflow::Block, None, false, How::Interned)
+    }),
+    ("ringcast_publish_to", |iters| ringcast_with(iters, Overflow::Block, None, true, How::Text)),
+    // Last of the ringcast rows: it fills the process's intern table.
+    ("ringcast_counted_topic", |iters| {
+        ringcast_with(iters, Overflow::Block, None, true, How::Counted)
+    }),
     ("crossbeam_bounded", crossbeam_bounded),
     ("tokio_broadcast", tokio_broadcast),
 ];

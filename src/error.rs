@@ -252,6 +252,57 @@ impl<T> fmt::Display for PublishError<T> {
 
 impl<T> std::error::Error for PublishError<T> {}
 
+/// [`Publisher::publish_to`](crate::Publisher::publish_to) failed; the payload is handed
+/// back.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PublishToError<T> {
+    /// The topic text is not a valid topic (see [`Topic`](crate::Topic)).
+    Topic(TopicError, T),
+    /// The bus is closed.
+    Closed(T),
+}
+
+impl<T> PublishToError<T> {
+    /// The payload that was not published.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Topic(_, t) | Self::Closed(t) => t,
+        }
+    }
+
+    /// Whether the bus is closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed(_))
+    }
+}
+
+impl<T> fmt::Debug for PublishToError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Topic(e, _) => f.debug_tuple("Topic").field(e).finish_non_exhaustive(),
+            Self::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for PublishToError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Topic(e, _) => fmt::Display::fmt(e, f),
+            Self::Closed(_) => f.write_str("publishing on a closed bus"),
+        }
+    }
+}
+
+impl<T> std::error::Error for PublishToError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Topic(e, _) => Some(e),
+            Self::Closed(_) => None,
+        }
+    }
+}
+
 macro_rules! full_or_closed {
     ($(#[$doc:meta])* $name:ident, $full:ident, $is_full:ident, $full_msg:literal) => {
         $(#[$doc])*

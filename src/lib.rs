@@ -80,8 +80,9 @@ pub use bus::{
     MAX_ROUTE_CACHE_CAPACITY, MIN_RING_CAPACITY,
 };
 pub use error::{
-    AliasError, BusError, ConfigError, PatternError, PublishError, PublishTimeoutError, RecvError,
-    RecvTimeoutError, TopicError, TopicErrorKind, TryPublishError, TryRecvError,
+    AliasError, BusError, ConfigError, PatternError, PublishError, PublishTimeoutError,
+    PublishToError, RecvError, RecvTimeoutError, TopicError, TopicErrorKind, TryPublishError,
+    TryRecvError,
 };
 pub use event::{Alias, Delivery, Event, OwnedDelivery};
 /// Events per segment: a queue entry covers at most this many, so a subscriber pins at

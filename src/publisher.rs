@@ -20,13 +20,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::bus::{BusHandle, Shared};
-use crate::error::{PublishError, PublishTimeoutError, TryPublishError};
+use crate::error::{PublishError, PublishTimeoutError, PublishToError, TryPublishError};
 use crate::event::Event;
 use crate::ring::{FlushWait, Producer, PushError, WaitError};
 use crate::segment::{SegRef, Writer};
 use crate::stats::topics::LocalTopics;
 use crate::sync::atomic::Ordering;
 use crate::sync::Arc;
+use crate::topic::Topic;
 
 /// The bus's one publisher: writes events into the ring. Get it with
 /// [`Bus::publisher`](crate::Bus::publisher).
@@ -43,6 +44,9 @@ pub struct Publisher<E> {
     writer: Writer<E>,
     shared: Arc<Shared<E>>,
     topics: LocalTopics,
+    /// The topic of the last [`publish_to`](Self::publish_to): a run of events on one
+    /// topic compares its text instead of looking it up.
+    last_topic: Option<Topic>,
     /// Keeps the bus alive (dropped after `shared`'s ring is closed in `drop`).
     _handle: Arc<BusHandle<E>>,
 }
@@ -55,6 +59,7 @@ impl<E> Publisher<E> {
             writer: Writer::new(Arc::clone(&shared.pool)),
             shared,
             topics: LocalTopics::new(),
+            last_topic: None,
             _handle: handle,
         }
     }
@@ -81,6 +86,47 @@ impl<E> Publisher<E> {
             }
         }
         self.push(event).map_err(PublishError)
+    }
+
+    /// Publishes `payload` on the topic `topic`, given as text: as
+    /// [`publish`](Self::publish) of `Event::new(Topic::new(topic)?, payload)`, except that a
+    /// topic seen before is not parsed again (the last one is compared by text, others are
+    /// found in the process's intern table, see [`Topic::INTERN_LIMIT`]).
+    ///
+    /// ```
+    /// use ringcast::{Bus, PublishToError, Subscription};
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::to("orders.>")?)?;
+    /// let mut publisher = bus.publisher()?;
+    /// publisher.publish_to("orders.eu.created", 7)?;
+    /// // A bad topic hands the payload back.
+    /// match publisher.publish_to("orders..created", 8) {
+    ///     Err(PublishToError::Topic(e, payload)) => {
+    ///         assert_eq!(payload, 8);
+    ///         assert!(e.to_string().contains("empty token"));
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// publisher.close();
+    /// assert_eq!(*sub.recv()?.payload(), 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Topic` (the text is not a valid topic) or `Closed`, with the payload.
+    pub fn publish_to(&mut self, topic: &str, payload: E) -> Result<u64, PublishToError<E>> {
+        let topic = match &self.last_topic {
+            Some(last) if last.as_str() == topic => last.clone(),
+            _ => match Topic::new(topic) {
+                Ok(t) => {
+                    self.last_topic = Some(t.clone());
+                    t
+                }
+                Err(e) => return Err(PublishToError::Topic(e, payload)),
+            },
+        };
+        self.publish(Event::new(topic, payload))
+            .map_err(|e| PublishToError::Closed(e.into_inner().into_payload()))
     }
 
     /// Publishes `event` if the ring has room right now; never waits.

@@ -29,7 +29,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::bus::Shared;
-use crate::error::{PublishError, PublishTimeoutError, TryPublishError};
+use crate::error::{PublishError, PublishTimeoutError, PublishToError, TryPublishError};
 use crate::event::Event;
 use crate::publisher::Publisher;
 use crate::sync::atomic::Ordering;
@@ -113,6 +113,15 @@ impl<E> SharedPublisher<E> {
     /// The bus is closed; the event is handed back.
     pub fn publish(&self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
         self.inner.publisher.lock().publish(event)
+    }
+
+    /// Publishes `payload` on the topic given as text, as [`Publisher::publish_to`] does
+    /// (a topic seen before is not parsed again), under the lock.
+    ///
+    /// # Errors
+    /// `Topic` (the text is not a valid topic) or `Closed`, with the payload.
+    pub fn publish_to(&self, topic: &str, payload: E) -> Result<u64, PublishToError<E>> {
+        self.inner.publisher.lock().publish_to(topic, payload)
     }
 
     /// Publishes `event` if the ring has room right now. It never waits for ring space,

@@ -6,19 +6,32 @@
 //! # Representation
 //! Both types are validated once and store their token boundaries (`ends[i]`, the byte
 //! offset where token `i` ends; 255 bytes fit a `u8`), so [`Pattern::matches`] compares
-//! token slices directly. `Topic` also stores its hash, and both are one shared allocation:
-//! cloning is a reference-count increment.
+//! token slices directly. `Topic` also stores its hash, and both are one shared allocation.
+//!
+//! # Interning
+//! The first [`Topic::INTERN_LIMIT`] distinct topics a process validates are interned: kept for
+//! the life of the process in one table, so that cloning and dropping such a topic is a
+//! pointer copy, and a publish touches no reference count on a line that the threads
+//! dropping events write. Past the limit, topics are reference-counted (`Arc`), which is
+//! slower but just as correct. [`Topic::new`] looks the text up before it parses: a hot
+//! topic is validated once.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
 
 use crate::error::{PatternError, TopicError, TopicErrorKind};
 
 const MAX_LEN: usize = 255;
 const MAX_TOKENS: usize = 32;
 const SYS: &str = "$SYS";
+
+/// See [`Topic::INTERN_LIMIT`].
+const INTERN_LIMIT: usize = 4096;
 
 /// Token boundaries of a validated topic or pattern.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -97,7 +110,8 @@ struct TopicInner {
     text: Box<str>,
 }
 
-/// A validated event topic. Cheap to clone; hash precomputed.
+/// A validated event topic. Cheap to clone (a pointer copy for the first
+/// [`Topic::INTERN_LIMIT`] distinct topics of a process); hash precomputed.
 ///
 /// # Rules (NATS subjects)
 /// These are the NATS subject rules, so topics and patterns carry between ringcast and NATS
@@ -114,14 +128,42 @@ struct TopicInner {
 /// - Topics whose first token is `$SYS` are reserved for the bus's own events:
 ///   [`Topic::new`] refuses them ([`TopicErrorKind::Reserved`]); patterns may name them
 ///   (`$SYS.>`) to subscribe.
-#[derive(Clone)]
-pub struct Topic(Arc<TopicInner>);
+pub struct Topic(Repr);
+
+enum Repr {
+    /// In the process's intern table, never freed: clones copy the reference.
+    Interned(&'static TopicInner),
+    /// Past [`Topic::INTERN_LIMIT`]: reference-counted.
+    Counted(Arc<TopicInner>),
+}
+
+impl Clone for Topic {
+    #[inline]
+    fn clone(&self) -> Self {
+        Topic(match &self.0 {
+            Repr::Interned(inner) => Repr::Interned(inner),
+            Repr::Counted(inner) => Repr::Counted(Arc::clone(inner)),
+        })
+    }
+}
+
+/// The intern table: text → topic. Only `Topic::new` and `Topic::system` touch it.
+fn interned() -> &'static RwLock<HashMap<&'static str, &'static TopicInner>> {
+    static TABLE: OnceLock<RwLock<HashMap<&'static str, &'static TopicInner>>> = OnceLock::new();
+    TABLE.get_or_init(|| RwLock::new(HashMap::new()))
+}
 
 impl Topic {
     /// The longest topic, in bytes.
     pub const MAX_LEN: usize = MAX_LEN;
     /// The most tokens a topic may have.
     pub const MAX_TOKENS: usize = MAX_TOKENS;
+    /// Distinct topics interned per process: the first this many distinct topics made
+    /// (by [`Topic::new`] or a publish by text) are kept for the life of the process, at
+    /// most about 300 bytes each (about 1.2 MiB in all), and cloning or dropping them
+    /// touches no reference count. Later topics are reference-counted: correct, a little
+    /// slower to publish.
+    pub const INTERN_LIMIT: usize = INTERN_LIMIT;
 
     /// Validates `s` as a topic (see [`Topic`] for the rules).
     ///
@@ -154,25 +196,50 @@ impl Topic {
     }
 
     fn parse(s: &str) -> Result<Topic, TopicError> {
+        if let Some(inner) = interned().read().get(s) {
+            return Ok(Topic(Repr::Interned(inner)));
+        }
         let (bounds, _, _) = parse(s, false).map_err(|kind| TopicError::new(s, kind))?;
         let hash = TOPIC_HASHER.hash_one(s);
-        Ok(Topic(Arc::new(TopicInner { hash, bounds, text: s.into() })))
+        let inner = TopicInner { hash, bounds, text: s.into() };
+        let mut table = interned().write();
+        if let Some(inner) = table.get(s) {
+            // Interned by another thread meanwhile.
+            return Ok(Topic(Repr::Interned(inner)));
+        }
+        if table.len() >= INTERN_LIMIT {
+            return Ok(Topic(Repr::Counted(Arc::new(inner))));
+        }
+        // Leaked on purpose: interned topics live as long as the process (bounded by
+        // INTERN_LIMIT), reachable from the table.
+        let inner: &'static TopicInner = Box::leak(Box::new(inner));
+        table.insert(&inner.text, inner);
+        Ok(Topic(Repr::Interned(inner)))
+    }
+
+    #[inline]
+    fn inner(&self) -> &TopicInner {
+        match &self.0 {
+            Repr::Interned(inner) => inner,
+            Repr::Counted(inner) => inner,
+        }
     }
 
     /// The topic as text.
     pub fn as_str(&self) -> &str {
-        &self.0.text
+        &self.inner().text
     }
 
     /// Number of tokens.
     pub fn token_count(&self) -> usize {
-        self.0.bounds.count as usize
+        self.inner().bounds.count as usize
     }
 
     /// Token `i`, if there is one.
     pub fn token(&self, i: usize) -> Option<&str> {
         (i < self.token_count()).then(|| {
-            let bytes = self.0.bounds.token(&self.0.text, i);
+            let inner = self.inner();
+            let bytes = inner.bounds.token(&inner.text, i);
             // Tokens are ASCII (validated), so any token boundary is a char boundary.
             std::str::from_utf8(bytes).unwrap_or_default()
         })
@@ -185,18 +252,25 @@ impl Topic {
 
     /// Whether `other` is this very topic (the same allocation): a pointer compare.
     pub(crate) fn same(&self, other: &Topic) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        std::ptr::eq(self.inner(), other.inner())
     }
 
     /// Whether this is a `$SYS` topic (the bus's own events).
     pub fn is_system(&self) -> bool {
-        self.0.bounds.token(&self.0.text, 0) == SYS.as_bytes()
+        let inner = self.inner();
+        inner.bounds.token(&inner.text, 0) == SYS.as_bytes()
     }
 
     /// The precomputed hash (fixed per process).
     #[cfg(test)]
     pub(crate) fn precomputed_hash(&self) -> u64 {
-        self.0.hash
+        self.inner().hash
+    }
+
+    /// Whether this topic is interned (see [`Topic::INTERN_LIMIT`]): its clones and drops
+    /// touch no reference count.
+    pub fn is_interned(&self) -> bool {
+        matches!(self.0, Repr::Interned(_))
     }
 }
 
@@ -206,8 +280,8 @@ static TOPIC_HASHER: std::hash::BuildHasherDefault<std::collections::hash_map::D
 
 impl PartialEq for Topic {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-            || (self.0.hash == other.0.hash && self.0.text == other.0.text)
+        let (a, b) = (self.inner(), other.inner());
+        std::ptr::eq(a, b) || (a.hash == b.hash && a.text == b.text)
     }
 }
 
@@ -215,7 +289,7 @@ impl Eq for Topic {}
 
 impl Hash for Topic {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0.hash);
+        state.write_u64(self.inner().hash);
     }
 }
 
@@ -317,7 +391,7 @@ impl Pattern {
     /// Whether `topic` matches. Allocates nothing; compares precomputed token slices.
     pub fn matches(&self, topic: &Topic) -> bool {
         let p = &*self.0;
-        let t = &*topic.0;
+        let t = topic.inner();
         let (pn, tn) = (p.bounds.count as usize, t.bounds.count as usize);
         let literal_tokens = if p.tail {
             // `>` needs at least one token in its place.
