@@ -20,9 +20,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
-
-use parking_lot::RwLock;
+// std's lock, not `crate::sync`: the table is process-wide, outside any loom model.
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use crate::error::{PatternError, TopicError, TopicErrorKind};
 
@@ -196,13 +195,15 @@ impl Topic {
     }
 
     fn parse(s: &str) -> Result<Topic, TopicError> {
-        if let Some(inner) = interned().read().get(s) {
+        // A panic while the lock was held cannot leave the map half-updated (one insert),
+        // so a poisoned lock is used as is.
+        if let Some(inner) = interned().read().unwrap_or_else(PoisonError::into_inner).get(s) {
             return Ok(Topic(Repr::Interned(inner)));
         }
         let (bounds, _, _) = parse(s, false).map_err(|kind| TopicError::new(s, kind))?;
         let hash = TOPIC_HASHER.hash_one(s);
         let inner = TopicInner { hash, bounds, text: s.into() };
-        let mut table = interned().write();
+        let mut table = interned().write().unwrap_or_else(PoisonError::into_inner);
         if let Some(inner) = table.get(s) {
             // Interned by another thread meanwhile.
             return Ok(Topic(Repr::Interned(inner)));
