@@ -779,7 +779,7 @@ impl<E: Send + Sync + 'static> BusHandle<E> {
             start: 0,
             queue: Arc::clone(&queue),
             matcher: subscription.matcher.clone(),
-            route: subscription.route,
+            route: subscription.route.map(|r| r.as_u128()),
             filter: subscription.filter.clone(),
         };
         shared.shards[shard].insert(entry, start).map_err(|_| BusError::Closed)?;

@@ -27,6 +27,8 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use uuid::Uuid;
+
 use crate::bus::Shared;
 use crate::event::Event;
 use crate::queue::{DropReason, Pushed};
@@ -216,7 +218,8 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
     fn route(&mut self, list: &List<E>, seq: u64, at: SegRef<E>, tally: &mut Tally) {
         // SAFETY: the shard holds its reference on the segment until the batch ends.
         let event: &Event<E> = unsafe { Segment::event(at.seg.0, at.slot as usize) };
-        let route = self.bindings.resolve(event, tally);
+        // As a `u128` from here on (see `registry::Entry::route`).
+        let route = self.bindings.resolve(event, tally).map(|r| r.as_u128());
         let position = self.batch.len() as u32;
         let serial = self.serial;
         let mut wanted = false;
@@ -226,8 +229,11 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
             let i = i as usize;
             let entry = &list.entries[i];
             // Dead queues are skipped before filters run, so `filtered_out` counts live
-            // subscribers only; `push_all` checks again, in order with the pushes.
-            if seq < entry.start || entry.queue.is_dead() {
+            // subscribers only; `push_all` checks again, in order with the pushes. Looked
+            // at once per subscriber per batch (until it has a want in this batch): the
+            // flags share lines the receiver writes when it parks, and a receiver that
+            // goes away mid-batch is a race either way.
+            if seq < entry.start || (wants[i].is_empty() && entry.queue.is_dead()) {
                 continue;
             }
             let want = if entry.route.is_some() && entry.route != route {
@@ -256,7 +262,14 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
         }
         if wanted {
             // SAFETY: this shard's row; no entry for this slot is visible yet.
-            unsafe { Segment::set_route(at.seg.0, self.index, at.slot as usize, route) };
+            unsafe {
+                Segment::set_route(
+                    at.seg.0,
+                    self.index,
+                    at.slot as usize,
+                    route.map(Uuid::from_u128),
+                )
+            };
             self.segs.last_mut().expect("a batch segment").runs += runs;
             self.batch.push(Routed { at, delivered: 0, dropped: 0 });
         } else {

@@ -295,7 +295,7 @@ pub struct Delivery<'a, E> {
     rx: &'a mut Receiver<E>,
     event: &'a Event<E>,
     seg: SegPtr<E>,
-    slot: u32,
+    slot: usize,
 }
 
 impl<'a, E> Delivery<'a, E> {
@@ -305,7 +305,7 @@ impl<'a, E> Delivery<'a, E> {
         // SAFETY: the receiver owns a reference on the claimed event's segment until this
         // delivery is dropped (`Receiver::finish` runs in our `Drop`), and a claimed slot
         // holds a published event.
-        let event = unsafe { Segment::event(seg.0, slot as usize) };
+        let event = unsafe { Segment::event(seg.0, slot) };
         // The resolved route is read only when asked for: most receivers never do, and it
         // lives on another line of the segment.
         Delivery { rx, event, seg, slot }
@@ -336,7 +336,7 @@ impl<'a, E> Delivery<'a, E> {
     pub fn resolved_route(&self) -> Option<Uuid> {
         // SAFETY: the receiver's reference keeps the segment alive while we exist, and the
         // shard wrote its route before it pushed the entry we were claimed from.
-        unsafe { Segment::route(self.seg.0, self.rx.queue().meta.shard, self.slot as usize) }
+        unsafe { Segment::route(self.seg.0, self.rx.queue().meta.shard, self.slot) }
     }
 
     /// The resolved route; renamed [`resolved_route`](Self::resolved_route) because this
@@ -377,7 +377,7 @@ impl<'a, E> Delivery<'a, E> {
         unsafe { Segment::add_refs(self.seg.0, 1) };
         OwnedDelivery {
             seg: self.seg,
-            slot: self.slot,
+            slot: self.slot as u32,
             route: self.resolved_route(),
             pool: Arc::clone(self.rx.queue().pool_arc()),
         }

@@ -35,6 +35,11 @@ impl<T> Ring<T> {
     pub fn close(&self) {
         self.0.close();
     }
+    /// As the wait inside `publish_async` (and `flush_async`): resolves once every shard
+    /// has dispatched every sequence below `target`. Any number may wait at once.
+    pub fn dispatched_async(&self, target: u64) -> impl Future<Output = ()> + '_ {
+        ring::FlushWait::new(&self.0, target)
+    }
 }
 
 /// The ring's producer.

@@ -147,6 +147,58 @@ impl<E> Publisher<E> {
         self.push(event).map_err(TryPublishError::Closed)
     }
 
+    /// [`publish`](Self::publish) without blocking the thread: while the ring is full, the
+    /// future waits for the dispatcher shards to release slots (they wake a registered
+    /// waker, no polling), so it is safe to await on any executor.
+    ///
+    /// Cancel-safe: the event is either published, or still inside the future when it is
+    /// dropped, and then dropped with it, unpublished. Nothing is ever half-published and no
+    /// waker is left behind.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let bus: Bus<u32> = Bus::builder().ring_capacity(2).build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let mut publisher = bus.publisher()?;
+    /// let topic = Topic::new("t")?;
+    /// for i in 0..10 {
+    ///     // A 2-slot ring: some of these wait for the shard, without blocking the thread.
+    ///     publisher.publish_async(Event::new(topic.clone(), i)).await?;
+    /// }
+    /// publisher.close();
+    /// let mut got = Vec::new();
+    /// while let Ok(d) = sub.recv_async().await {
+    ///     got.push(*d.payload());
+    /// }
+    /// assert_eq!(got, (0..10).collect::<Vec<_>>());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The bus is closed; the event is handed back.
+    pub async fn publish_async(&mut self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
+        if !self.producer.has_space() {
+            self.count_wait();
+            loop {
+                if self.producer.ring().is_closed() {
+                    return Err(PublishError(event));
+                }
+                // Every shard past `next - capacity`: the slot for `next` is free. Closing
+                // the bus lets the shards drain and retire their cursors, so this ends then
+                // too.
+                let need = self.producer.next_seq() + 1 - self.producer.ring().capacity();
+                FlushWait::new(self.producer.ring(), need).await;
+                if self.producer.has_space() {
+                    break;
+                }
+            }
+        }
+        self.push(event).map_err(PublishError)
+    }
+
     /// Publishes `event`, waiting at most `timeout` for ring space.
     ///
     /// # Errors

@@ -226,8 +226,12 @@ pub(crate) struct SubQueue<E> {
     overflow: Overflow,
     pool: Arc<Pool<E>>,
     pub(crate) meta: Meta,
-    /// Publish → receive latency samples (taken by the `Subscriber`).
-    pub(crate) latency: Latency,
+    /// The receiver was dropped. Written once; read by the shard once per batch, so it
+    /// sits with the read-only fields above, not on a line the receiver writes.
+    gone: AtomicBool,
+    /// Publish → receive latency samples (taken by the `Subscriber`). Padded: a sample
+    /// writes the histogram, which must not invalidate the read-only fields above.
+    pub(crate) latency: CachePadded<Latency>,
     tail: CachePadded<AtomicU64>,
     reader: CachePadded<ReaderShared>,
     /// Events handed out (the closed side of `delivered`/`consumed`): the taken ones less
@@ -241,8 +245,6 @@ pub(crate) struct SubQueue<E> {
     local: CachePadded<UnsafeCell<ShardLocal>>,
     /// `Lagged` reports handed out. Written only by the receiver.
     lagged_reports: AtomicU64,
-    /// The receiver was dropped.
-    gone: AtomicBool,
     rx_waiter: Mutex<RxWaiter>,
     tx_waiter: Mutex<Option<Thread>>,
 }
@@ -266,7 +268,8 @@ impl<E> SubQueue<E> {
             overflow,
             pool,
             meta,
-            latency: Latency::new(),
+            gone: AtomicBool::new(false),
+            latency: CachePadded::new(Latency::new()),
             tail: CachePadded::new(AtomicU64::new(0)),
             reader: CachePadded::new(ReaderShared::default()),
             consumed: CachePadded::new(AtomicU64::new(0)),
@@ -275,7 +278,6 @@ impl<E> SubQueue<E> {
             counts: CachePadded::new(ShardCounts::default()),
             local: CachePadded::new(UnsafeCell::new(ShardLocal::default())),
             lagged_reports: AtomicU64::new(0),
-            gone: AtomicBool::new(false),
             rx_waiter: Mutex::new(RxWaiter::default()),
             tx_waiter: Mutex::new(None),
         }
@@ -821,7 +823,9 @@ impl<E> Copy for Current<E> {}
 /// One event taken from the queue.
 pub(crate) struct Claimed<E> {
     pub(crate) seg: SegPtr<E>,
-    pub(crate) slot: u32,
+    /// `usize`, not `u32`: a 4-byte field copied out by an 8-byte load is a
+    /// store-forwarding stall on every receive.
+    pub(crate) slot: usize,
     index: u64,
 }
 
@@ -884,7 +888,7 @@ impl<E> Receiver<E> {
     }
 
     #[inline]
-    fn sample(&mut self, seg: SegPtr<E>, slot: u32) {
+    fn sample(&mut self, seg: SegPtr<E>, slot: usize) {
         // By value, not `&Claimed`: a claimed event that must live in memory for this
         // call costs a store-forwarding stall when it is copied out right after.
         if self.sample_every == 0 {
@@ -898,9 +902,9 @@ impl<E> Receiver<E> {
     }
 
     #[cold]
-    fn record_sample(&self, seg: SegPtr<E>, slot: u32) {
+    fn record_sample(&self, seg: SegPtr<E>, slot: usize) {
         // SAFETY: a claimed event's segment is held by `current` (ours).
-        let event = unsafe { Segment::event(seg.0, slot as usize) };
+        let event = unsafe { Segment::event(seg.0, slot) };
         if let Some(age) = event.age() {
             let nanos = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
             self.queue.latency.record(nanos);
@@ -1009,7 +1013,7 @@ impl<E> Receiver<E> {
                 queue.entry_done();
             }
             let index = (current.word >> 16) + u64::from(taken);
-            return Some(Claimed { seg: current.seg, slot, index });
+            return Some(Claimed { seg: current.seg, slot: slot as usize, index });
         }
     }
 
@@ -1073,7 +1077,7 @@ impl<E> Receiver<E> {
             queue.entry_done();
         }
         self.expected = index + 1;
-        let claimed = Claimed { seg, slot, index };
+        let claimed = Claimed { seg, slot: slot as usize, index };
         queue.count_consumed();
         self.sample(claimed.seg, claimed.slot);
         Some(claimed)

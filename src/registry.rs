@@ -29,8 +29,6 @@
 //!
 //! Modelled in `loom-tests/tests/bus.rs`.
 
-use uuid::Uuid;
-
 use crate::queue::SubQueue;
 use crate::subscription::{Filter, Matcher};
 use crate::sync::{Arc, Mutex, Swap};
@@ -40,7 +38,10 @@ pub(crate) struct Entry<E> {
     pub(crate) start: u64,
     pub(crate) queue: Arc<SubQueue<E>>,
     pub(crate) matcher: Matcher,
-    pub(crate) route: Option<Uuid>,
+    /// The route filter, as a `u128`: the shard compares it per event, and an
+    /// `Option<Uuid>` (17 bytes, align 1) spilled and reloaded at other widths stalls
+    /// store forwarding.
+    pub(crate) route: Option<u128>,
     pub(crate) filter: Option<Filter<E>>,
 }
 

@@ -53,8 +53,9 @@
 //! Flush and close wait for cursors with the very same protocol as the publisher waiting
 //! for space: set [`PUBLISHER_WAITING`] on every cursor under `lock`, sleep if a cursor
 //! is still behind; the shard whose swap finds the bit notifies `space_ready` and takes
-//! and wakes the registered task waker (after releasing the lock). Several waiters may
-//! share the bit: the notification is `notify_all`, and each re-checks and re-sets it.
+//! and wakes every registered task waker (after releasing the lock). Several waiters may
+//! share the bit: the notification is `notify_all`, the wakers are a list taken whole, and
+//! each waiter re-checks and re-sets it (loom: `two_async_waiters_are_both_woken`).
 //!
 //! # Orderings
 //! | write (Release) | read (Acquire) | what it publishes |
@@ -105,9 +106,10 @@ pub(crate) struct Ring<T> {
     slots: Box<[Slot<T>]>,
     mask: u64,
     /// Guards the sleep protocol: held while setting a sleep bit and waiting, and while
-    /// notifying. Holds the publisher's task waker, if a `Publisher::flush_async` waits
-    /// (one publisher: one slot).
-    lock: Mutex<Option<Waker>>,
+    /// notifying. Holds the task wakers of the futures waiting on cursors
+    /// (`Publisher::flush_async`, and `publish_async` of either publisher: clones of a
+    /// `SharedPublisher` may wait at once, so a list, taken whole by the waking shard).
+    lock: Mutex<Vec<Waker>>,
     data_ready: Condvar,
     space_ready: Condvar,
 }
@@ -147,7 +149,7 @@ impl<T> Ring<T> {
                 })
                 .collect(),
             mask: capacity as u64 - 1,
-            lock: Mutex::new(None),
+            lock: Mutex::new(Vec::new()),
             data_ready: Condvar::new(),
             space_ready: Condvar::new(),
         }
@@ -237,23 +239,22 @@ impl<T> Ring<T> {
     /// condition variable: `Consumer::store_cursor` takes it under the lock and wakes it.
     pub(crate) fn register_flush_waker(&self, target: u64, waker: &Waker) -> bool {
         let mut slot = self.lock.lock();
-        match &*slot {
-            Some(w) if w.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
+        if !slot.iter().any(|w| w.will_wake(waker)) {
+            slot.push(waker.clone());
         }
         if self.set_publisher_waiting(target) {
             return true;
         }
         // Already there: leave nothing behind.
-        let stale = slot.take();
+        let stale = take_waker(&mut slot, waker);
         drop(slot);
         drop(stale);
         false
     }
 
-    /// Forgets the flush waker (a dropped `flush_async` future).
-    pub(crate) fn clear_flush_waker(&self) {
-        let stale = self.lock.lock().take();
+    /// Forgets a waiting future's waker (it was dropped, or is done).
+    pub(crate) fn clear_flush_waker(&self, waker: &Waker) {
+        let stale = take_waker(&mut self.lock.lock(), waker);
         drop(stale);
     }
 
@@ -291,13 +292,13 @@ impl<T> Ring<T> {
         // the waiters' `fetch_or(PUBLISHER_WAITING)` (module docs, "Parking").
         let old = self.cursors[index].swap(value, Ordering::AcqRel);
         if old & PUBLISHER_WAITING != 0 {
-            let waker = {
+            let wakers = {
                 let mut slot = self.lock.lock();
                 self.space_ready.notify_all();
-                slot.take()
+                std::mem::take(&mut *slot)
             };
-            // Wake outside the lock: a waker may poll the flush at once.
-            if let Some(waker) = waker {
+            // Wake outside the lock: a waker may poll its future at once.
+            for waker in wakers {
                 waker.wake();
             }
         }
@@ -328,6 +329,21 @@ impl<T> Drop for Ring<T> {
     }
 }
 
+/// Takes the wakers that wake the same task as `waker` out of `slot` (dropped by the
+/// caller, outside the lock).
+fn take_waker(slot: &mut Vec<Waker>, waker: &Waker) -> Vec<Waker> {
+    let mut taken = Vec::new();
+    let mut i = 0;
+    while i < slot.len() {
+        if slot[i].will_wake(waker) {
+            taken.push(slot.swap_remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    taken
+}
+
 /// Waits, as a future, until [`Ring::dispatched(target)`](Ring::dispatched): the body of
 /// `Publisher::flush_async`. Woken by the shard whose cursor swap finds
 /// [`PUBLISHER_WAITING`] (see "Parking without lost wake-ups"). Dropping it pending takes
@@ -335,13 +351,13 @@ impl<T> Drop for Ring<T> {
 pub(crate) struct FlushWait<'a, T> {
     ring: &'a Ring<T>,
     target: u64,
-    /// Our waker is (or may still be) in the ring's slot.
-    registered: bool,
+    /// The waker we registered, which is (or may still be) in the ring's list.
+    registered: Option<Waker>,
 }
 
 impl<'a, T> FlushWait<'a, T> {
     pub(crate) fn new(ring: &'a Ring<T>, target: u64) -> Self {
-        FlushWait { ring, target, registered: false }
+        FlushWait { ring, target, registered: None }
     }
 
     pub(crate) fn target(&self) -> u64 {
@@ -359,18 +375,22 @@ impl<T> std::future::Future for FlushWait<'_, T> {
         let this = self.get_mut();
         // `dispatched` loads the cursors with Acquire (the flush row of the table).
         if !this.ring.dispatched(this.target) {
+            if let Some(old) = this.registered.take() {
+                if !old.will_wake(cx.waker()) {
+                    // Polled from another task now: the old waker must not linger.
+                    this.ring.clear_flush_waker(&old);
+                }
+            }
             if this.ring.register_flush_waker(this.target, cx.waker()) {
-                this.registered = true;
+                this.registered = Some(cx.waker().clone());
                 return std::task::Poll::Pending;
             }
             // The cursors got there meanwhile (seen by the AcqRel `fetch_or`s, which
             // synchronise like the Acquire loads); the waker was taken back.
-            this.registered = false;
             return std::task::Poll::Ready(());
         }
-        if this.registered {
-            this.ring.clear_flush_waker();
-            this.registered = false;
+        if let Some(waker) = this.registered.take() {
+            this.ring.clear_flush_waker(&waker);
         }
         std::task::Poll::Ready(())
     }
@@ -378,8 +398,8 @@ impl<T> std::future::Future for FlushWait<'_, T> {
 
 impl<T> Drop for FlushWait<'_, T> {
     fn drop(&mut self) {
-        if self.registered {
-            self.ring.clear_flush_waker();
+        if let Some(waker) = self.registered.take() {
+            self.ring.clear_flush_waker(&waker);
         }
     }
 }

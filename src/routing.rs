@@ -52,10 +52,22 @@ impl BindingCache {
 
     /// The event's route: its own, or the one bound to its alias. Applies the event's
     /// `binds`/`unbinds` mark.
+    #[inline(always)]
     pub(crate) fn resolve<E>(&mut self, event: &Event<E>, tally: &mut Tally) -> Option<Uuid> {
-        let Some(alias) = event.alias() else {
-            return event.route();
-        };
+        // Inline for the common case (no alias): an `Option<Uuid>` (17 bytes, align 1)
+        // returned through memory and read back at other widths stalls store forwarding.
+        match event.alias() {
+            None => event.route(),
+            Some(alias) => self.resolve_alias(event, alias, tally),
+        }
+    }
+
+    fn resolve_alias<E>(
+        &mut self,
+        event: &Event<E>,
+        alias: &Alias,
+        tally: &mut Tally,
+    ) -> Option<Uuid> {
         let resolved = match (event.route(), event.binding()) {
             (Some(route), Binding::Binds) => {
                 tally.binds += 1;

@@ -32,6 +32,7 @@ use crate::bus::Shared;
 use crate::error::{PublishError, PublishTimeoutError, PublishToError, TryPublishError};
 use crate::event::Event;
 use crate::publisher::Publisher;
+use crate::ring::FlushWait;
 use crate::sync::atomic::Ordering;
 use crate::sync::{hint, thread, Arc, Mutex};
 
@@ -122,6 +123,56 @@ impl<E> SharedPublisher<E> {
     /// `Topic` (the text is not a valid topic) or `Closed`, with the payload.
     pub fn publish_to(&self, topic: &str, payload: E) -> Result<u64, PublishToError<E>> {
         self.inner.publisher.lock().publish_to(topic, payload)
+    }
+
+    /// [`publish`](Self::publish) without blocking the thread, as
+    /// [`Publisher::publish_async`] does: while the ring is full, the future waits for the
+    /// dispatcher shards to release slots (a registered waker; any number of clones may
+    /// wait at once), and it never waits for the lock while another clone waits for space.
+    ///
+    /// Cancel-safe: the event is either published, or still inside the future when it is
+    /// dropped, and then dropped with it, unpublished.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let bus: Bus<u32> = Bus::builder().ring_capacity(2).build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let publisher = bus.shared_publisher()?;
+    /// let topic = Topic::new("t")?;
+    /// for i in 0..10 {
+    ///     publisher.publish_async(Event::new(topic.clone(), i)).await?;
+    /// }
+    /// publisher.close();
+    /// let mut got = Vec::new();
+    /// while let Ok(d) = sub.recv_async().await {
+    ///     got.push(*d.payload());
+    /// }
+    /// assert_eq!(got, (0..10).collect::<Vec<_>>());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The bus is closed; the event is handed back.
+    pub async fn publish_async(&self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
+        let mut event = event;
+        loop {
+            match self.try_publish(event) {
+                Ok(seq) => return Ok(seq),
+                Err(TryPublishError::Closed(e)) => return Err(PublishError(e)),
+                Err(TryPublishError::Full(e)) => {
+                    event = e;
+                    let ring = &self.inner.shared.ring;
+                    // The next event's slot is free once every shard is past
+                    // `published - capacity` (closing lets the shards drain and retire
+                    // their cursors, so this ends then too; the next try says `Closed`).
+                    let need = (ring.published_acquire() + 1).saturating_sub(ring.capacity());
+                    FlushWait::new(ring, need).await;
+                }
+            }
+        }
     }
 
     /// Publishes `event` if the ring has room right now. It never waits for ring space,

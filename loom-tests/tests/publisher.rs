@@ -70,6 +70,28 @@ fn flush_async_is_woken_and_makes_the_shards_work_visible() {
     });
 }
 
+/// Two tasks wait on the ring's cursors at once (two `SharedPublisher::publish_async`
+/// clones waiting for space): the shard's cursor move must wake both. With one waker slot
+/// (the second registration overwriting the first) this deadlocks.
+#[test]
+fn two_async_waiters_are_both_woken() {
+    loom::model(|| {
+        let (ring, mut producer, work, shard) = ring_with_counting_shard();
+        producer.publish(Arc::new(0)).unwrap();
+        let ring = Arc::new(ring);
+        let other = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || loom::future::block_on(ring.dispatched_async(1)))
+        };
+        loom::future::block_on(ring.dispatched_async(1));
+        other.join().unwrap();
+        // SAFETY: as above.
+        assert_eq!(work.with(|w| unsafe { *w }), 1);
+        ring.close();
+        shard.join().unwrap();
+    });
+}
+
 #[test]
 fn closed_resolves_after_the_last_subscriber_and_sees_its_work() {
     loom::model(|| {
