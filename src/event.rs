@@ -355,7 +355,7 @@ impl<'a, E> Delivery<'a, E> {
     /// in it, stay in memory until the handle is dropped.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// use ringcast::{Bus, Event, RecvError, Subscription, Topic};
     /// let bus: Bus<String> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
@@ -364,8 +364,12 @@ impl<'a, E> Delivery<'a, E> {
     /// }
     /// publisher.close();
     /// let mut kept = Vec::new();
-    /// while let Ok(delivery) = sub.recv() {
-    ///     kept.push(delivery.to_owned());
+    /// loop {
+    ///     match sub.recv() {
+    ///         Ok(delivery) => kept.push(delivery.to_owned()),
+    ///         Err(RecvError::Lagged(n)) => eprintln!("lost {n} events"), // and go on
+    ///         Err(RecvError::Closed) => break,
+    ///     }
     /// }
     /// let words: Vec<&str> = kept.iter().map(|d| d.payload().as_str()).collect();
     /// assert_eq!(words, ["a", "b"]);

@@ -134,7 +134,7 @@ impl<E> SharedPublisher<E> {
     /// dropped, and then dropped with it, unpublished.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// use ringcast::{Bus, Event, RecvError, Subscription, Topic};
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
     /// let bus: Bus<u32> = Bus::builder().ring_capacity(2).build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
@@ -145,8 +145,12 @@ impl<E> SharedPublisher<E> {
     /// }
     /// publisher.close();
     /// let mut got = Vec::new();
-    /// while let Ok(d) = sub.recv_async().await {
-    ///     got.push(*d.payload());
+    /// loop {
+    ///     match sub.recv_async().await {
+    ///         Ok(d) => got.push(*d.payload()),
+    ///         Err(RecvError::Lagged(n)) => eprintln!("lost {n} events"), // and go on
+    ///         Err(RecvError::Closed) => break,
+    ///     }
     /// }
     /// assert_eq!(got, (0..10).collect::<Vec<_>>());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
