@@ -151,10 +151,14 @@ async fn run(port: u16) -> Result<(), Box<dyn Error>> {
     let stats = bus.stats();
     let delivered: u64 = stats.shards.iter().map(|s| s.delivered).sum();
     println!(
-        "final stats: published={} delivered={delivered} dropped={} latency_p99={:.1}us",
+        "final stats: published={} delivered={delivered} dropped={} latency_p99={}",
         stats.published,
         stats.dropped(),
-        stats.latency.p99_seconds * 1e6,
+        // Never a zero that was not measured: say how many samples the figure rests on.
+        match stats.latency.samples {
+            0 => "n/a (no samples)".to_owned(),
+            n => format!("{:.1}us ({n} samples)", stats.latency.p99_seconds * 1e6),
+        },
     );
     for tally in &tallies {
         println!("  {}: received={} lagged={}", tally.name, tally.received, tally.lagged);

@@ -222,6 +222,19 @@ fn prometheus_text_is_valid_and_escapes_labels() {
     assert_eq!(consumed, lossy.consumed as f64);
     assert_eq!(find("ringcast_topic_published_total", &[("prefix", "orders.eu")]), Some(20.0));
     assert!(find("ringcast_receive_latency_seconds", &[("quantile", "0.99")]).is_some());
+    // The bus-wide series and the per-subscriber ones have different names, so a `sum()`
+    // over either counts each sample once: the per-subscriber counts add up to the bus's.
+    let bus_count = find("ringcast_receive_latency_seconds_count", &[]).unwrap();
+    let sub_counts: f64 = samples
+        .iter()
+        .filter(|(n, _, _)| n == "ringcast_subscriber_receive_latency_seconds_count")
+        .map(|(_, _, v)| v)
+        .sum();
+    assert_eq!(sub_counts, bus_count);
+    assert!(samples
+        .iter()
+        .filter(|(n, _, _)| n == "ringcast_receive_latency_seconds_count")
+        .all(|(_, l, _)| l.is_empty()));
     assert!(text
         .lines()
         .filter(|l| l.starts_with("# TYPE"))
@@ -340,4 +353,22 @@ fn a_disconnected_subscriber_stays_in_stats_until_dropped() {
     drop(cut);
     assert!(bus.stats().subscribers.iter().all(|s| s.name != "cut"), "dropped: gone");
     assert_eq!(bus.subscriber_count(), 0);
+}
+
+#[test]
+fn latency_without_samples_is_nan_not_zero() {
+    let bus: Bus<u32> = Bus::builder().build().unwrap();
+    let _sub = bus.subscribe(Subscription::all().name("idle")).unwrap();
+    let s = bus.stats();
+    assert_eq!(s.latency.samples, 0);
+    assert!(s.latency.quantiles().iter().all(|(_, v)| v.is_nan()));
+    let text = s.prometheus_text();
+    for name in ["ringcast_receive_latency_seconds", "ringcast_subscriber_receive_latency_seconds"]
+    {
+        let quantile_lines: Vec<&str> =
+            text.lines().filter(|l| l.starts_with(name) && l.contains("quantile=")).collect();
+        assert_eq!(quantile_lines.len(), 4, "{name}: {quantile_lines:?}");
+        assert!(quantile_lines.iter().all(|l| l.ends_with(" NaN")), "{quantile_lines:?}");
+    }
+    promtool_check(&text);
 }

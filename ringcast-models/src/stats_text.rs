@@ -752,9 +752,12 @@ fn expected(s: &StatsSnapshot) -> Expected {
     for (name, kind, _, _) in per_sub {
         e.family(name, kind);
     }
-    let latency = "receive_latency_seconds";
-    e.family(latency, "summary");
-    let mut summaries: Vec<(Vec<(&str, &str)>, &LatencyStats)> = vec![(Vec::new(), &s.latency)];
+    let bus_latency = "receive_latency_seconds";
+    let sub_latency = "subscriber_receive_latency_seconds";
+    e.family(bus_latency, "summary");
+    /// A summary's family name, labels and values.
+    type Summary<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a LatencyStats);
+    let mut summaries: Vec<Summary<'_>> = vec![(bus_latency, Vec::new(), &s.latency)];
     let shards: Vec<(String, String)> =
         s.subscribers.iter().map(|x| (x.id.to_string(), x.shard.to_string())).collect();
     for (x, (id, shard)) in s.subscribers.iter().zip(&shards) {
@@ -764,9 +767,10 @@ fn expected(s: &StatsSnapshot) -> Expected {
             let v = f(x);
             e.row(name, kind, &labels, if counter { Want::Int(v) } else { Want::Float(v as f64) });
         }
-        summaries.push((labels.to_vec(), &x.latency));
+        summaries.push((sub_latency, labels.to_vec(), &x.latency));
     }
-    for (labels, l) in summaries {
+    e.family(sub_latency, "summary");
+    for (latency, labels, l) in summaries {
         for (q, v) in [
             ("0.5", l.p50_seconds),
             ("0.9", l.p90_seconds),
@@ -775,6 +779,8 @@ fn expected(s: &StatsSnapshot) -> Expected {
         ] {
             let mut with_q = labels.clone();
             with_q.push(("quantile", q));
+            // No samples: NaN (Prometheus's "no observations"), not a zero.
+            let v = if l.samples == 0 { f64::NAN } else { v };
             e.row(latency, "summary", &with_q, Want::Float(v));
         }
         let labels: Labels =

@@ -144,6 +144,20 @@ pub struct LatencyStats {
     pub sum_seconds: f64,
 }
 
+impl LatencyStats {
+    /// The summary's quantiles as Prometheus labels and values: `NaN` (Prometheus's "no
+    /// observations") while there are no samples, never a zero that was not measured.
+    pub fn quantiles(&self) -> [(&'static str, f64); 4] {
+        let q = |v: f64| if self.samples == 0 { f64::NAN } else { v };
+        [
+            ("0.5", q(self.p50_seconds)),
+            ("0.9", q(self.p90_seconds)),
+            ("0.99", q(self.p99_seconds)),
+            ("0.999", q(self.p999_seconds)),
+        ]
+    }
+}
+
 impl StatsSnapshot {
     /// The worst (deepest) subscriber queue now: `(name, depth)`.
     pub fn deepest_queue(&self) -> Option<(&str, u64)> {
@@ -314,17 +328,28 @@ impl StatsSnapshot {
         per_topic!("topic_delivered_total", "Deliveries queued, by topic prefix.", delivered);
         per_topic!("topic_dropped_total", "Deliveries lost, by topic prefix.", dropped);
 
-        let mut latency: Vec<(Vec<(&str, &str)>, &LatencyStats)> = vec![(vec![], &self.latency)];
-        for (s, (n, id, sh)) in self.subscribers.iter().zip(&names) {
-            latency.push((
-                vec![("subscriber", n.as_str()), ("id", id.as_str()), ("shard", sh.as_str())],
-                &s.latency,
-            ));
-        }
+        // Two names: the bus-wide series is the union of the per-subscriber ones, so one
+        // name for both would make `sum()` over it count every sample twice.
         out.summary(
             "receive_latency_seconds",
-            "Publish to receive latency of sampled events (no labels: every subscriber).",
-            &latency,
+            "Publish to receive latency of sampled events, over every subscriber.",
+            &[(vec![], &self.latency)],
+        );
+        let per_subscriber: Vec<(Vec<(&str, &str)>, &LatencyStats)> = self
+            .subscribers
+            .iter()
+            .zip(&names)
+            .map(|(s, (n, id, sh))| {
+                (
+                    vec![("subscriber", n.as_str()), ("id", id.as_str()), ("shard", sh.as_str())],
+                    &s.latency,
+                )
+            })
+            .collect();
+        out.summary(
+            "subscriber_receive_latency_seconds",
+            "Publish to receive latency of sampled events, by subscriber.",
+            &per_subscriber,
         );
         out.text
     }
@@ -390,12 +415,7 @@ impl Prometheus {
     fn summary(&mut self, name: &str, help: &str, rows: &[(Vec<(&str, &str)>, &LatencyStats)]) {
         self.header(name, help, "summary");
         for (labels, l) in rows {
-            for (q, v) in [
-                ("0.5", l.p50_seconds),
-                ("0.9", l.p90_seconds),
-                ("0.99", l.p99_seconds),
-                ("0.999", l.p999_seconds),
-            ] {
+            for (q, v) in l.quantiles() {
                 let mut with_q = labels.clone();
                 with_q.push(("quantile", q));
                 self.sample(name, &with_q, Float(v));
