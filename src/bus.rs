@@ -53,6 +53,8 @@ pub(crate) struct Shared<E> {
     pub(crate) latency_sample_every: u32,
     /// Publishes that found the ring full. Written only by the publisher.
     pub(crate) publisher_waits: AtomicU64,
+    /// Rate limit of the "ring stayed full" `tracing` event (empty without the feature).
+    pub(crate) ring_full_limit: crate::trace::RateLimit,
     /// Subscriptions opened / closed.
     pub(crate) subscriptions: CounterPair,
     /// Latency samples of subscribers that are gone.
@@ -277,6 +279,7 @@ impl BusBuilder {
             }),
             latency_sample_every: if self.stats { self.latency_sample_every } else { 0 },
             publisher_waits: AtomicU64::new(0),
+            ring_full_limit: crate::trace::RateLimit::default(),
             subscriptions: CounterPair::new(),
             retired_latency: Latency::new(),
             sys_inbox: (0..self.dispatchers)

@@ -56,6 +56,7 @@ impl<E> Drop for Finish<'_, E> {
         #[cfg(loom)]
         let panicking = false;
         if panicking {
+            crate::trace::shard_panicked(self.index);
             self.shared.ring.close();
         }
         for entry in self.shared.shards[self.index].close().entries.iter() {
@@ -244,7 +245,13 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
                     Some(filter) => match catch_unwind(AssertUnwindSafe(|| filter(event))) {
                         Ok(true) => Want::Push(position),
                         Ok(false) => Want::Filtered,
-                        Err(_) => Want::FilterPanicked,
+                        Err(_) => {
+                            crate::trace::predicate_panicked(
+                                &entry.queue.meta,
+                                &entry.queue.trace_limit,
+                            );
+                            Want::FilterPanicked
+                        }
                     },
                 }
             };
@@ -382,6 +389,14 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
         }
         if let Some(reason) = pushed.reason {
             count_drop(tally, reason, u64::from(pushed.dropped));
+            crate::trace::lost(&queue.meta, &queue.trace_limit, reason, u64::from(pushed.dropped));
+        } else if pushed.evicted > 0 {
+            crate::trace::lost(
+                &queue.meta,
+                &queue.trace_limit,
+                DropReason::Oldest,
+                u64::from(pushed.evicted),
+            );
         }
         // Per-topic counters: the queued events first (a prefix, or all of them), then
         // the lost ones; evictions count against the run's first event.

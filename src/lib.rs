@@ -63,6 +63,7 @@ mod subscriber;
 mod subscription;
 mod sync;
 mod topic;
+mod trace;
 mod wait;
 
 /// The README's examples, compiled and run as doctests.

@@ -79,9 +79,10 @@ impl<E> Publisher<E> {
     pub fn publish(&mut self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
         if !self.producer.has_space() {
             self.count_wait();
-            if let Err(WaitError::Closed | WaitError::Timeout) =
-                self.producer.wait_for_space(self.shared.wait_strategy, None)
-            {
+            let started = Instant::now();
+            let waited = self.producer.wait_for_space(self.shared.wait_strategy, None);
+            crate::trace::ring_full(&self.shared.ring_full_limit, started.elapsed());
+            if let Err(WaitError::Closed | WaitError::Timeout) = waited {
                 return Err(PublishError(event));
             }
         }
@@ -214,8 +215,11 @@ impl<E> Publisher<E> {
     ) -> Result<u64, PublishTimeoutError<Event<E>>> {
         if !self.producer.has_space() {
             self.count_wait();
-            let deadline = Instant::now().checked_add(timeout);
-            match self.producer.wait_for_space(self.shared.wait_strategy, deadline) {
+            let started = Instant::now();
+            let deadline = started.checked_add(timeout);
+            let waited = self.producer.wait_for_space(self.shared.wait_strategy, deadline);
+            crate::trace::ring_full(&self.shared.ring_full_limit, started.elapsed());
+            match waited {
                 Ok(()) => {}
                 Err(WaitError::Timeout) => return Err(PublishTimeoutError::Timeout(event)),
                 Err(WaitError::Closed) => return Err(PublishTimeoutError::Closed(event)),

@@ -229,6 +229,8 @@ pub(crate) struct SubQueue<E> {
     /// The receiver was dropped. Written once; read by the shard once per batch, so it
     /// sits with the read-only fields above, not on a line the receiver writes.
     gone: AtomicBool,
+    /// Rate limit of this subscriber's `tracing` events (empty without the feature).
+    pub(crate) trace_limit: crate::trace::RateLimit,
     /// Publish → receive latency samples (taken by the `Subscriber`). Padded: a sample
     /// writes the histogram, which must not invalidate the read-only fields above.
     pub(crate) latency: CachePadded<Latency>,
@@ -269,6 +271,7 @@ impl<E> SubQueue<E> {
             pool,
             meta,
             gone: AtomicBool::new(false),
+            trace_limit: crate::trace::RateLimit::default(),
             latency: CachePadded::new(Latency::new()),
             tail: CachePadded::new(AtomicU64::new(0)),
             reader: CachePadded::new(ReaderShared::default()),
