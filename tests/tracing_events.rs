@@ -176,3 +176,40 @@ fn a_healthy_bus_says_nothing() {
     assert_eq!(n, 500);
     assert!(SEEN.lock().unwrap().is_empty(), "{:?}", SEEN.lock().unwrap());
 }
+
+/// A payload whose drop panics for one value: the dispatcher shard that drops it panics.
+struct Bomb(u32);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.0 == 13 && !std::thread::panicking() {
+            panic!("payload 13 refuses to be dropped");
+        }
+    }
+}
+
+#[test]
+fn a_shard_panic_is_reported_once() {
+    let _r = recorder();
+    let bus: Bus<Bomb> = Bus::builder().build().unwrap();
+    // Matches nothing: the shard holds the only reference on the events' segment, so it is
+    // the shard that drops them (after reading the segment's last slot).
+    let _elsewhere = bus.subscribe(Subscription::to("elsewhere.>").unwrap()).unwrap();
+    let mut publisher = bus.publisher().unwrap();
+    let topic = Topic::new("t").unwrap();
+    let mut closed = false;
+    for i in 0..64 {
+        if publisher.publish(Event::new(topic.clone(), Bomb(i))).is_err() {
+            closed = true; // the panicking shard closed the ring
+            break;
+        }
+    }
+    if !closed {
+        publisher.flush();
+    }
+    bus.close();
+    let errors = seen("dispatcher shard panicked");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].level, Level::ERROR);
+    assert!(errors[0].text.contains("shard=0"));
+}
