@@ -1,5 +1,5 @@
 //! Late binding (alias → route) through a real bus with a small `binding_capacity`,
-//! against [`LateBindingModel`](crate::LateBindingModel) (a `HashMap` and a `VecDeque`
+//! against [`LateBindingModel`] (a `HashMap` and a `VecDeque`
 //! recency list).
 //!
 //! The cache is internal to each shard (`routing::BindingCache` over `lru::Lru`), so it is
