@@ -78,6 +78,25 @@ fn count_drop(tally: &mut Tally, reason: DropReason, n: u64) {
     }
 }
 
+/// Adds one pushed run to the per-topic counts of its events (`positions`, in order): the
+/// queued events first (a prefix, or all of them), then the lost ones; evictions count
+/// against the run's first event.
+fn count_run<E>(batch: &mut [Routed<E>], pushed: &Pushed, positions: impl Iterator<Item = u32>) {
+    let mut first = None;
+    for (n, p) in positions.enumerate() {
+        first.get_or_insert(p);
+        let routed = &mut batch[p as usize];
+        if (n as u32) < pushed.queued {
+            routed.delivered += 1;
+        } else if (n as u32) < pushed.queued + pushed.dropped {
+            routed.dropped += 1;
+        }
+    }
+    if let (Some(first), true) = (first, pushed.evicted > 0) {
+        batch[first as usize].dropped += u64::from(pushed.evicted);
+    }
+}
+
 /// What the first pass decided about one (event, subscriber) pair. Filter outcomes are
 /// counted in the second pass, in order with the pushes: a queue that dies mid-batch (a
 /// `Disconnect` overflow) must count neither pushes nor filter outcomes after its death,
@@ -152,6 +171,45 @@ struct Shard<'a, E> {
     /// Subscribers fed and not yet woken (only non-empty mid-batch, before a `Block` wait).
     fed: Vec<usize>,
     run: Run<E>,
+    /// Whether the batch so far takes the shared-runs path (see [`Uniform`]).
+    uniform: Uniform,
+    /// `Uniform::Yes`: the subscribers every event of the batch matched, as the route cache
+    /// gave them, and those of them that were alive (and so get every event).
+    uniform_matches: Vec<u32>,
+    uniform_live: Vec<u32>,
+    /// `Uniform::Yes`: the serial of the segment of the batch's last planned event.
+    uniform_serial: u64,
+    /// `Uniform::Yes`, in `push_all`: the batch's runs, one per segment.
+    seg_runs: Vec<SegRun<E>>,
+}
+
+/// The shared-runs path. A batch in which every event matches the same subscribers, none
+/// of them with a route or a predicate filter (plain fan-out, `Subscription::all()` and
+/// one topic, the common case), gives every one of those subscribers the same runs: one
+/// per segment, the same bitmask each. Such a batch is planned and counted per segment
+/// and per (segment, subscriber), never per (event, subscriber). The first event that
+/// breaks the pattern turns the batch's plan so far into the general per-subscriber
+/// `wants`, and the batch goes on the general way ("demote" in `route`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Uniform {
+    /// No event of the batch matched a subscriber yet.
+    Unknown,
+    /// Every planned event goes to every subscriber in `uniform_live`.
+    Yes,
+    /// The general path.
+    No,
+}
+
+/// One segment's part of a uniform batch.
+struct SegRun<E> {
+    seg: SegPtr<E>,
+    mask: u16,
+    /// The batch positions of its events: `first..first + len`.
+    first: u32,
+    len: u32,
+    /// Subscribers that queued the whole run (their per-topic deliveries, added per event
+    /// at the end instead of per (event, subscriber)).
+    full: u64,
 }
 
 impl<E> Shard<'_, E> {
@@ -226,7 +284,68 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
         let mut wanted = false;
         let mut runs = 0;
         let (wants, touched, last_run) = (&mut self.wants, &mut self.touched, &mut self.last_run);
-        for &i in self.routes.matches(event.topic(), list, tally) {
+        let matches = self.routes.matches(event.topic(), list, tally);
+        let uniform = match self.uniform {
+            Uniform::Yes if matches == self.uniform_matches.as_slice() => true,
+            Uniform::Yes => {
+                // Demote: the batch's plan so far, written out per subscriber as the
+                // general path would have made it.
+                debug_assert_eq!(self.batch.len(), position as usize);
+                for &i in &self.uniform_live {
+                    let i = i as usize;
+                    touched.push(i);
+                    wants[i].extend((0..position).map(Want::Push));
+                    last_run[i] = self.uniform_serial;
+                }
+                self.uniform = Uniform::No;
+                false
+            }
+            Uniform::Unknown if !matches.is_empty() => {
+                debug_assert!(self.batch.is_empty() && touched.is_empty());
+                let plain = matches.iter().all(|&i| {
+                    let entry = &list.entries[i as usize];
+                    seq >= entry.start && entry.route.is_none() && entry.filter.is_none()
+                });
+                if plain {
+                    self.uniform_matches.clear();
+                    self.uniform_matches.extend_from_slice(matches);
+                    self.uniform_live.clear();
+                    // Dead queues are left out here, once per batch, as the general path
+                    // does per subscriber; `push_all` checks again per run.
+                    self.uniform_live.extend(
+                        matches.iter().filter(|&&i| !list.entries[i as usize].queue.is_dead()),
+                    );
+                    self.uniform = Uniform::Yes;
+                } else {
+                    self.uniform = Uniform::No;
+                }
+                plain
+            }
+            Uniform::Unknown | Uniform::No => false,
+        };
+        if uniform {
+            if self.uniform_live.is_empty() {
+                self.count_topic(event, 0, 0);
+                return;
+            }
+            // SAFETY: this shard's row; no entry for this slot is visible yet.
+            unsafe {
+                Segment::set_route(
+                    at.seg.0,
+                    self.index,
+                    at.slot as usize,
+                    route.map(Uuid::from_u128),
+                )
+            };
+            if self.uniform_serial != serial {
+                self.uniform_serial = serial;
+                let n = self.uniform_live.len() as u32;
+                self.segs.last_mut().expect("a batch segment").runs += n;
+            }
+            self.batch.push(Routed { at, delivered: 0, dropped: 0 });
+            return;
+        }
+        for &i in matches {
             let i = i as usize;
             let entry = &list.entries[i];
             // Dead queues are skipped before filters run, so `filtered_out` counts live
@@ -294,6 +413,10 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
                 unsafe { Segment::add_refs(seg.seg.0, seg.runs) };
             }
         }
+        if self.uniform == Uniform::Yes {
+            self.push_uniform(list, tally);
+            return;
+        }
         let touched = std::mem::take(&mut self.touched);
         for &i in &touched {
             let wants = std::mem::take(&mut self.wants[i]);
@@ -345,30 +468,7 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
         let Some(seg) = self.run.seg.take() else { return };
         let run_len = std::mem::take(&mut self.run.len);
         let mask = std::mem::take(&mut self.run.mask);
-        let queue = &list.entries[i].queue;
-        let shared = self.shared;
-        let segs = &mut self.segs;
-        let unused = |segs: &mut Vec<BatchSeg<E>>| {
-            if let Some(b) = segs.iter_mut().rev().find(|b| b.seg.0 == seg.0) {
-                b.unused += 1;
-            }
-        };
-        // Checked per run: a `Disconnect` overflow closes the queue mid-batch.
-        let pushed = if queue.is_dead() {
-            Pushed { unused_ref: true, skipped: run_len as u32, ..Pushed::default() }
-        } else {
-            let (fed, entries) = (&mut self.fed, &list.entries);
-            // Before a `Block` wait: wake everyone fed so far in this batch.
-            let mut flush = || {
-                for j in fed.drain(..) {
-                    entries[j].queue.notify();
-                }
-            };
-            queue.push_run(seg, mask, shared.wait_strategy, &shared.shutdown, &mut flush)
-        };
-        if pushed.unused_ref {
-            unused(segs);
-        }
+        let pushed = self.push_run(list, i, seg, mask, run_len as u32, tally);
         // Filter outcomes count up to the point where the queue died, if it did: an
         // outcome with `before == j` came between the run's events `j - 1` and `j`.
         let dead_at_start = pushed.unused_ref && pushed.skipped == run_len as u32;
@@ -381,6 +481,42 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
                 } else {
                     tally.filtered_out += 1;
                 }
+            }
+        }
+        let positions = self.run.positions;
+        count_run(&mut self.batch, &pushed, positions[..run_len].iter().copied());
+    }
+
+    /// Pushes one run, `seg`'s events in `mask` (`len` of them), into subscriber `i`'s
+    /// queue, and counts its deliveries and losses in `tally` (not per topic: the caller
+    /// does, see `count_run`).
+    fn push_run(
+        &mut self,
+        list: &List<E>,
+        i: usize,
+        seg: SegPtr<E>,
+        mask: u16,
+        len: u32,
+        tally: &mut Tally,
+    ) -> Pushed {
+        let queue = &list.entries[i].queue;
+        // Checked per run: a `Disconnect` overflow closes the queue mid-batch.
+        let pushed = if queue.is_dead() {
+            Pushed { unused_ref: true, skipped: len, ..Pushed::default() }
+        } else {
+            let (fed, entries) = (&mut self.fed, &list.entries);
+            // Before a `Block` wait: wake everyone fed so far in this batch.
+            let mut flush = || {
+                for j in fed.drain(..) {
+                    entries[j].queue.notify();
+                }
+            };
+            let shared = self.shared;
+            queue.push_run(seg, mask, shared.wait_strategy, &shared.shutdown, &mut flush)
+        };
+        if pushed.unused_ref {
+            if let Some(b) = self.segs.iter_mut().rev().find(|b| b.seg.0 == seg.0) {
+                b.unused += 1;
             }
         }
         tally.delivered += u64::from(pushed.queued);
@@ -398,23 +534,52 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
                 u64::from(pushed.evicted),
             );
         }
-        // Per-topic counters: the queued events first (a prefix, or all of them), then
-        // the lost ones; evictions count against the run's first event.
-        let positions = self.run.positions;
-        for (n, &p) in positions[..run_len].iter().enumerate() {
-            let routed = &mut self.batch[p as usize];
-            if (n as u32) < pushed.queued {
-                routed.delivered += 1;
-            } else if (n as u32) < pushed.queued + pushed.dropped {
-                routed.dropped += 1;
-            }
-        }
-        if pushed.evicted > 0 {
-            self.batch[positions[0] as usize].dropped += u64::from(pushed.evicted);
-        }
         if pushed.queued > 0 && self.fed.last() != Some(&i) {
             self.fed.push(i);
         }
+        pushed
+    }
+
+    /// `push_all` for a uniform batch: per subscriber, one run per segment, the same for
+    /// every subscriber (see [`Uniform`]).
+    fn push_uniform(&mut self, list: &List<E>, tally: &mut Tally) {
+        let mut seg_runs = std::mem::take(&mut self.seg_runs);
+        for (p, routed) in self.batch.iter().enumerate() {
+            let bit = 1u16 << routed.at.slot;
+            match seg_runs.last_mut() {
+                Some(run) if run.seg.0 == routed.at.seg.0 => {
+                    run.mask |= bit;
+                    run.len += 1;
+                }
+                _ => seg_runs.push(SegRun {
+                    seg: routed.at.seg,
+                    mask: bit,
+                    first: p as u32,
+                    len: 1,
+                    full: 0,
+                }),
+            }
+        }
+        let live = std::mem::take(&mut self.uniform_live);
+        for &i in &live {
+            for run in seg_runs.iter_mut() {
+                let pushed = self.push_run(list, i as usize, run.seg, run.mask, run.len, tally);
+                if pushed.queued == run.len && pushed.evicted == 0 {
+                    run.full += 1;
+                } else {
+                    count_run(&mut self.batch, &pushed, run.first..run.first + run.len);
+                }
+            }
+        }
+        for run in seg_runs.drain(..) {
+            if run.full > 0 {
+                for routed in &mut self.batch[run.first as usize..(run.first + run.len) as usize] {
+                    routed.delivered += run.full;
+                }
+            }
+        }
+        self.uniform_live = live;
+        self.seg_runs = seg_runs;
     }
 
     /// Ends a batch: one wake-up per subscriber fed, the per-topic counters, and the
@@ -462,6 +627,8 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
     /// Starts a batch over `list`.
     fn begin(&mut self, list: &List<E>) {
         debug_assert!(self.batch.is_empty() && self.touched.is_empty() && self.fed.is_empty());
+        self.uniform = Uniform::Unknown;
+        self.uniform_serial = 0;
         if self.wants.len() < list.entries.len() {
             // Sized for a whole batch up front: how large batches get depends on timing,
             // and the steady state must not allocate when one happens to be larger.
@@ -471,6 +638,8 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
             self.last_run.resize(n, 0);
             self.touched.reserve(n);
             self.fed.reserve(n);
+            self.uniform_matches.reserve(n);
+            self.uniform_live.reserve(n);
         }
     }
 
@@ -538,6 +707,11 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
             // At most one outcome per event of a batch (see `begin`).
             outcomes: Vec::with_capacity(max_batch as usize),
         },
+        uniform: Uniform::Unknown,
+        uniform_matches: Vec::new(),
+        uniform_live: Vec::new(),
+        uniform_serial: 0,
+        seg_runs: Vec::with_capacity(max_batch as usize / SEG_LEN + 2),
     };
     // Relaxed: only a hint to stop waiting; `deliver_system_events` swaps with Acquire.
     let sys_pending = || shared.sys_inbox[index].pending.load(Ordering::Relaxed);

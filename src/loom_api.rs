@@ -56,6 +56,18 @@ impl<T> Producer<T> {
             ring::PushError::Closed(v) | ring::PushError::Sealed(v) => v,
         })
     }
+    /// As `Publisher::publish_batch`: waits for room for all of `values`, then publishes
+    /// them with one store; `Err` if closed.
+    pub fn publish_many(&mut self, values: &[T]) -> Result<u64, ()>
+    where
+        T: Copy,
+    {
+        while (self.0.free_slots(values.len() as u64) as usize) < values.len() {
+            self.0.wait_for_space(WaitStrategy::Adaptive, None).map_err(|_| ())?;
+            loom::thread::yield_now();
+        }
+        self.0.push_many(values, true).map_err(|_| ())
+    }
     /// As `Publisher::flush`: waits until every value published so far is dispatched.
     pub fn flush(&self) {
         self.0.flush(WaitStrategy::Adaptive);

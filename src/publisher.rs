@@ -23,7 +23,7 @@ use crate::bus::{BusHandle, Shared};
 use crate::error::{PublishError, PublishTimeoutError, PublishToError, TryPublishError};
 use crate::event::Event;
 use crate::ring::{FlushWait, Producer, PushError, WaitError};
-use crate::segment::{SegRef, Writer};
+use crate::segment::{SegRef, Writer, SEG_LEN};
 use crate::stats::topics::LocalTopics;
 use crate::sync::atomic::Ordering;
 use crate::sync::Arc;
@@ -87,6 +87,104 @@ impl<E> Publisher<E> {
             }
         }
         self.push(event).map_err(PublishError)
+    }
+
+    /// Publishes every event of `events`, in order, as [`publish`](Self::publish) would one
+    /// at a time (waiting while the ring is full), and leaves `events` empty with its
+    /// allocation kept. Returns the sequence numbers given, in order.
+    ///
+    /// Cheaper per event than `publish` for a burst that is ready at once: events are
+    /// written into their segment and published with one store per run of up to 16 (one
+    /// segment's worth, or as many as the ring has room for), so a dispatcher wakes and
+    /// reads them as one batch.
+    ///
+    /// ```
+    /// use ringcast::{Bus, Event, RecvError, Subscription, Topic};
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let mut publisher = bus.publisher()?;
+    /// let topic = Topic::new("ticks")?;
+    /// let mut burst: Vec<_> = (0..40).map(|i| Event::new(topic.clone(), i)).collect();
+    /// assert_eq!(publisher.publish_batch(&mut burst)?, 0..40);
+    /// assert!(burst.is_empty()); // reusable for the next burst
+    /// publisher.close();
+    /// let mut got = Vec::new();
+    /// loop {
+    ///     match sub.recv() {
+    ///         Ok(d) => got.push(*d.payload()),
+    ///         Err(RecvError::Lagged(n)) => eprintln!("lost {n} events"), // and go on
+    ///         Err(RecvError::Closed) => break,
+    ///     }
+    /// }
+    /// assert_eq!(got, (0..40).collect::<Vec<_>>());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The bus closed before every event was published. The events not published are
+    /// left in `events`, in order; the error carries the sequence numbers of those that
+    /// were (a prefix of the batch).
+    pub fn publish_batch(
+        &mut self,
+        events: &mut Vec<Event<E>>,
+    ) -> Result<std::ops::Range<u64>, PublishError<std::ops::Range<u64>>> {
+        let first = self.producer.next_seq();
+        let shards = self.shared.shards.len() as u32;
+        let mut pending = events.drain(..);
+        while pending.len() > 0 {
+            if !self.producer.has_space() {
+                self.count_wait();
+                let started = Instant::now();
+                let waited = self.producer.wait_for_space(self.shared.wait_strategy, None);
+                crate::trace::ring_full(&self.shared.ring_full_limit, started.elapsed());
+                if waited.is_err() {
+                    break;
+                }
+            }
+            let (at, starts) = self.writer.reserve(shards);
+            let room = (SEG_LEN - at.slot as usize).min(pending.len()) as u64;
+            let n = self.producer.free_slots(room).min(room) as usize;
+            let mut refs = [at; SEG_LEN];
+            let seq = self.producer.next_seq();
+            for (j, mut event) in pending.by_ref().take(n).enumerate() {
+                self.count_published(&event);
+                event.stamp(seq + j as u64);
+                refs[j] = SegRef { seg: at.seg, slot: at.slot + j as u32 };
+                self.writer.write(refs[j], event);
+            }
+            let mut pushed = self.producer.push_many(&refs[..n], starts);
+            if let Err(PushError::Sealed(())) = pushed {
+                // An idle shard ended the segment: the run moves to a new one, which the
+                // ring never refuses as sealed.
+                self.writer.seal();
+                let (to, starts) = self.writer.reserve(shards);
+                debug_assert!(starts);
+                for (j, from) in refs[..n].iter_mut().enumerate() {
+                    let event = self.writer.take_back(*from);
+                    *from = SegRef { seg: to.seg, slot: j as u32 };
+                    self.writer.write(*from, event);
+                }
+                pushed = self.producer.push_many(&refs[..n], starts);
+            }
+            match pushed {
+                Ok(_) => self.writer.commit_many(n),
+                Err(_) => {
+                    // Closed: the run goes back, in order, before the events not taken.
+                    let mut back: Vec<Event<E>> =
+                        refs[..n].iter().map(|&at| self.writer.take_back(at)).collect();
+                    back.extend(pending.by_ref());
+                    drop(pending);
+                    events.extend(back);
+                    return Err(PublishError(first..self.producer.next_seq()));
+                }
+            }
+        }
+        if pending.len() > 0 {
+            let back: Vec<Event<E>> = pending.collect();
+            events.extend(back);
+            return Err(PublishError(first..self.producer.next_seq()));
+        }
+        Ok(first..self.producer.next_seq())
     }
 
     /// Publishes `payload` on the topic `topic`, given as text: as
@@ -351,15 +449,20 @@ impl<E> Publisher<E> {
     }
 
     /// Stamps and publishes; the ring has space. Hands the event back if the bus closed.
-    fn push(&mut self, mut event: Event<E>) -> Result<u64, Event<E>> {
+    /// Counts `event` in its topic's publishes (if stats are on). Before the event is
+    /// visible: a snapshot never shows a topic's deliveries ahead of its publishes for
+    /// long. A publish that then fails (bus closed) is still counted as attempted; the bus
+    /// is closed anyway.
+    fn count_published(&mut self, event: &Event<E>) {
         if let Some(table) = &self.shared.topics {
             if !event.topic().is_system() {
-                // Counted before the event is visible: a snapshot never shows a topic's
-                // deliveries ahead of its publishes for long. A publish that then fails
-                // (bus closed) is still counted as attempted; the bus is closed anyway.
                 self.topics.get(table, event.topic()).add_published();
             }
         }
+    }
+
+    fn push(&mut self, mut event: Event<E>) -> Result<u64, Event<E>> {
+        self.count_published(&event);
         event.stamp(self.producer.next_seq());
         let shards = self.shared.shards.len() as u32;
         loop {

@@ -60,7 +60,7 @@
 //! # Orderings
 //! | write (Release) | read (Acquire) | what it publishes |
 //! |---|---|---|
-//! | publisher's CAS of `tail` in [`Producer::push`] | shard's load of `tail` in [`Consumer::poll`] / [`Consumer::wait`] | the slot value written before it |
+//! | publisher's CAS of `tail` in [`Producer::push`] and [`Producer::push_many`] | shard's load of `tail` in [`Consumer::poll`] / [`Consumer::wait`] | the slot value written before it |
 //! | shard's swap of `cursors[i]` in [`Consumer::release`] | publisher's loads of `cursors` in [`Producer::has_space`] | the shard's reads of slots below the cursor are done, so they may be overwritten |
 //! | the same swap (and [`Ring::retire`]'s) | the loads of `cursors` in [`Ring::dispatched`] (`Publisher::flush`, `flush_async`, `Bus::close`) | the shard's pushes of every event below the cursor into subscriber queues (dispatch pushes a batch, then releases it), and, once retired, its queues' close |
 //! | `fetch_or(CLOSED)` in [`Ring::close`] | every load of `tail` | close; the count it carries is final |
@@ -493,6 +493,75 @@ impl<T> Producer<T> {
             Some(t) => ring.space_ready.wait_timeout(guard, t),
             None => ring.space_ready.wait(guard),
         };
+    }
+
+    /// How many slots from [`next_seq`](Self::next_seq) on may be written now, looking at
+    /// the cursors again only if fewer than `want` are known to be free.
+    pub(crate) fn free_slots(&mut self, want: u64) -> u64 {
+        let capacity = self.ring.capacity();
+        if self.next + want <= self.gate + capacity {
+            return want;
+        }
+        self.gate = self.ring.min_cursor();
+        (self.gate + capacity).saturating_sub(self.next)
+    }
+
+    /// Publishes `values` as the sequences from [`next_seq`](Self::next_seq) on, with one
+    /// Release compare-and-swap of `tail` for all of them (`Publisher::publish_batch`).
+    /// The caller must have seen [`free_slots`](Self::free_slots) give at least
+    /// `values.len()` since the last push. Only for values that need no drop (the bus's
+    /// `SegRef`s): no per-slot count, and nothing to put back if the push fails, in which
+    /// case nothing was published (`Closed`, or `Sealed` unless `starts_segment`, as for
+    /// [`push`](Self::push)) and the caller still owns what the values point at.
+    pub(crate) fn push_many(
+        &mut self,
+        values: &[T],
+        starts_segment: bool,
+    ) -> Result<u64, PushError<()>>
+    where
+        T: Copy,
+    {
+        let n = values.len() as u64;
+        debug_assert!(n > 0 && !std::mem::needs_drop::<T>());
+        debug_assert!(self.next + n <= self.gate + self.ring.capacity(), "push without space");
+        let first = self.next;
+        let ring = &*self.ring;
+        for (seq, &value) in (first..).zip(values) {
+            let slot = &ring.slots[(seq & ring.mask) as usize];
+            // SAFETY: as in `push`: unpublished (`seq >= tail`), and every live shard has
+            // released its previous occupant (`free_slots`, Acquire on the cursors). A
+            // `Copy` value has no count and no drop, so a stale occupant is simply
+            // overwritten.
+            slot.value.with_mut(|v| unsafe { (*v).write(value) });
+        }
+        let mut current = self.tail;
+        loop {
+            if current & CLOSED != 0 {
+                return Err(PushError::Closed(()));
+            }
+            if current & SEALED != 0 && !starts_segment {
+                self.tail = current;
+                return Err(PushError::Sealed(()));
+            }
+            // Release: pairs with the shards' Acquire loads of `tail`, as in `push`: every
+            // slot write above happens before any shard reads one of them.
+            match ring.tail.compare_exchange_weak(
+                current,
+                first + n,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        self.tail = first + n;
+        self.next = first + n;
+        if current & SLEEPERS != 0 {
+            let _guard = ring.lock.lock();
+            ring.data_ready.notify_all();
+        }
+        Ok(first)
     }
 
     /// Publishes `value` as sequence [`next_seq`](Self::next_seq). The caller must have

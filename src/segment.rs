@@ -394,6 +394,14 @@ impl<E> Writer<E> {
         }
     }
 
+    /// `n` reserved slots, from the one `reserve` gave on, were published together
+    /// (`Publisher::publish_batch`).
+    pub(crate) fn commit_many(&mut self, n: usize) {
+        debug_assert!(n >= 1 && self.slot + n <= SEG_LEN);
+        self.slot += n - 1;
+        self.commit();
+    }
+
     /// The current segment was sealed (by an idle shard): the next event starts a new one.
     pub(crate) fn seal(&mut self) {
         self.slot = SEG_LEN;

@@ -116,6 +116,19 @@ impl<E> SharedPublisher<E> {
         self.inner.publisher.lock().publish(event)
     }
 
+    /// Publishes every event of `events` in order, as [`Publisher::publish_batch`] does,
+    /// under the lock for the whole batch: no other clone's events come between them.
+    ///
+    /// # Errors
+    /// The bus closed first: the events not published are left in `events`, and the error
+    /// carries the sequence numbers of those that were.
+    pub fn publish_batch(
+        &self,
+        events: &mut Vec<Event<E>>,
+    ) -> Result<std::ops::Range<u64>, PublishError<std::ops::Range<u64>>> {
+        self.inner.publisher.lock().publish_batch(events)
+    }
+
     /// Publishes `payload` on the topic given as text, as [`Publisher::publish_to`] does
     /// (a topic seen before is not parsed again), under the lock.
     ///

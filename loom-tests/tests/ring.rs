@@ -87,3 +87,28 @@ fn last_shard_to_read_drops_the_value() {
         drop(producer);
     });
 }
+
+#[test]
+fn one_store_publishes_a_run() {
+    // `push_many` (`Publisher::publish_batch`): three slots written, then one Release CAS
+    // of `tail`. A shard that sees the new tail must see all three values: loom's cell
+    // checking fails the model if the CAS is weakened to Relaxed (checked).
+    loom::model(|| {
+        let ring: Ring<u64> = Ring::new(4, 1);
+        let mut producer = ring.producer();
+        let mut shard = ring.consumer(0);
+        let reader = thread::spawn(move || {
+            let mut seen = Vec::new();
+            while let Some(batch) = shard.next_batch() {
+                for (seq, value) in batch {
+                    assert_eq!(value, 10 + seq);
+                    seen.push(value);
+                }
+            }
+            seen
+        });
+        assert_eq!(producer.publish_many(&[10, 11, 12]), Ok(0));
+        ring.close();
+        assert_eq!(reader.join().unwrap(), [10, 11, 12]);
+    });
+}
