@@ -242,6 +242,16 @@ impl<E> Shard<'_, E> {
         }
     }
 
+    /// Records `at`'s resolved route in this shard's row of its segment, for its
+    /// deliveries (`Delivery::resolved_route`). Before any run holding `at` is pushed.
+    fn set_route(&self, at: SegRef<E>, route: Option<u128>) {
+        // SAFETY: the shard holds its reference on the segment, the row is this shard's,
+        // and no queue entry for this slot is visible yet, so nobody reads it.
+        unsafe {
+            Segment::set_route(at.seg.0, self.index, at.slot as usize, route.map(Uuid::from_u128))
+        };
+    }
+
     /// Notes that the batch reads `at` (segment bookkeeping, before routing it).
     fn enter(&mut self, at: SegRef<E>) {
         let same = match self.segs.last() {
@@ -328,15 +338,7 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
                 self.count_topic(event, 0, 0);
                 return;
             }
-            // SAFETY: this shard's row; no entry for this slot is visible yet.
-            unsafe {
-                Segment::set_route(
-                    at.seg.0,
-                    self.index,
-                    at.slot as usize,
-                    route.map(Uuid::from_u128),
-                )
-            };
+            self.set_route(at, route);
             if self.uniform_serial != serial {
                 self.uniform_serial = serial;
                 let n = self.uniform_live.len() as u32;
@@ -387,15 +389,7 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
             }
         }
         if wanted {
-            // SAFETY: this shard's row; no entry for this slot is visible yet.
-            unsafe {
-                Segment::set_route(
-                    at.seg.0,
-                    self.index,
-                    at.slot as usize,
-                    route.map(Uuid::from_u128),
-                )
-            };
+            self.set_route(at, route);
             self.segs.last_mut().expect("a batch segment").runs += runs;
             self.batch.push(Routed { at, delivered: 0, dropped: 0 });
         } else {

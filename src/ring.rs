@@ -528,11 +528,13 @@ impl<T> Producer<T> {
         let ring = &*self.ring;
         for (seq, &value) in (first..).zip(values) {
             let slot = &ring.slots[(seq & ring.mask) as usize];
-            // SAFETY: as in `push`: unpublished (`seq >= tail`), and every live shard has
-            // released its previous occupant (`free_slots`, Acquire on the cursors). A
-            // `Copy` value has no count and no drop, so a stale occupant is simply
-            // overwritten.
-            slot.value.with_mut(|v| unsafe { (*v).write(value) });
+            // As in `push`, the slot is ours: unpublished (`seq >= tail`), and every live
+            // shard has released its previous occupant (`free_slots`, Acquire on the
+            // cursors). A `Copy` value has no count and no drop: a stale one is overwritten.
+            slot.value.with_mut(|v| {
+                // SAFETY: exclusive access to the slot, as just argued.
+                unsafe { (*v).write(value) }
+            });
         }
         let mut current = self.tail;
         loop {
