@@ -92,8 +92,8 @@ impl Inner {
 /// A bridge between local buses and one NATS server or cluster. Cheap to clone: clones
 /// share the connection, the origin id and the counters.
 ///
-/// Exports and imports run on the tokio runtime that was current when the bridge
-/// connected; each import also owns one OS thread that publishes into its bus.
+/// Exports and imports run as tasks on the tokio runtime that was current when the bridge
+/// connected.
 #[derive(Clone)]
 pub struct Bridge {
     inner: Arc<Inner>,
@@ -167,14 +167,14 @@ impl Bridge {
     /// `publisher`, each with topic = the subject after the prefix.
     ///
     /// A ringcast bus has exactly one [`Publisher`], so the caller hands it over: the
-    /// import owns it on a dedicated thread (publishing may wait for ring space; that wait
-    /// never runs on the executor) until [`ImportHandle::stop`] gives it back. A
-    /// multi-producer handle, which would let an import share the bus with local
-    /// publishers, is planned in another issue.
+    /// import's task owns it until [`ImportHandle::stop`] gives it back, and waits for
+    /// ring space with [`Publisher::publish_async`], so a full bus never blocks the
+    /// executor. Local code publishes into the same bus through
+    /// [`ImportHandle::sender`].
     ///
     /// # Errors
-    /// An invalid pattern or option, the NATS subscription failed, or the thread could not
-    /// start; the error hands the publisher back.
+    /// An invalid pattern or option, or the NATS subscription failed; the error hands the
+    /// publisher back.
     pub async fn import<E, C>(
         &self,
         publisher: Publisher<E>,

@@ -101,7 +101,8 @@ pub enum BridgeError {
     Prefix(ringcast::TopicError),
     /// Subscribing to the local bus failed (it is closed, or the capacity is invalid).
     Bus(ringcast::BusError),
-    /// The import's publishing thread could not be started.
+    /// The import's publishing thread could not be started. No longer returned (imports
+    /// publish from a task); kept so that existing matches compile.
     Thread(std::io::Error),
     /// An option is out of range: which one, and what it must be.
     Config(&'static str, &'static str),

@@ -8,7 +8,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use ringcast::{Bus, Overflow, RecvError, Subscription};
+use async_nats::Subject;
+use ringcast::{Bus, Overflow, RecvError, Subscription, Topic};
 use tokio::task::JoinHandle;
 
 use crate::bridge::{Inner, ALIAS_NAMESPACE};
@@ -95,7 +96,7 @@ pub struct ExportHandle {
 }
 
 impl ExportHandle {
-    /// This export's number within its bridge (the `Ringcast-Export` header).
+    /// This export's number within its bridge (the `export` field of the `Ringcast` header).
     pub fn id(&self) -> u32 {
         self.export
     }
@@ -165,6 +166,7 @@ async fn run<E, C>(
     let counters = &inner.counters;
     let mut out = Outgoing { origin: inner.origin, export, export_seq: 0 };
     let mut recovery = Recovery::new(counters.disconnects.load(Relaxed));
+    let mut last_subject: Option<(Topic, Subject)> = None;
     loop {
         recovery.note(counters.disconnects.load(Relaxed));
         if !inner.is_connected() {
@@ -206,7 +208,14 @@ async fn run<E, C>(
             }
         };
         let headers = headers::encode(&out, &delivery);
-        let subject = format!("{}.{}", inner.prefix.as_str(), delivery.topic().as_str());
+        let subject = match &last_subject {
+            // `Subject` clones share their bytes; `Topic`s compare by pointer first.
+            Some((topic, subject)) if topic == delivery.topic() => subject.clone(),
+            _ => {
+                let subject = Subject::from(format!("{}.{}", inner.prefix, delivery.topic()));
+                last_subject.insert((delivery.topic().clone(), subject)).1.clone()
+            }
+        };
         drop(delivery);
         add(&counters.export_in_flight, 1);
         let sent = inner.client.publish_with_headers(subject, headers, body).await;

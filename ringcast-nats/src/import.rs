@@ -1,11 +1,9 @@
-//! Import: a NATS subscription read by a tokio task, decoded and published into the local
-//! bus by a dedicated thread that owns the bus's `Publisher`.
+//! Import: a NATS subscription read by a tokio task that decodes each message and
+//! publishes it into the local bus through the bus's `Publisher`, which the task owns.
 //!
-//! The task only moves messages into a bounded channel; the thread does the work that may
-//! take time (decoding, waiting for ring space), so the executor never blocks on the bus.
-//! When the thread falls behind, the channel fills, the task waits, and the NATS
-//! client's own subscription buffer absorbs the rest (async-nats reports a slow consumer
-//! past it).
+//! The task waits for ring space with [`Publisher::publish_async`], so a full bus never
+//! blocks the executor: the task stops reading, and the NATS client's own subscription
+//! buffer absorbs the rest (async-nats reports a slow consumer past it).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +11,7 @@ use std::sync::Arc;
 use async_nats::Message;
 use futures_util::StreamExt;
 use ringcast::{Alias, Event, Pattern, Publisher, Topic, Uuid};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::bridge::{Inner, ALIAS_NAMESPACE};
@@ -56,35 +54,27 @@ impl<C> ImportOptions<C> {
         self
     }
 
-    /// Messages waiting between the NATS subscription and the publishing thread, at
-    /// least 1 (0 makes [`Bridge::import`](crate::Bridge::import) fail); default 1024.
+    /// Local events waiting in the import's [`ImportSender`] queue, at least 1 (0 makes
+    /// [`Bridge::import`](crate::Bridge::import) fail); default 1024.
     pub fn queue(mut self, messages: usize) -> Self {
         self.queue = messages;
         self
     }
 }
 
-/// A running import. Dropping it ends the import; the publishing thread then drops the
-/// bus's `Publisher`, which closes the bus. [`stop`](Self::stop) gives the publisher back
-/// instead.
+/// A running import. Dropping it ends the import and drops the bus's `Publisher`, which
+/// closes the bus. [`stop`](Self::stop) gives the publisher back instead.
 #[must_use = "dropping the handle stops the import and closes the bus"]
 pub struct ImportHandle<E> {
-    task: JoinHandle<()>,
-    thread: Option<std::thread::JoinHandle<Option<Publisher<E>>>>,
-    local: mpsc::Sender<Item<E>>,
-}
-
-/// What the publishing thread receives: a message from NATS or a local event.
-enum Item<E> {
-    Nats(Message),
-    Local(Event<E>),
+    task: JoinHandle<Publisher<E>>,
+    stop: Option<oneshot::Sender<()>>,
+    local: mpsc::Sender<Event<E>>,
 }
 
 /// Publishes local events into a bus whose publisher an import owns, interleaved with
-/// the imported ones. A stopgap until the multi-producer handle (planned in another
-/// issue): it goes through the import's thread and queue. Cheap to clone.
+/// the imported ones, through the import's task and a bounded queue. Cheap to clone.
 pub struct ImportSender<E> {
-    tx: mpsc::Sender<Item<E>>,
+    tx: mpsc::Sender<Event<E>>,
 }
 
 impl<E> Clone for ImportSender<E> {
@@ -105,10 +95,7 @@ impl<E> ImportSender<E> {
     /// # Errors
     /// The import ended (stopped, or its bus closed); the event is handed back.
     pub async fn publish(&self, event: Event<E>) -> Result<(), ringcast::PublishError<Event<E>>> {
-        self.tx.send(Item::Local(event)).await.map_err(|e| match e.0 {
-            Item::Local(event) => ringcast::PublishError(event),
-            Item::Nats(_) => unreachable!("sent a local event"),
-        })
+        self.tx.send(event).await.map_err(|e| ringcast::PublishError(e.0))
     }
 }
 
@@ -120,21 +107,22 @@ impl<E> ImportHandle<E> {
         ImportSender { tx: self.local.clone() }
     }
 
-    /// Ends the import and returns the bus's publisher, once every message already
-    /// received has been published (a publish waits for ring space, so this waits as
-    /// long as the bus's slowest shard does). `None` if the publishing thread panicked.
+    /// Ends the import and returns the bus's publisher. The import stops reading NATS
+    /// after the message it is publishing, then publishes what its [`ImportSender`]s
+    /// queued until the last of them is dropped (a publish waits for ring space, so this
+    /// waits as long as the bus's slowest shard does). `None` if the import's task
+    /// panicked.
     pub async fn stop(mut self) -> Option<Publisher<E>>
     where
         E: Send + Sync + 'static,
     {
-        self.task.abort();
-        let _ = (&mut self.task).await;
-        // The task is gone and so is this handle's sender (ImportSender clones may live
-        // on: the thread returns when the last one is dropped).
+        if let Some(stop) = self.stop.take() {
+            // The task may have ended already (its bus closed); then there is no one to tell.
+            let _ = stop.send(());
+        }
         let (closed, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.local, closed));
-        let thread = self.thread.take()?;
-        tokio::task::spawn_blocking(move || thread.join().ok().flatten()).await.ok().flatten()
+        (&mut self.task).await.ok()
     }
 }
 
@@ -160,7 +148,7 @@ where
     E: Send + Sync + 'static,
     C: Codec<E>,
 {
-    // Every fallible step comes before the publisher moves to the thread, so a failure
+    // Every fallible step comes before the publisher moves to the task, so a failure
     // hands it back and the bus stays open.
     let fail = |error, publisher| Err(ImportError::new(error, publisher));
     if options.queue == 0 {
@@ -171,50 +159,28 @@ where
         Err(e) => return fail(BridgeError::Pattern(e), publisher),
     };
     let subject = format!("{}.{}", inner.prefix.as_str(), pattern.as_str());
-    let mut nats = match inner.client.subscribe(subject).await {
+    let nats = match inner.client.subscribe(subject).await {
         Ok(nats) => nats,
         Err(e) => return fail(BridgeError::Subscribe(e), publisher),
     };
-    let (tx, rx) = mpsc::channel::<Item<E>>(options.queue);
-    let local = tx.clone();
+    let (local, local_rx) = mpsc::channel(options.queue);
+    let (stop, stop_rx) = oneshot::channel();
     let decoder = Decoder {
         inner: Arc::clone(inner),
         codec: options.codec,
         max_payload: options.max_payload,
         streams: Streams::default(),
+        alias: None,
     };
-    // The thread gets the publisher only once it runs: `spawn` drops its closure on error.
-    let (handover, handed) = std::sync::mpsc::sync_channel::<Publisher<E>>(1);
-    let spawned =
-        std::thread::Builder::new().name("ringcast-nats-import".into()).spawn(move || {
-            let publisher = handed.recv().ok()?;
-            Some(decoder.run(rx, publisher))
-        });
-    let thread = match spawned {
-        Ok(thread) => thread,
-        Err(e) => return fail(BridgeError::Thread(e), publisher),
-    };
-    // Cannot fail: the thread holds the receiver until it has received.
-    let _ = handover.send(publisher);
-    let counters = Arc::clone(&inner.counters);
-    let task = inner.runtime.spawn(async move {
-        while let Some(message) = nats.next().await {
-            add(&counters.import_in_flight, 1);
-            if tx.send(Item::Nats(message)).await.is_err() {
-                // The thread ended (the bus closed).
-                sub(&counters.import_in_flight, 1);
-                break;
-            }
-        }
-    });
-    Ok(ImportHandle { task, thread: Some(thread), local })
+    let task = inner.runtime.spawn(decoder.run(nats, local_rx, stop_rx, publisher));
+    Ok(ImportHandle { task, stop: Some(stop), local })
 }
 
 /// The most (origin, export) streams whose last position an import remembers; past it the
 /// table is cleared (and a gap spanning the clear goes uncounted).
 const MAX_STREAMS: usize = 4096;
 
-/// Last `Ringcast-Export-Seq` seen per (origin, export): where imports find lost events.
+/// Last `export-seq` seen per (origin, export): where imports find lost events.
 #[derive(Default)]
 struct Streams {
     last: HashMap<(Uuid, u32), u64>,
@@ -240,6 +206,8 @@ struct Decoder<C> {
     codec: C,
     max_payload: usize,
     streams: Streams,
+    /// The alias of the last origin seen: most messages come from the same bridge.
+    alias: Option<(Uuid, Alias)>,
 }
 
 enum Outcome<E> {
@@ -248,33 +216,42 @@ enum Outcome<E> {
 }
 
 impl<C> Decoder<C> {
-    fn run<E>(
+    async fn run<E>(
         mut self,
-        mut rx: mpsc::Receiver<Item<E>>,
+        mut nats: async_nats::Subscriber,
+        mut local: mpsc::Receiver<Event<E>>,
+        mut stop: oneshot::Receiver<()>,
         mut publisher: Publisher<E>,
     ) -> Publisher<E>
     where
         C: Codec<E>,
+        E: Send + Sync + 'static,
     {
         let counters = Arc::clone(&self.inner.counters);
-        while let Some(item) = rx.blocking_recv() {
-            let message = match item {
-                Item::Nats(message) => message,
-                Item::Local(event) => {
-                    if publisher.publish(event).is_err() {
-                        break;
+        loop {
+            let message = tokio::select! {
+                // Told to stop, or the handle is gone (then this task is being aborted).
+                _ = &mut stop => break,
+                message = nats.next() => match message {
+                    Some(message) => message,
+                    // The client closed for good: only local events are left.
+                    None => break,
+                },
+                Some(event) = local.recv() => {
+                    if publisher.publish_async(event).await.is_err() {
+                        return publisher;
                     }
                     continue;
                 }
             };
-            let outcome = self.decode(message);
-            match outcome {
-                Ok(Outcome::Publish(event)) => match publisher.publish(event) {
+            add(&counters.import_in_flight, 1);
+            match self.decode(message) {
+                Ok(Outcome::Publish(event)) => match publisher.publish_async(event).await {
                     Ok(_) => add(&counters.imported, 1),
                     Err(_) => {
                         add(&counters.import_bus_closed, 1);
                         sub(&counters.import_in_flight, 1);
-                        break;
+                        return publisher;
                     }
                 },
                 Ok(Outcome::Own) => add(&counters.import_own, 1),
@@ -282,12 +259,11 @@ impl<C> Decoder<C> {
             }
             sub(&counters.import_in_flight, 1);
         }
-        // Whatever is left in the channel is never published.
-        rx.close();
-        while let Ok(item) = rx.try_recv() {
-            if let Item::Nats(_) = item {
-                add(&counters.import_bus_closed, 1);
-                sub(&counters.import_in_flight, 1);
+        // Unsubscribe from NATS, then publish local events until every sender is gone.
+        drop(nats);
+        while let Some(event) = local.recv().await {
+            if publisher.publish_async(event).await.is_err() {
+                break;
             }
         }
         publisher
@@ -320,9 +296,15 @@ impl<C> Decoder<C> {
             });
         }
         let payload = self.codec.decode(message.payload).map_err(DecodeError::Payload)?;
-        let origin = incoming.origin.to_string();
-        let alias = Alias::new(ALIAS_NAMESPACE, &origin)
-            .map_err(|_| DecodeError::BadHeader(headers::ORIGIN, origin))?;
+        let alias = match &self.alias {
+            Some((origin, alias)) if *origin == incoming.origin => alias.clone(),
+            _ => {
+                let origin = incoming.origin.to_string();
+                let alias = Alias::new(ALIAS_NAMESPACE, &origin)
+                    .map_err(|_| DecodeError::BadHeader(headers::ORIGIN, origin))?;
+                self.alias.insert((incoming.origin, alias)).1.clone()
+            }
+        };
         let mut event = Event::new(topic, payload).with_alias(alias);
         if let Some(route) = incoming.route {
             event = event.with_route(route);

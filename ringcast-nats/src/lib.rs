@@ -8,14 +8,14 @@
 //!   payload is encoded by a [`Codec`] ([`Json`] by default, [`Raw`] for bytes); NATS
 //!   headers carry the event's seq, resolved route, alias, publish time and the bridge's
 //!   origin id (see the [`headers`] module).
-//! - **Import** ([`Bridge::import`]): a NATS subscription whose messages a dedicated
-//!   thread decodes and publishes into the local bus through the bus's one
+//! - **Import** ([`Bridge::import`]): a NATS subscription whose messages a tokio task
+//!   decodes and publishes into the local bus through the bus's one
 //!   [`Publisher`](ringcast::Publisher), which the caller hands over.
 //!
 //! # No loops
 //! An imported event carries the alias `ringcast-nats/<origin id of the exporting
 //! bridge>` (its original alias, if any, is replaced: its route was already resolved at
-//! the origin and travels in the `Ringcast-Route` header). An export never exports an
+//! the origin and travels in the `Ringcast` header). An export never exports an
 //! event with an alias in the `ringcast-nats` namespace unless asked
 //! ([`ExportOptions::include_bridged`]), and never exports `$SYS` topics. An import skips
 //! messages its own bridge exported.
@@ -25,9 +25,9 @@
 //! buffers them up to its capacity, then overflows under its policy, and every loss is
 //! counted. async-nats reconnects with backoff and resubscribes; exports and imports
 //! resume on their own. A message that does not decode is counted by reason and dropped,
-//! with at most one `tracing` warning per second. Each export numbers its stream
-//! (`Ringcast-Export-Seq`), so an import counts every event that never arrived, whatever
-//! lost it ([`BridgeStats::import_missed`]).
+//! with at most one `tracing` warning per second. Each export numbers its stream (the
+//! `export-seq` field of the `Ringcast` header), so an import counts every event that
+//! never arrived, whatever lost it ([`BridgeStats::import_missed`]).
 //!
 //! # Observability
 //! [`Bridge::stats`] is a plain [`BridgeStats`] snapshot (serde);

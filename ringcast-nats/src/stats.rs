@@ -139,7 +139,8 @@ pub struct BridgeStats {
     pub dropped_disconnected: u64,
     /// Events imports published into the local bus.
     pub imported: u64,
-    /// Events that never arrived: gaps in the `Ringcast-Export-Seq` of the streams imported.
+    /// Events that never arrived: gaps in the `export-seq` of the streams imported (see
+    /// [`headers`](crate::headers)).
     pub import_missed: u64,
     /// Messages this bridge exported itself, seen again by its own import and skipped.
     pub import_own_skipped: u64,

@@ -18,13 +18,22 @@ struct Order {
     id: u64,
 }
 
+const ORIGIN: Uuid = Uuid::from_u128(0xbad);
+
 /// Headers as a well-behaved exporter (not the import's own bridge) would write them.
 fn valid_headers(seq: u64) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(headers::ORIGIN, Uuid::from_u128(0xbad).to_string().as_str());
+    h.insert(headers::RINGCAST, format!("{ORIGIN} 0 {seq} {seq} -"));
+    h
+}
+
+/// The same in the one-header-per-field form that imports also accept.
+fn per_field_headers(seq: u64) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(headers::ORIGIN, ORIGIN.to_string());
     h.insert(headers::EXPORT, "0");
-    h.insert(headers::EXPORT_SEQ, seq.to_string().as_str());
-    h.insert(headers::SEQ, seq.to_string().as_str());
+    h.insert(headers::EXPORT_SEQ, seq.to_string());
+    h.insert(headers::SEQ, seq.to_string());
     h
 }
 
@@ -42,8 +51,10 @@ async fn garbage_is_counted_and_the_import_keeps_working() {
 
     let raw = within("raw client", async_nats::connect(server.url())).await.unwrap();
     let good = Bytes::from_static(br#"{"id":1}"#);
-    let mut garbled = valid_headers(3);
-    garbled.insert(headers::SEQ, "three");
+    let mut garbled = HeaderMap::new();
+    garbled.insert(headers::RINGCAST, format!("{ORIGIN} 0 3 three -"));
+    let mut garbled_per_field = per_field_headers(7);
+    garbled_per_field.insert(headers::SEQ, "three");
     let mut bad_alias = valid_headers(4);
     bad_alias.insert(headers::ALIAS, "not json");
     let garbage: Vec<(&str, Option<HeaderMap>, Bytes)> = vec![
@@ -51,6 +62,7 @@ async fn garbage_is_counted_and_the_import_keeps_working() {
         ("ringcast.orders.eu", Some(valid_headers(2)), Bytes::from_static(br#"{"id":"x"}"#)),
         ("ringcast.orders.eu", None, good.clone()),
         ("ringcast.orders.eu", Some(garbled), good.clone()),
+        ("ringcast.orders.eu", Some(garbled_per_field), good.clone()),
         ("ringcast.orders.eu", Some(bad_alias), good.clone()),
         // NATS accepts UTF-8 subjects; ringcast topics are printable ASCII.
         ("ringcast.orders.caf\u{e9}", Some(valid_headers(5)), good.clone()),
@@ -64,7 +76,7 @@ async fn garbage_is_counted_and_the_import_keeps_working() {
         sent.unwrap();
     }
     within("raw flush", raw.flush()).await.unwrap();
-    let expected = DecodeErrors { header: 3, topic: 1, oversized: 1, payload: 2 };
+    let expected = DecodeErrors { header: 4, topic: 1, oversized: 1, payload: 2 };
     eventually("garbage counted", || b.stats().decode_errors == expected).await;
 
     // The import still works, and none of the garbage became an event.
@@ -77,10 +89,24 @@ async fn garbage_is_counted_and_the_import_keeps_working() {
     for id in 10..20 {
         let got = within("next event", received.recv_async()).await.unwrap();
         assert_eq!(got.payload(), &Order { id });
+        assert_eq!(got.alias().map(|a| a.key().to_owned()), Some(a.origin().to_string()));
     }
+    // A valid message in the per-field form is imported too.
+    raw.publish_with_headers(
+        "ringcast.orders.eu",
+        per_field_headers(8),
+        br#"{"id":99}"#[..].into(),
+    )
+    .await
+    .unwrap();
+    within("raw flush", raw.flush()).await.unwrap();
+    let got = within("per-field event", received.recv_async()).await.unwrap();
+    assert_eq!(got.payload(), &Order { id: 99 });
+    assert_eq!(got.alias().map(|a| a.key().to_owned()), Some(ORIGIN.to_string()), "its origin");
+    drop(got);
     assert!(matches!(received.try_recv(), Err(TryRecvError::Empty)));
     let stats = b.stats();
-    assert_eq!(stats.imported, 10);
+    assert_eq!(stats.imported, 11);
     assert_eq!(stats.decode_errors, expected);
 }
 
