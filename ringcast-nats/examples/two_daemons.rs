@@ -59,7 +59,9 @@ async fn publish(bridge: &Bridge) -> Result<(), Box<dyn std::error::Error>> {
 async fn receive(bridge: &Bridge) -> Result<(), Box<dyn std::error::Error>> {
     let bus: Bus<Order> = Bus::builder().build()?;
     let mut audit = bus.subscribe(Subscription::to("orders.>")?.name("audit"))?;
-    let import = bridge.import(bus.publisher()?, "orders.>", ImportOptions::default()).await?;
+    // A clone of the shared publisher: the daemon could keep publishing into this bus too.
+    let import =
+        bridge.import(bus.shared_publisher()?, "orders.>", ImportOptions::default()).await?;
     bridge.round_trip().await?;
     println!("waiting for {ORDERS} orders on {}.orders.>", bridge.prefix());
     for _ in 0..ORDERS {

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use async_nats::{Client, ConnectOptions, Event as NatsEvent, ToServerAddrs};
-use ringcast::{Bus, Publisher, Topic, Uuid};
+use ringcast::{Bus, Topic, Uuid};
 use tokio::sync::Notify;
 
 use crate::codec::Codec;
 use crate::error::{BridgeError, ImportError};
 use crate::export::{self, ExportHandle, ExportOptions};
-use crate::import::{self, ImportHandle, ImportOptions};
+use crate::import::{self, ImportHandle, ImportOptions, ImportPublisher};
 use crate::stats::{add, BridgeStats, Counters};
 
 /// The alias namespace that marks an event imported from NATS; the key is the origin id
@@ -166,24 +166,47 @@ impl Bridge {
     /// Imports messages from NATS subjects `<prefix>.<pattern>` into a local bus through
     /// `publisher`, each with topic = the subject after the prefix.
     ///
-    /// A ringcast bus has exactly one [`Publisher`], so the caller hands it over: the
-    /// import's task owns it until [`ImportHandle::stop`] gives it back, and waits for
-    /// ring space with [`Publisher::publish_async`], so a full bus never blocks the
-    /// executor. Local code publishes into the same bus through
-    /// [`ImportHandle::sender`].
+    /// `publisher` is either of the bus's publishing handles ([`ImportPublisher`]):
+    /// - a clone of its [`SharedPublisher`](ringcast::SharedPublisher) (the bus's
+    ///   multi-producer handle): the rest of the daemon keeps publishing through its own
+    ///   clones, and imported and local events interleave in the bus's one order;
+    /// - the bus's one [`Publisher`](ringcast::Publisher): the import owns it until
+    ///   [`ImportHandle::stop`] gives it back, and local code publishes through
+    ///   [`ImportHandle::sender`].
+    ///
+    /// The import's task waits for ring space with `publish_async`, so a full bus never
+    /// blocks the executor: the task stops reading, and the NATS client's subscription
+    /// buffer takes the rest.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ringcast::{Bus, Event, Topic};
+    /// use ringcast_nats::{Bridge, BridgeConfig, ImportOptions};
+    ///
+    /// let bus: Bus<String> = Bus::builder().build()?;
+    /// let publisher = bus.shared_publisher()?;
+    /// let bridge = Bridge::connect("nats://127.0.0.1:4222", BridgeConfig::default()).await?;
+    /// let import = bridge.import(publisher.clone(), "orders.>", ImportOptions::default()).await?;
+    /// // Local events go into the same bus, next to the imported ones.
+    /// publisher.publish(Event::new(Topic::new("orders.local")?, "made here".to_owned()))?;
+    /// # drop(import);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// An invalid pattern or option, or the NATS subscription failed; the error hands the
     /// publisher back.
-    pub async fn import<E, C>(
+    pub async fn import<E, C, P>(
         &self,
-        publisher: Publisher<E>,
+        publisher: P,
         pattern: &str,
         options: ImportOptions<C>,
-    ) -> Result<ImportHandle<E>, ImportError<E>>
+    ) -> Result<ImportHandle<E, P>, ImportError<E, P>>
     where
         E: Send + Sync + 'static,
         C: Codec<E>,
+        P: ImportPublisher<E>,
     {
         import::start(&self.inner, publisher, pattern, options).await
     }

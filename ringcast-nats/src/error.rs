@@ -136,13 +136,16 @@ impl std::error::Error for BridgeError {
     }
 }
 
-/// [`Bridge::import`](crate::Bridge::import) failed; the bus's publisher is handed back
-/// (the bus stays open).
-pub struct ImportError<E>(Box<(BridgeError, ringcast::Publisher<E>)>);
+/// [`Bridge::import`](crate::Bridge::import) failed; the publisher is handed back (the
+/// bus stays open).
+pub struct ImportError<E, P = ringcast::Publisher<E>>(
+    Box<(BridgeError, P)>,
+    std::marker::PhantomData<fn() -> E>,
+);
 
-impl<E> ImportError<E> {
-    pub(crate) fn new(error: BridgeError, publisher: ringcast::Publisher<E>) -> Self {
-        ImportError(Box::new((error, publisher)))
+impl<E, P> ImportError<E, P> {
+    pub(crate) fn new(error: BridgeError, publisher: P) -> Self {
+        ImportError(Box::new((error, publisher)), std::marker::PhantomData)
     }
 
     /// What went wrong.
@@ -151,7 +154,7 @@ impl<E> ImportError<E> {
     }
 
     /// The publisher that was passed in.
-    pub fn into_publisher(self) -> ringcast::Publisher<E> {
+    pub fn into_publisher(self) -> P {
         self.0 .1
     }
 
@@ -161,19 +164,19 @@ impl<E> ImportError<E> {
     }
 }
 
-impl<E> fmt::Debug for ImportError<E> {
+impl<E, P> fmt::Debug for ImportError<E, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ImportError").field("error", self.error()).finish_non_exhaustive()
     }
 }
 
-impl<E> fmt::Display for ImportError<E> {
+impl<E, P> fmt::Display for ImportError<E, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self.error(), f)
     }
 }
 
-impl<E> std::error::Error for ImportError<E> {
+impl<E, P> std::error::Error for ImportError<E, P> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.error().source()
     }

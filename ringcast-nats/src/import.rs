@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_nats::Message;
 use futures_util::StreamExt;
-use ringcast::{Alias, Event, Pattern, Publisher, Topic, Uuid};
+use ringcast::{Alias, Event, Pattern, PublishError, Publisher, SharedPublisher, Topic, Uuid};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -62,11 +62,51 @@ impl<C> ImportOptions<C> {
     }
 }
 
-/// A running import. Dropping it ends the import and drops the bus's `Publisher`, which
-/// closes the bus. [`stop`](Self::stop) gives the publisher back instead.
-#[must_use = "dropping the handle stops the import and closes the bus"]
-pub struct ImportHandle<E> {
-    task: JoinHandle<Publisher<E>>,
+mod sealed {
+    pub trait Sealed {}
+    impl<E> Sealed for ringcast::Publisher<E> {}
+    impl<E> Sealed for ringcast::SharedPublisher<E> {}
+}
+
+/// What an import publishes through (sealed):
+/// - the bus's [`Publisher`]: the import owns the bus's one publisher until
+///   [`ImportHandle::stop`] gives it back, and local code publishes through
+///   [`ImportHandle::sender`];
+/// - a clone of the bus's [`SharedPublisher`]: the rest of the daemon keeps publishing
+///   into the same bus through its own clones, and the bus stays open while any is alive.
+pub trait ImportPublisher<E>: sealed::Sealed + Send + 'static {
+    /// Publishes `event`, waiting for ring space without blocking the executor.
+    #[doc(hidden)]
+    fn publish_imported(
+        &mut self,
+        event: Event<E>,
+    ) -> impl std::future::Future<Output = Result<u64, PublishError<Event<E>>>> + Send;
+}
+
+impl<E: Send + Sync + 'static> ImportPublisher<E> for Publisher<E> {
+    fn publish_imported(
+        &mut self,
+        event: Event<E>,
+    ) -> impl std::future::Future<Output = Result<u64, PublishError<Event<E>>>> + Send {
+        self.publish_async(event)
+    }
+}
+
+impl<E: Send + Sync + 'static> ImportPublisher<E> for SharedPublisher<E> {
+    fn publish_imported(
+        &mut self,
+        event: Event<E>,
+    ) -> impl std::future::Future<Output = Result<u64, PublishError<Event<E>>>> + Send {
+        self.publish_async(event)
+    }
+}
+
+/// A running import. Dropping it ends the import and drops the publisher it was given:
+/// the bus's `Publisher`, which closes the bus, or a `SharedPublisher` clone.
+/// [`stop`](Self::stop) gives the publisher back instead.
+#[must_use = "dropping the handle stops the import (and closes the bus if it owns its Publisher)"]
+pub struct ImportHandle<E, P = Publisher<E>> {
+    task: JoinHandle<P>,
     stop: Option<oneshot::Sender<()>>,
     local: mpsc::Sender<Event<E>>,
 }
@@ -99,7 +139,7 @@ impl<E> ImportSender<E> {
     }
 }
 
-impl<E> ImportHandle<E> {
+impl<E, P> ImportHandle<E, P> {
     /// A handle to publish local events into this import's bus (its publisher is owned
     /// by the import). Events sent through it are never marked as bridged, so exports
     /// carry them.
@@ -112,10 +152,7 @@ impl<E> ImportHandle<E> {
     /// queued until the last of them is dropped (a publish waits for ring space, so this
     /// waits as long as the bus's slowest shard does). `None` if the import's task
     /// panicked.
-    pub async fn stop(mut self) -> Option<Publisher<E>>
-    where
-        E: Send + Sync + 'static,
-    {
+    pub async fn stop(mut self) -> Option<P> {
         if let Some(stop) = self.stop.take() {
             // The task may have ended already (its bus closed); then there is no one to tell.
             let _ = stop.send(());
@@ -126,27 +163,28 @@ impl<E> ImportHandle<E> {
     }
 }
 
-impl<E> Drop for ImportHandle<E> {
+impl<E, P> Drop for ImportHandle<E, P> {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl<E> std::fmt::Debug for ImportHandle<E> {
+impl<E, P> std::fmt::Debug for ImportHandle<E, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImportHandle").field("finished", &self.task.is_finished()).finish()
     }
 }
 
-pub(crate) async fn start<E, C>(
+pub(crate) async fn start<E, C, P>(
     inner: &Arc<Inner>,
-    publisher: Publisher<E>,
+    publisher: P,
     pattern: &str,
     options: ImportOptions<C>,
-) -> Result<ImportHandle<E>, ImportError<E>>
+) -> Result<ImportHandle<E, P>, ImportError<E, P>>
 where
     E: Send + Sync + 'static,
     C: Codec<E>,
+    P: ImportPublisher<E>,
 {
     // Every fallible step comes before the publisher moves to the task, so a failure
     // hands it back and the bus stays open.
@@ -216,16 +254,17 @@ enum Outcome<E> {
 }
 
 impl<C> Decoder<C> {
-    async fn run<E>(
+    async fn run<E, P>(
         mut self,
         mut nats: async_nats::Subscriber,
         mut local: mpsc::Receiver<Event<E>>,
         mut stop: oneshot::Receiver<()>,
-        mut publisher: Publisher<E>,
-    ) -> Publisher<E>
+        mut publisher: P,
+    ) -> P
     where
         C: Codec<E>,
         E: Send + Sync + 'static,
+        P: ImportPublisher<E>,
     {
         let counters = Arc::clone(&self.inner.counters);
         loop {
@@ -238,7 +277,7 @@ impl<C> Decoder<C> {
                     None => break,
                 },
                 Some(event) = local.recv() => {
-                    if publisher.publish_async(event).await.is_err() {
+                    if publisher.publish_imported(event).await.is_err() {
                         return publisher;
                     }
                     continue;
@@ -246,7 +285,7 @@ impl<C> Decoder<C> {
             };
             add(&counters.import_in_flight, 1);
             match self.decode(message) {
-                Ok(Outcome::Publish(event)) => match publisher.publish_async(event).await {
+                Ok(Outcome::Publish(event)) => match publisher.publish_imported(event).await {
                     Ok(_) => add(&counters.imported, 1),
                     Err(_) => {
                         add(&counters.import_bus_closed, 1);
@@ -262,7 +301,7 @@ impl<C> Decoder<C> {
         // Unsubscribe from NATS, then publish local events until every sender is gone.
         drop(nats);
         while let Some(event) = local.recv().await {
-            if publisher.publish_async(event).await.is_err() {
+            if publisher.publish_imported(event).await.is_err() {
                 break;
             }
         }

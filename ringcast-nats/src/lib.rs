@@ -77,5 +77,5 @@ pub use bridge::{Bridge, BridgeConfig, ALIAS_NAMESPACE};
 pub use codec::{Codec, Json, Raw};
 pub use error::{BridgeError, CodecError, DecodeError, ImportError};
 pub use export::{ExportHandle, ExportOptions};
-pub use import::{ImportHandle, ImportOptions, ImportSender};
+pub use import::{ImportHandle, ImportOptions, ImportPublisher, ImportSender};
 pub use stats::{BridgeStats, DecodeErrors};
