@@ -14,6 +14,7 @@ use crate::ring::Ring;
 use crate::segment::{Pool, SegRef, Writer};
 use crate::shared_publisher::SharedPublisher;
 use crate::stats::events::{clamp_interval, StatsDelta, STATS_TOPIC};
+use crate::stats::external::{ExternalStats, Sources};
 use crate::stats::latency::{self, Latency};
 use crate::stats::snapshot::STATS_VERSION;
 use crate::stats::topics::TopicTable;
@@ -75,6 +76,8 @@ pub(crate) struct Shared<E> {
     pub(crate) live_subscribers: AtomicU64,
     /// Tasks waiting in `Publisher::closed` for `live_subscribers` to reach 0.
     pub(crate) closed_wakers: Mutex<ClosedWakers>,
+    /// Counters kept outside the bus, shown by `Bus::stats` (never by `$SYS.stats`).
+    pub(crate) external: Sources,
 }
 
 /// The tasks waiting in `Publisher::closed`, each under the id of its future.
@@ -300,6 +303,7 @@ impl BusBuilder {
             placement: Mutex::new(()),
             live_subscribers: AtomicU64::new(0),
             closed_wakers: Mutex::new(ClosedWakers::default()),
+            external: Sources::default(),
         });
         let mut threads = Vec::with_capacity(self.dispatchers);
         for index in 0..self.dispatchers {
@@ -583,7 +587,15 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> StatsSnapshot {
-        self.handle.shared.stats()
+        self.handle.shared.stats_with_external()
+    }
+
+    /// Shows `source`'s counters in this bus's [`stats`](Self::stats), in
+    /// [`StatsSnapshot::external`] and the Prometheus text, until `source` is dropped (the
+    /// bus holds it weakly). Attaching the same source again changes nothing. A bridge
+    /// attaches its counters to every bus it exports from or imports into.
+    pub fn attach_stats(&self, source: std::sync::Arc<dyn ExternalStats>) {
+        self.handle.shared.external.attach(source);
     }
 
     /// Publishes a [`StatsDelta`] event on `$SYS.stats` every `interval` in which
@@ -652,6 +664,13 @@ impl<E> Shared<E> {
         self.counters.iter().enumerate().map(|(i, c)| c.snapshot(i, || ring.published())).collect()
     }
 
+    /// [`stats`](Self::stats) plus the attached external sources' readings.
+    pub(crate) fn stats_with_external(&self) -> StatsSnapshot {
+        let mut stats = self.stats();
+        stats.external = self.external.collect();
+        stats
+    }
+
     pub(crate) fn stats(&self) -> StatsSnapshot {
         let shared = self;
         let (subscriptions, subscriptions_closed) = shared.subscriptions.snapshot();
@@ -704,6 +723,7 @@ impl<E> Shared<E> {
             subscribers,
             topics,
             latency: latency::stats_of(&all_latency),
+            external: Vec::new(),
         }
     }
 

@@ -93,6 +93,7 @@ pub use publisher::{Closed, Flush, Publisher};
 pub use queue::Recv;
 pub use shared_publisher::SharedPublisher;
 pub use stats::events::{StatsDelta, STATS_TOPIC};
+pub use stats::external::{ExternalMetric, ExternalSample, ExternalStats, MetricKind};
 pub use stats::recorder::{Capture, CaptureMeta, RecorderError, StatsRecorder};
 pub use stats::snapshot::STATS_VERSION;
 pub use stats::topics::OVERFLOW as STATS_TOPIC_OVERFLOW;

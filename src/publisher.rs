@@ -64,6 +64,12 @@ impl<E> Publisher<E> {
         }
     }
 
+    /// Shows `source`'s counters in the bus's stats, as
+    /// [`Bus::attach_stats`](crate::Bus::attach_stats) does.
+    pub fn attach_stats(&self, source: std::sync::Arc<dyn crate::ExternalStats>) {
+        self.shared.external.attach(source);
+    }
+
     /// The ring is full: count it (once per publish that had to wait or failed).
     fn count_wait(&self) {
         let waits = &self.shared.publisher_waits;

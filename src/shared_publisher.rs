@@ -263,6 +263,12 @@ impl<E> SharedPublisher<E> {
         self.inner.publisher.lock().flush();
     }
 
+    /// Shows `source`'s counters in the bus's stats, as
+    /// [`Bus::attach_stats`](crate::Bus::attach_stats) does.
+    pub fn attach_stats(&self, source: std::sync::Arc<dyn crate::ExternalStats>) {
+        self.inner.shared.external.attach(source);
+    }
+
     /// Drops this handle. The bus closes for publishing when the last clone is dropped or
     /// closed (the same as dropping each); to close the bus whatever other handles remain,
     /// use [`Bus::close`](crate::Bus::close).

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ringcast::{
-    Bus, Event, Overflow, RecvTimeoutError, StatsSnapshot, Subscriber, Subscription, Topic,
-    TryPublishError, STATS_TOPIC_OVERFLOW,
+    Bus, Event, ExternalMetric, ExternalStats, Overflow, RecvTimeoutError, StatsSnapshot,
+    Subscriber, Subscription, Topic, TryPublishError, STATS_TOPIC_OVERFLOW,
 };
 use ringcast_models::prometheus::parse_prometheus;
 
@@ -240,6 +240,85 @@ fn prometheus_text_is_valid_and_escapes_labels() {
         .filter(|l| l.starts_with("# TYPE"))
         .all(|l| !l.contains("_seconds counter")));
     promtool_check(&text);
+}
+
+/// An application's counters, kept outside the bus.
+struct Jobs {
+    worker: &'static str,
+    done: std::sync::atomic::AtomicU64,
+    extra: Vec<ExternalMetric>,
+}
+
+impl ExternalStats for Jobs {
+    fn collect(&self, out: &mut Vec<ExternalMetric>) {
+        let done = self.done.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        out.push(
+            ExternalMetric::counter("app_jobs_total", "Jobs done.")
+                .sample(&[("worker", self.worker)], done),
+        );
+        out.extend(self.extra.iter().cloned());
+    }
+}
+
+#[test]
+fn external_counters_show_in_stats_and_prometheus_text() {
+    let (bus, _, _) = scenario(10);
+    let jobs =
+        |worker, extra| std::sync::Arc::new(Jobs { worker, done: Default::default(), extra });
+    let a = jobs("a \"q\"\n", vec![ExternalMetric::gauge("app_up", "Up.").sample(&[], 1.0)]);
+    let b = jobs(
+        "b",
+        vec![
+            // The bus's own name: skipped, or the text would name one family twice.
+            ExternalMetric::counter("ringcast_published_total", "Not the bus's.").sample(&[], 7.0),
+            ExternalMetric::gauge("app-queue depth", "Sanitised.").sample(&[("in-box", "x")], 4.0),
+        ],
+    );
+    a.done.store(2, std::sync::atomic::Ordering::Relaxed);
+    b.done.store(5, std::sync::atomic::Ordering::Relaxed);
+    bus.attach_stats(a.clone());
+    bus.attach_stats(a.clone());
+    bus.attach_stats(b.clone());
+
+    let s = bus.stats();
+    assert_eq!(s.external.len(), 5, "a attached once: {:?}", s.external);
+    let json = serde_json::to_string(&s).unwrap();
+    assert_eq!(serde_json::from_str::<StatsSnapshot>(&json).unwrap(), s);
+    let mut older: serde_json::Value = serde_json::from_str(&json).unwrap();
+    older.as_object_mut().unwrap().remove("external");
+    let older: StatsSnapshot = serde_json::from_value(older).unwrap();
+    assert!(older.external.is_empty(), "a snapshot from before the field still reads");
+
+    let text = s.prometheus_text();
+    // The strict parser, less its `ringcast_` prefix rule: external names are their own.
+    let parsed = ringcast_models::prometheus::parse(&text).unwrap();
+    let find = |name: &str, labels: &[(&str, &str)]| {
+        parsed
+            .samples
+            .iter()
+            .find(|s| {
+                s.name == name
+                    && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.value)
+    };
+    assert_eq!(parsed.types.get("app_up").map(String::as_str), Some("gauge"));
+    assert_eq!(find("app_jobs_total", &[("worker", "a \"q\"\n")]), Some(2.0));
+    assert_eq!(find("app_jobs_total", &[("worker", "b")]), Some(5.0));
+    assert_eq!(find("app_up", &[]), Some(1.0));
+    assert_eq!(find("app_queue_depth", &[("in_box", "x")]), Some(4.0));
+    assert_eq!(find("ringcast_published_total", &[]), Some(s.published as f64));
+    assert_eq!(text.matches("# TYPE app_jobs_total counter").count(), 1, "one family:\n{text}");
+    assert_eq!(text.matches("# TYPE ringcast_published_total").count(), 1);
+    promtool_check(&text);
+
+    // A dropped source is gone from the next snapshot; the other one stays.
+    drop(b);
+    let s = bus.stats();
+    assert_eq!(s.external.len(), 2);
+    assert!(s.prometheus_text().contains("app_jobs_total{worker=\"a \\\"q\\\"\\n\"} 2\n"));
+    drop(a);
+    assert!(bus.stats().external.is_empty());
 }
 
 /// `promtool check metrics` from Debian's `prometheus` package (installed by `.ci/run`).

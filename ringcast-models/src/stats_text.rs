@@ -34,8 +34,9 @@ use std::hash::Hash;
 
 use arbitrary::Arbitrary;
 use ringcast::{
-    Bus, Event, LatencyStats, Overflow, ShardStats, StatsSnapshot, Subscriber, SubscriberStats,
-    Subscription, Topic, TopicStats, TryRecvError, STATS_TOPIC_OVERFLOW,
+    Bus, Event, ExternalMetric, LatencyStats, MetricKind, Overflow, ShardStats, StatsSnapshot,
+    Subscriber, SubscriberStats, Subscription, Topic, TopicStats, TryRecvError,
+    STATS_TOPIC_OVERFLOW,
 };
 
 use crate::prometheus::{self, first_duplicate, Labels, Sample};
@@ -63,7 +64,25 @@ pub enum Input {
     Snapshot(Box<SnapshotInput>),
     /// Subscribe, publish, receive, then `bus.stats()`.
     Bus(BusInput),
+    /// Metrics kept outside the bus: alone, and in a snapshot.
+    External(Vec<ExternalInput>),
 }
+
+/// One [`ExternalMetric`] with any name, help, labels and values.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct ExternalInput {
+    /// The name as the source gives it (sanitised by the writer).
+    pub name: Label,
+    /// Help text.
+    pub help: Label,
+    /// Counter (`false`) or gauge.
+    pub gauge: bool,
+    /// Samples: label names and values, and the value.
+    pub samples: Vec<(Vec<(Label, Label)>, Float)>,
+}
+
+/// Most external metrics, samples per metric and labels per sample in one input.
+pub const MAX_EXTERNAL: usize = 8;
 
 /// A counter value, drawn so that small values and `u64` boundaries are likely.
 #[derive(Debug, Clone, Copy, Arbitrary)]
@@ -451,7 +470,138 @@ pub fn check(input: &Input) -> Verdict {
     match input {
         Input::Snapshot(s) => check_snapshot_input(s),
         Input::Bus(b) => check_bus(b),
+        Input::External(e) => check_external(e),
     }
+}
+
+/// The name rule the writer promises, restated: characters outside `[a-zA-Z0-9_:]`
+/// (`[a-zA-Z0-9_]` for a label) become `_`; `_` goes first if the name is empty or starts
+/// with a digit; a counter's name ends in `_total`.
+fn external_name(name: &str, label: bool, counter: bool) -> String {
+    let keep = |c: char| c.is_ascii_alphanumeric() || c == '_' || (!label && c == ':');
+    let mut out: String = name.chars().map(|c| if keep(c) { c } else { '_' }).collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    if counter && !out.ends_with("_total") {
+        out.push_str("_total");
+    }
+    out
+}
+
+/// [`ExternalMetric::prometheus_text`] alone, and a snapshot's text with them: both parse
+/// strictly, each name is one family (of the first metric's kind), every series the input
+/// names comes back once, with its label values and value exact (the first of a repeated
+/// label name, the first of a repeated series), and a snapshot's own families win over an
+/// external metric of the same name.
+pub fn check_external(input: &[ExternalInput]) -> Verdict {
+    let too_long = |l: &Label| l.text().len() > MAX_LABEL;
+    if input.len() > MAX_EXTERNAL
+        || input.iter().any(|m| {
+            too_long(&m.name)
+                || too_long(&m.help)
+                || m.samples.len() > MAX_EXTERNAL
+                || m.samples.iter().any(|(labels, _)| {
+                    labels.len() > MAX_EXTERNAL
+                        || labels.iter().any(|(k, v)| too_long(k) || too_long(v))
+                })
+        })
+    {
+        return Verdict::Rejected;
+    }
+    let metrics: Vec<ExternalMetric> = input
+        .iter()
+        .map(|m| {
+            let (name, help) = (m.name.text(), m.help.text());
+            let metric = if m.gauge {
+                ExternalMetric::gauge(name, help)
+            } else {
+                ExternalMetric::counter(name, help)
+            };
+            m.samples.iter().fold(metric, |metric, (labels, value)| {
+                let labels: Vec<(String, String)> =
+                    labels.iter().map(|(k, v)| (k.text(), v.text())).collect();
+                let labels: Vec<(&str, &str)> =
+                    labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                metric.sample(&labels, value.value())
+            })
+        })
+        .collect();
+    let mut snapshot = StatsSnapshot::default();
+    snapshot.external = metrics.clone();
+    for (text, ours) in [
+        (ExternalMetric::prometheus_text(&metrics), None),
+        (snapshot.prometheus_text(), Some(StatsSnapshot::default().prometheus_text())),
+    ] {
+        let show = || format!("\n--- text:\n{text}---");
+        let exp = prometheus::parse(&text)
+            .unwrap_or_else(|e| panic!("external metrics: invalid exposition: {e}{}", show()));
+        if let Some((a, b)) = first_duplicate(&exp.samples) {
+            panic!("series twice, lines {} and {}{}", a.line, b.line, show());
+        }
+        // The snapshot's own names, a summary's `_sum` and `_count` included.
+        let bus_families: HashSet<String> = match &ours {
+            Some(ours) => prometheus::parse(ours)
+                .unwrap()
+                .types
+                .into_iter()
+                .flat_map(|(name, kind)| {
+                    let parts = if kind == "summary" { &["", "_sum", "_count"][..] } else { &[""] };
+                    parts.iter().map(move |p| format!("{name}{p}")).collect::<Vec<_>>()
+                })
+                .collect(),
+            None => HashSet::new(),
+        };
+        // Expected: per sanitised name (first metric's kind), the first of each series.
+        /// A family: name, kind, and its series (labels, value).
+        type Family = (String, &'static str, Vec<(Labels, f64)>);
+        let mut want: Vec<Family> = Vec::new();
+        for m in &metrics {
+            let counter = m.kind == MetricKind::Counter;
+            let name = external_name(&m.name, false, counter);
+            if bus_families.contains(&name) {
+                continue;
+            }
+            if !want.iter().any(|(n, ..)| *n == name) {
+                want.push((name.clone(), if counter { "counter" } else { "gauge" }, Vec::new()));
+            }
+            let rows = &mut want.iter_mut().find(|(n, ..)| *n == name).unwrap().2;
+            for sample in &m.samples {
+                let mut labels = Labels::new();
+                for (k, v) in &sample.labels {
+                    labels.entry(external_name(k, true, false)).or_insert_with(|| v.clone());
+                }
+                if !rows.iter().any(|(l, _)| *l == labels) {
+                    rows.push((labels, sample.value));
+                }
+            }
+        }
+        for (name, kind, rows) in &want {
+            assert_eq!(
+                exp.types.get(name).map(String::as_str),
+                Some(*kind),
+                "TYPE of {name}{}",
+                show()
+            );
+            let got: Vec<&Sample> = exp.samples.iter().filter(|s| s.name == *name).collect();
+            assert_eq!(got.len(), rows.len(), "samples of {name}{}", show());
+            for (labels, value) in rows {
+                let found = got
+                    .iter()
+                    .find(|s| s.labels == *labels)
+                    .unwrap_or_else(|| panic!("{name} lacks the series {labels:?}{}", show()));
+                let same = found.value == *value || (found.value.is_nan() && value.is_nan());
+                assert!(same, "{name}{labels:?}: {} for {value}{}", found.value, show());
+            }
+        }
+        let external: usize = want.iter().map(|(_, _, rows)| rows.len()).sum();
+        let bus_samples = match &ours {
+            Some(ours) => prometheus::parse(ours).unwrap().samples.len(),
+            None => 0,
+        };
+        assert_eq!(exp.samples.len(), bus_samples + external, "no other samples{}", show());
+    }
+    Verdict::Checked
 }
 
 fn check_snapshot_input(input: &SnapshotInput) -> Verdict {

@@ -14,7 +14,7 @@ use crate::codec::Codec;
 use crate::error::{BridgeError, ImportError};
 use crate::export::{self, ExportHandle, ExportOptions};
 use crate::import::{self, ImportHandle, ImportOptions, ImportPublisher};
-use crate::stats::{add, BridgeStats, Counters};
+use crate::stats::{add, BridgeStats, Counters, Source};
 
 /// The alias namespace that marks an event imported from NATS; the key is the origin id
 /// of the bridge that exported it.
@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     pub origin_str: String,
     pub prefix: Topic,
     pub counters: Arc<Counters>,
+    /// The counters as the buses this bridge serves show them (each holds it weakly).
+    pub source: Arc<Source>,
     pub state_changed: Arc<Notify>,
     pub runtime: tokio::runtime::Handle,
     pub next_export: AtomicU32,
@@ -135,6 +137,10 @@ impl Bridge {
                 origin,
                 origin_str: origin.to_string(),
                 prefix,
+                source: Arc::new(Source {
+                    origin: origin.to_string(),
+                    counters: Arc::clone(&counters),
+                }),
                 counters,
                 state_changed,
                 runtime: tokio::runtime::Handle::current(),
@@ -248,8 +254,9 @@ impl Bridge {
         self.inner.counters.snapshot(self.inner.origin_str.clone())
     }
 
-    /// [`BridgeStats::prometheus_text`] of a fresh snapshot: `ringcast_nats_*` series, to
-    /// be appended to the bus's `StatsSnapshot::prometheus_text()`.
+    /// [`BridgeStats::prometheus_text`] of a fresh snapshot: `ringcast_nats_*` series. A
+    /// bus this bridge exports from or imports into shows them in its own `stats()` and
+    /// `prometheus_text()` already: do not append this to those.
     pub fn prometheus_text(&self) -> String {
         self.stats().prometheus_text()
     }

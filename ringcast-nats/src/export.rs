@@ -148,6 +148,7 @@ where
         subscription = subscription.capacity(capacity);
     }
     let subscriber = bus.subscribe(subscription).map_err(BridgeError::Bus)?;
+    bus.attach_stats(inner.source.clone());
     let codec = options.codec;
     let inner = Arc::clone(inner);
     let task = inner.runtime.spawn(run(Arc::clone(&inner), subscriber, codec, export));

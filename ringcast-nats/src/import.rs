@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use async_nats::Message;
 use futures_util::StreamExt;
-use ringcast::{Alias, Event, Pattern, PublishError, Publisher, SharedPublisher, Topic, Uuid};
+use ringcast::{
+    Alias, Event, ExternalStats, Pattern, PublishError, Publisher, SharedPublisher, Topic, Uuid,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -75,6 +77,10 @@ mod sealed {
 /// - a clone of the bus's [`SharedPublisher`]: the rest of the daemon keeps publishing
 ///   into the same bus through its own clones, and the bus stays open while any is alive.
 pub trait ImportPublisher<E>: sealed::Sealed + Send + 'static {
+    /// Shows the bridge's counters in the bus's stats.
+    #[doc(hidden)]
+    fn attach_stats(&self, source: Arc<dyn ExternalStats>);
+
     /// Publishes `event`, waiting for ring space without blocking the executor.
     #[doc(hidden)]
     fn publish_imported(
@@ -84,6 +90,10 @@ pub trait ImportPublisher<E>: sealed::Sealed + Send + 'static {
 }
 
 impl<E: Send + Sync + 'static> ImportPublisher<E> for Publisher<E> {
+    fn attach_stats(&self, source: Arc<dyn ExternalStats>) {
+        Publisher::attach_stats(self, source);
+    }
+
     fn publish_imported(
         &mut self,
         event: Event<E>,
@@ -93,6 +103,10 @@ impl<E: Send + Sync + 'static> ImportPublisher<E> for Publisher<E> {
 }
 
 impl<E: Send + Sync + 'static> ImportPublisher<E> for SharedPublisher<E> {
+    fn attach_stats(&self, source: Arc<dyn ExternalStats>) {
+        SharedPublisher::attach_stats(self, source);
+    }
+
     fn publish_imported(
         &mut self,
         event: Event<E>,
@@ -201,6 +215,7 @@ where
         Ok(nats) => nats,
         Err(e) => return fail(BridgeError::Subscribe(e), publisher),
     };
+    publisher.attach_stats(inner.source.clone());
     let (local, local_rx) = mpsc::channel(options.queue);
     let (stop, stop_rx) = oneshot::channel();
     let decoder = Decoder {

@@ -3,10 +3,11 @@
 //! Every counter is a plain `Relaxed` atomic with one writer site: a snapshot is a set of
 //! independent readings, not a consistent cut (no counter pair here needs `open >= closed`).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 
+use ringcast::{ExternalMetric, ExternalStats};
 use serde::{Deserialize, Serialize};
 
 /// Live counters, shared by the bridge, its exports and imports and the connection-event
@@ -156,106 +157,113 @@ pub struct BridgeStats {
 impl BridgeStats {
     /// The snapshot in the Prometheus text exposition format 0.0.4: `ringcast_nats_`
     /// prefix, `# HELP` and `# TYPE` per metric, counters ending in `_total`, an `origin`
-    /// label on every series. Append it to the bus's `prometheus_text()` to serve both.
+    /// label on every series. A bus the bridge exports from or imports into shows these
+    /// series already (its `stats()` includes them); use this for a bridge on its own.
     pub fn prometheus_text(&self) -> String {
-        let origin = escape(&self.origin);
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, rows: &[(&str, u64)]| {
-            let _ = writeln!(out, "# HELP ringcast_nats_{name} {help}");
-            let _ = writeln!(out, "# TYPE ringcast_nats_{name} {kind}");
-            for (labels, value) in rows {
-                let _ =
-                    writeln!(out, "ringcast_nats_{name}{{origin=\"{origin}\"{labels}}} {value}");
-            }
+        ExternalMetric::prometheus_text(&self.metrics())
+    }
+
+    /// The snapshot as metrics for a bus's stats ([`ringcast::ExternalStats`]).
+    pub fn metrics(&self) -> Vec<ExternalMetric> {
+        type Extra = &'static [(&'static str, &'static str)];
+        let origin = self.origin.as_str();
+        let labels = |extra: Extra| {
+            let mut all = vec![("origin", origin)];
+            all.extend_from_slice(extra);
+            all
         };
-        metric(
-            "connected",
-            "gauge",
-            "Whether the NATS connection is up (1) or not (0).",
-            &[("", u64::from(self.connected))],
-        );
-        metric(
-            "reconnects_total",
-            "counter",
-            "Connections re-established after a disconnect.",
-            &[("", self.reconnects)],
-        );
-        metric("disconnects_total", "counter", "Connections lost.", &[("", self.disconnects)]);
-        metric(
-            "exported_total",
-            "counter",
-            "Events handed to NATS by exports.",
-            &[("", self.exported)],
-        );
-        metric(
-            "encode_errors_total",
-            "counter",
-            "Events an export could not encode.",
-            &[("", self.encode_errors)],
-        );
-        metric(
-            "publish_errors_total",
-            "counter",
-            "Events the NATS client refused.",
-            &[("", self.publish_errors)],
-        );
-        metric(
-            "export_dropped_total",
-            "counter",
-            "Events lost at a full export subscription, by connection state.",
-            &[
-                (",state=\"connected\"", self.export_lagged),
-                (",state=\"disconnected\"", self.dropped_disconnected),
-            ],
-        );
-        metric(
-            "imported_total",
-            "counter",
-            "Events imports published into the local bus.",
-            &[("", self.imported)],
-        );
-        metric(
-            "import_missed_total",
-            "counter",
-            "Events missing from imported streams (sequence gaps).",
-            &[("", self.import_missed)],
-        );
-        metric(
-            "import_own_skipped_total",
-            "counter",
-            "Messages exported by this bridge and skipped by its own import.",
-            &[("", self.import_own_skipped)],
-        );
-        metric(
-            "import_bus_closed_total",
-            "counter",
-            "Decoded messages dropped because the local bus was closed.",
-            &[("", self.import_bus_closed)],
-        );
+        let counter = |name: &str, help: &str, rows: &[(Extra, u64)]| {
+            rows.iter().fold(
+                ExternalMetric::counter(format!("ringcast_nats_{name}"), help),
+                |metric, (extra, value)| metric.sample(&labels(extra), *value as f64),
+            )
+        };
+        let gauge = |name: &str, help: &str, value: u64| {
+            ExternalMetric::gauge(format!("ringcast_nats_{name}"), help)
+                .sample(&labels(&[]), value as f64)
+        };
         let d = &self.decode_errors;
-        metric(
-            "decode_errors_total",
-            "counter",
-            "Incoming messages dropped because they did not decode, by reason.",
-            &[
-                (",reason=\"header\"", d.header),
-                (",reason=\"topic\"", d.topic),
-                (",reason=\"oversized\"", d.oversized),
-                (",reason=\"payload\"", d.payload),
-            ],
-        );
-        metric(
-            "in_flight",
-            "gauge",
-            "Events between the local bus and NATS right now, both directions.",
-            &[("", self.in_flight)],
-        );
-        out
+        vec![
+            gauge(
+                "connected",
+                "Whether the NATS connection is up (1) or not (0).",
+                u64::from(self.connected),
+            ),
+            counter(
+                "reconnects_total",
+                "Connections re-established after a disconnect.",
+                &[(&[], self.reconnects)],
+            ),
+            counter("disconnects_total", "Connections lost.", &[(&[], self.disconnects)]),
+            counter("exported_total", "Events handed to NATS by exports.", &[(&[], self.exported)]),
+            counter(
+                "encode_errors_total",
+                "Events an export could not encode.",
+                &[(&[], self.encode_errors)],
+            ),
+            counter(
+                "publish_errors_total",
+                "Events the NATS client refused.",
+                &[(&[], self.publish_errors)],
+            ),
+            counter(
+                "export_dropped_total",
+                "Events lost at a full export subscription, by connection state.",
+                &[
+                    (&[("state", "connected")], self.export_lagged),
+                    (&[("state", "disconnected")], self.dropped_disconnected),
+                ],
+            ),
+            counter(
+                "imported_total",
+                "Events imports published into the local bus.",
+                &[(&[], self.imported)],
+            ),
+            counter(
+                "import_missed_total",
+                "Events missing from imported streams (sequence gaps).",
+                &[(&[], self.import_missed)],
+            ),
+            counter(
+                "import_own_skipped_total",
+                "Messages exported by this bridge and skipped by its own import.",
+                &[(&[], self.import_own_skipped)],
+            ),
+            counter(
+                "import_bus_closed_total",
+                "Decoded messages dropped because the local bus was closed.",
+                &[(&[], self.import_bus_closed)],
+            ),
+            counter(
+                "decode_errors_total",
+                "Incoming messages dropped because they did not decode, by reason.",
+                &[
+                    (&[("reason", "header")], d.header),
+                    (&[("reason", "topic")], d.topic),
+                    (&[("reason", "oversized")], d.oversized),
+                    (&[("reason", "payload")], d.payload),
+                ],
+            ),
+            gauge(
+                "in_flight",
+                "Events between the local bus and NATS right now, both directions.",
+                self.in_flight,
+            ),
+        ]
     }
 }
 
-fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+/// A bridge's counters as a bus shows them: attached to every bus the bridge exports
+/// from or imports into, and gone from its stats when the bridge is.
+pub(crate) struct Source {
+    pub origin: String,
+    pub counters: Arc<Counters>,
+}
+
+impl ExternalStats for Source {
+    fn collect(&self, out: &mut Vec<ExternalMetric>) {
+        out.extend(self.counters.snapshot(self.origin.clone()).metrics());
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Promise: the bridge's Prometheus text, alone and appended to the bus's, is accepted
-//! by `promtool check metrics` without a single lint warning.
+//! Promise: the bridge's counters show in the stats of every bus it exports from or
+//! imports into, and its Prometheus text, alone and in a bus's (one bridge or two), is
+//! accepted by `promtool check metrics` without a single lint warning.
 
 mod common;
 
@@ -64,6 +65,23 @@ async fn bridge_metrics_pass_promtool() {
     assert!(a
         .prometheus_text()
         .contains(&format!("ringcast_nats_exported_total{{origin=\"{}\"}} 3\n", sa.origin)));
-    // What a daemon serves: the bus's text with the bridge's appended.
-    promtool_check(&(bus_b.stats().prometheus_text() + &b.prometheus_text()));
+    // What a daemon serves: the bus's own text, which carries the counters of every
+    // bridge that exports from or imports into the bus.
+    let (sb, stats_b) = (b.stats(), bus_b.stats());
+    assert_eq!(stats_b.external, sb.metrics(), "bus b shows bridge b's counters");
+    let text = stats_b.prometheus_text();
+    assert!(text.contains(&format!("ringcast_nats_imported_total{{origin=\"{}\"}} 3\n", sb.origin)));
+    promtool_check(&text);
+    assert!(bus_a
+        .stats()
+        .prometheus_text()
+        .contains(&format!("ringcast_nats_exported_total{{origin=\"{}\"}} 3\n", sa.origin)));
+    // Two bridges on one bus: one family per name, a series per origin.
+    let _second = a.export(&bus_b, "billing.>", ExportOptions::default()).unwrap();
+    let text = bus_b.stats().prometheus_text();
+    assert_eq!(text.matches("# TYPE ringcast_nats_imported_total counter").count(), 1);
+    for origin in [&sa.origin, &sb.origin] {
+        assert!(text.contains(&format!("ringcast_nats_connected{{origin=\"{origin}\"}} 1\n")));
+    }
+    promtool_check(&text);
 }

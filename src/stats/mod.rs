@@ -22,6 +22,7 @@
 //! Modelled in `loom-tests/tests/counters.rs` (which fails if a Release is weakened).
 
 pub(crate) mod events;
+pub(crate) mod external;
 pub(crate) mod latency;
 pub(crate) mod recorder;
 pub(crate) mod snapshot;

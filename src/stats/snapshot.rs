@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::external::{ExternalMetric, MetricKind};
+
 /// Version of the snapshot's schema; bumped on any incompatible change.
 pub const STATS_VERSION: u32 = 1;
 
@@ -38,6 +40,11 @@ pub struct StatsSnapshot {
     pub topics: Vec<TopicStats>,
     /// Publish → receive latency over every subscriber (live and closed).
     pub latency: LatencyStats,
+    /// Counters kept outside the bus and attached to it
+    /// ([`Bus::attach_stats`](crate::Bus::attach_stats)), as their sources read them.
+    /// Empty in `$SYS.stats` deltas' baselines; absent from older snapshots.
+    #[serde(default)]
+    pub external: Vec<ExternalMetric>,
 }
 
 /// One dispatcher shard's counters.
@@ -351,21 +358,85 @@ impl StatsSnapshot {
             "Publish to receive latency of sampled events, by subscriber.",
             &per_subscriber,
         );
+        out.external(&self.external);
         out.text
     }
 }
 
 type Labels<'a> = [(&'a str, &'a str)];
 
+/// `metrics` alone, for [`ExternalMetric::prometheus_text`].
+pub(crate) fn external_text(metrics: &[ExternalMetric]) -> String {
+    let mut out = Prometheus::default();
+    out.external(metrics);
+    out.text
+}
+
 #[derive(Default)]
 struct Prometheus {
     text: String,
+    /// Every metric family written so far, with its `ringcast_` prefix.
+    families: std::collections::HashSet<String>,
 }
 
 impl Prometheus {
     fn header(&mut self, name: &str, help: &str, kind: &str) {
+        self.families.insert(format!("ringcast_{name}"));
         let _ = writeln!(self.text, "# HELP ringcast_{name} {}", escape_help(help));
         let _ = writeln!(self.text, "# TYPE ringcast_{name} {kind}");
+    }
+
+    /// External metrics, by name in first-seen order: the samples of every source that
+    /// reports a name go under one `# HELP`/`# TYPE` (the first one's). A name the bus
+    /// wrote itself is skipped, and so is a series (name and labels) written already: one
+    /// family twice makes the whole text invalid, a series twice is a duplicate sample.
+    fn external(&mut self, metrics: &[ExternalMetric]) {
+        let mut order: Vec<(String, &ExternalMetric, Vec<&ExternalMetric>)> = Vec::new();
+        for metric in metrics {
+            let name = metric_name(&metric.name, metric.kind);
+            if self.families.contains(&name) {
+                continue;
+            }
+            match order.iter_mut().find(|(n, ..)| *n == name) {
+                Some((_, _, all)) => all.push(metric),
+                None => order.push((name, metric, vec![metric])),
+            }
+        }
+        for (name, first, all) in order {
+            let kind = match first.kind {
+                MetricKind::Counter => "counter",
+                MetricKind::Gauge => "gauge",
+            };
+            let _ = writeln!(self.text, "# HELP {name} {}", escape_help(&first.help));
+            let _ = writeln!(self.text, "# TYPE {name} {kind}");
+            let mut series: Vec<Vec<(String, &str)>> = Vec::new();
+            for sample in all.iter().flat_map(|m| &m.samples) {
+                // A label name twice in one sample is invalid: the first one is kept.
+                let mut labels: Vec<(String, &str)> = Vec::with_capacity(sample.labels.len());
+                for (k, v) in &sample.labels {
+                    let k = label_name(k);
+                    if !labels.iter().any(|(seen, _)| *seen == k) {
+                        labels.push((k, v));
+                    }
+                }
+                let mut key = labels.clone();
+                key.sort_unstable();
+                if series.contains(&key) {
+                    continue;
+                }
+                series.push(key);
+                self.text.push_str(&name);
+                for (i, (k, v)) in labels.iter().enumerate() {
+                    self.text.push(if i == 0 { '{' } else { ',' });
+                    let _ = write!(self.text, "{k}=\"{}\"", escape_label(v));
+                }
+                if !labels.is_empty() {
+                    self.text.push('}');
+                }
+                let _ = writeln!(self.text, " {}", Float(sample.value));
+            }
+            self.families.insert(name);
+        }
     }
 
     fn sample(&mut self, name: &str, labels: &Labels<'_>, value: impl std::fmt::Display) {
@@ -414,6 +485,9 @@ impl Prometheus {
 
     fn summary(&mut self, name: &str, help: &str, rows: &[(Vec<(&str, &str)>, &LatencyStats)]) {
         self.header(name, help, "summary");
+        // Its `_sum` and `_count` samples belong to it: no other family may take the names.
+        self.families.insert(format!("ringcast_{name}_sum"));
+        self.families.insert(format!("ringcast_{name}_count"));
         for (labels, l) in rows {
             for (q, v) in l.quantiles() {
                 let mut with_q = labels.clone();
@@ -450,6 +524,31 @@ pub(crate) fn escape_label(v: &str) -> String {
             '\n' => out.push_str("\\n"),
             c => out.push(c),
         }
+    }
+    out
+}
+
+/// A metric name as Prometheus accepts it, `[a-zA-Z_:][a-zA-Z0-9_:]*`: any other
+/// character becomes `_`, an empty name or one starting with a digit gets a `_` first, and
+/// a counter's name ends in `_total`.
+fn metric_name(name: &str, kind: MetricKind) -> String {
+    let mut out: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == ':' { c } else { '_' }).collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    if kind == MetricKind::Counter && !out.ends_with("_total") {
+        out.push_str("_total");
+    }
+    out
+}
+
+/// A label name, `[a-zA-Z_][a-zA-Z0-9_]*`, made so the same way.
+fn label_name(name: &str) -> String {
+    let mut out: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
     }
     out
 }
