@@ -161,8 +161,8 @@ impl<E, P> ImportHandle<E, P> {
         ImportSender { tx: self.local.clone() }
     }
 
-    /// Ends the import and returns the bus's publisher. The import stops reading NATS
-    /// after the message it is publishing, then publishes what its [`ImportSender`]s
+    /// Ends the import and returns the publisher it was given. The import stops reading
+    /// NATS after the message it is publishing, then publishes what its [`ImportSender`]s
     /// queued until the last of them is dropped (a publish waits for ring space, so this
     /// waits as long as the bus's slowest shard does). `None` if the import's task
     /// panicked.

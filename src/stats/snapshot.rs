@@ -42,7 +42,7 @@ pub struct StatsSnapshot {
     pub latency: LatencyStats,
     /// Counters kept outside the bus and attached to it
     /// ([`Bus::attach_stats`](crate::Bus::attach_stats)), as their sources read them.
-    /// Empty in `$SYS.stats` deltas' baselines; absent from older snapshots.
+    /// Not part of `$SYS.stats` deltas; absent (empty) in snapshots from older versions.
     #[serde(default)]
     pub external: Vec<ExternalMetric>,
 }
