@@ -61,7 +61,6 @@ impl BridgeConfig {
 pub(crate) struct Inner {
     pub client: Client,
     pub origin: Uuid,
-    pub origin_str: String,
     pub prefix: Topic,
     pub counters: Arc<Counters>,
     /// The counters as the buses this bridge serves show them (each holds it weakly).
@@ -135,7 +134,6 @@ impl Bridge {
             inner: Arc::new(Inner {
                 client,
                 origin,
-                origin_str: origin.to_string(),
                 prefix,
                 source: Arc::new(Source {
                     origin: origin.to_string(),
@@ -251,7 +249,7 @@ impl Bridge {
 
     /// A snapshot of the counters of this bridge, all exports and imports together.
     pub fn stats(&self) -> BridgeStats {
-        self.inner.counters.snapshot(self.inner.origin_str.clone())
+        self.inner.source.snapshot()
     }
 
     /// [`BridgeStats::prometheus_text`] of a fresh snapshot: `ringcast_nats_*` series. A

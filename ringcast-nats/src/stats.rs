@@ -260,9 +260,15 @@ pub(crate) struct Source {
     pub counters: Arc<Counters>,
 }
 
+impl Source {
+    pub(crate) fn snapshot(&self) -> BridgeStats {
+        self.counters.snapshot(self.origin.clone())
+    }
+}
+
 impl ExternalStats for Source {
     fn collect(&self, out: &mut Vec<ExternalMetric>) {
-        out.extend(self.counters.snapshot(self.origin.clone()).metrics());
+        out.extend(self.snapshot().metrics());
     }
 }
 
