@@ -22,8 +22,9 @@ use crate::topic::{BuildPrecomputed, Topic};
 /// The entry that new prefixes fold into once the table is full.
 pub const OVERFLOW: &str = "__overflow__";
 
-/// Local caches are cleared when they grow past this (they are only caches).
-const LOCAL_LIMIT: usize = 4096;
+/// Local caches are cleared when they grow past this (they are only caches). Small in unit
+/// tests, so that they clear often.
+const LOCAL_LIMIT: usize = if cfg!(test) { 8 } else { 4096 };
 
 #[derive(Default)]
 struct ShardSlot {
@@ -157,36 +158,45 @@ fn prefix(topic: &Topic, levels: usize) -> &str {
 
 /// A thread's own cache from topic to its prefix counters: no lock on the hot path, and
 /// for a run of events on one topic (the common case) not even a hash lookup.
+///
+/// The counters are held once, in `counters`; the map and `last` hold indices into it, so
+/// a change of topic touches no reference count. (It did: with a `last` that held its own
+/// `Arc`, every change of topic incremented and decremented a count that the publisher's
+/// and every shard's cache shared, a line bounced between cores per event on an
+/// interleaved stream.)
 pub(crate) struct LocalTopics {
-    map: HashMap<Topic, Arc<TopicCounters>, BuildPrecomputed>,
-    last: Option<(Topic, Arc<TopicCounters>)>,
+    map: HashMap<Topic, usize, BuildPrecomputed>,
+    counters: Vec<Arc<TopicCounters>>,
+    last: Option<(Topic, usize)>,
 }
 
 impl LocalTopics {
     pub(crate) fn new() -> Self {
-        LocalTopics { map: HashMap::default(), last: None }
+        LocalTopics { map: HashMap::default(), counters: Vec::new(), last: None }
     }
 
     pub(crate) fn get(&mut self, table: &TopicTable, topic: &Topic) -> &TopicCounters {
-        let hit = matches!(&self.last, Some((t, _)) if t.same(topic));
-        if !hit {
-            let counters = match self.map.get(topic) {
-                Some(c) => Arc::clone(c),
-                None => {
-                    if self.map.len() >= LOCAL_LIMIT {
-                        self.map.clear();
+        let index = match &self.last {
+            Some((t, index)) if t.same(topic) => *index,
+            _ => {
+                let index = match self.map.get(topic) {
+                    Some(&index) => index,
+                    None => {
+                        if self.map.len() >= LOCAL_LIMIT {
+                            self.map.clear();
+                            self.counters.clear();
+                        }
+                        self.counters.push(table.counters(topic));
+                        let index = self.counters.len() - 1;
+                        self.map.insert(topic.clone(), index);
+                        index
                     }
-                    let c = table.counters(topic);
-                    self.map.insert(topic.clone(), Arc::clone(&c));
-                    c
-                }
-            };
-            self.last = Some((topic.clone(), counters));
-        }
-        match &self.last {
-            Some((_, c)) => c,
-            None => unreachable!("just set"),
-        }
+                };
+                self.last = Some((topic.clone(), index));
+                index
+            }
+        };
+        &self.counters[index]
     }
 }
 
@@ -229,5 +239,26 @@ mod tests {
         // Each named prefix belongs to one thread, so its single-writer count is exact.
         let named: u64 = rows.iter().filter(|r| r.0 != OVERFLOW).map(|r| r.1).sum();
         assert_eq!(named, 16);
+    }
+
+    #[test]
+    fn local_cache_hands_out_each_topics_own_counters_across_clears() {
+        let table = TopicTable::new(3, 64, 1);
+        let topics: Vec<Topic> =
+            (0..20).map(|i| Topic::new(&format!("local.t{i}.x")).unwrap()).collect();
+        let mut local = LocalTopics::new();
+        let mut want = vec![0u64; topics.len()];
+        // Runs of one topic, then jumps: hits on `last`, hits in the map, misses, and a
+        // clear every LOCAL_LIMIT (8) distinct topics.
+        for step in 0..300usize {
+            let i = (step / 3 * 7) % topics.len();
+            let counters = local.get(&table, &topics[i]);
+            assert!(std::ptr::eq(counters, &*table.counters(&topics[i])), "step {step}");
+            counters.add_published();
+            want[i] += 1;
+        }
+        for (i, topic) in topics.iter().enumerate() {
+            assert_eq!(table.counters(topic).totals().0, want[i], "{topic:?}");
+        }
     }
 }
