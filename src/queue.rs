@@ -532,6 +532,15 @@ impl<E> SubQueue<E> {
         flush: &mut dyn FnMut(),
     ) -> Pushed {
         let mut pushed = Pushed::default();
+        // The common case first: room for the whole run, known from the shard's own count
+        // (`room` reads the receiver's line only when the queue looks full). `tx`, which
+        // the receiver bumps per entry, is read only on the way to waiting, so the shard
+        // does not pull that line across per push.
+        if self.room(u64::from(k)) >= u64::from(k) {
+            self.push_entry(seg, mask, k);
+            pushed.queued = k;
+            return pushed;
+        }
         let mut n = 0;
         let mut flushed = false;
         loop {
