@@ -6,8 +6,9 @@
 
 Per row (scenario, phase, subscribers, implementation): the median deliveries/s, the median
 of each run's ratio to tokio broadcast and to the floor row *of the same run* (ratios are
-only meaningful within one run on a shared machine), median p50/p99, and lost (max over
-runs, so one lossy run shows).
+only meaningful within one run on a shared machine), the median p50 in µs, the median of each
+run's p50 and p99 ratios to tokio broadcast, and lost (max over runs, so one lossy run
+shows).
 
 `bridge` rows (`ringcast bench --scenario bridge`) get a table of their own: per phase and
 implementation, the median msgs/s, p50 and p99, lost (max), and the median of each run's
@@ -75,7 +76,8 @@ def main(paths):
             floor = impls.get("floor (no library)")
             for name, row in impls.items():
                 cell = table.setdefault(k + (name,), {"dps": [], "tok": [], "floor": [],
-                                                      "p50": [], "p99": [], "lost": []})
+                                                      "p50": [], "p50x": [], "p99": [],
+                                                      "lost": []})
                 cell["dps"].append(row["deliveries_per_s"])
                 if tok:
                     cell["tok"].append(row["deliveries_per_s"] / tok["deliveries_per_s"])
@@ -83,17 +85,19 @@ def main(paths):
                     cell["floor"].append(row["deliveries_per_s"] / floor["deliveries_per_s"])
                 cell["p50"].append(row["latency_ns"]["p50"] / 1e3)
                 if tok:
+                    cell["p50x"].append(row["latency_ns"]["p50"] / max(tok["latency_ns"]["p50"], 1))
                     cell["p99"].append(row["latency_ns"]["p99"] / max(tok["latency_ns"]["p99"], 1))
                 cell["lost"].append(row["lost"])
     med = lambda xs: statistics.median(xs) if xs else float("nan")
     print(f"median of {len(paths)} runs")
-    print("| scenario | phase | subs | implementation | deliveries/s | ×tokio | ×floor | p99/tok | lost (max) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| scenario | phase | subs | implementation | deliveries/s | ×tokio | ×floor | p50 µs | p50/tok | p99/tok | lost (max) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for k in sorted(table, key=lambda k: (k[0], k[1], int(k[2].split("+")[0]), k[3])):
         c = table[k]
         floor = f"{med(c['floor']):.2f}" if c["floor"] else "—"
         print(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {med(c['dps'])/1e6:.1f}M | "
-              f"{med(c['tok']):.2f} | {floor} | {med(c['p99']):.2f} | {max(c['lost'])} |")
+              f"{med(c['tok']):.2f} | {floor} | {med(c['p50']):.1f} | {med(c['p50x']):.2f} | "
+              f"{med(c['p99']):.2f} | {max(c['lost'])} |")
 
 
 if __name__ == "__main__":
