@@ -129,7 +129,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// The inverse of [`parse_duration`] (whole milliseconds).
-fn format_duration(d: Duration) -> String {
+pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     match ms {
         _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),

@@ -1,6 +1,8 @@
 //! `ringcast bench` refuses bad input before it runs anything: values out of range exit 2
 //! naming the flag and the range, oversized plans exit 2 with the estimate, unwritable
-//! output paths exit 1 before the run. None of these cases runs a benchmark.
+//! output paths exit 1 before the run. None of these cases runs a benchmark to its end: the
+//! last one starts a row that cannot finish within its `--row-timeout` and checks that the
+//! run stops with exit code 3, naming that row.
 
 use std::process::{Command, Output};
 
@@ -55,6 +57,14 @@ fn rate_out_of_range_exits_2() {
 }
 
 #[test]
+fn row_timeout_that_is_not_a_duration_exits_2() {
+    for value in ["0s", "10", "1d", "-5s", "5 s"] {
+        let arg = format!("--row-timeout={value}");
+        assert_refused(&bench(&[&arg]), 2, &["--row-timeout"]);
+    }
+}
+
+#[test]
 fn unknown_implementation_or_phase_exits_2() {
     assert_refused(&bench(&["--only", "nope"]), 2, &["--only", "ringcast"]);
     assert_refused(&bench(&["--phase", "warmup"]), 2, &["--phase", "saturation"]);
@@ -100,4 +110,32 @@ fn unwritable_plot_path_fails_before_the_run() {
         .join("bench.svg");
     let out = bench(&["--plot", missing.to_str().unwrap()]);
     assert_refused(&out, 1, &["--plot", "cannot write"]);
+}
+
+#[test]
+fn a_row_past_its_row_timeout_stops_the_run_with_exit_3_naming_it() {
+    // 20 million events into one subscriber take seconds (and filling the receiver's
+    // record buffer alone takes longer than 100 ms), so the row cannot finish in time.
+    let started = std::time::Instant::now();
+    let out = bench(&[
+        "--scenario",
+        "fanout",
+        "--subscribers",
+        "1",
+        "--phase",
+        "saturation",
+        "--only",
+        "ringcast",
+        "--events",
+        "20000000",
+        "--row-timeout",
+        "100ms",
+    ]);
+    assert_refused(
+        &out,
+        3,
+        &["`fanout saturation ringcast n=1`", "did not finish within 100ms", "--row-timeout"],
+    );
+    // It stopped at the limit, not after the row ran to its end.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
 }

@@ -26,6 +26,8 @@ use std::error::Error;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, RangedU64ValueParser};
 use clap::{Args, ValueEnum};
@@ -115,6 +117,11 @@ pub struct BenchArgs {
     /// is available
     #[arg(long)]
     force: bool,
+    /// Stop with exit code 3, naming the row, if one row runs longer than this (500ms, 90s,
+    /// 5m, 1h) [default: 60 s plus ten times the row's estimate]. A row that never ends is
+    /// a stalled or hung library (a lost wake-up), and the run would otherwise just stop
+    #[arg(long, value_name = "DURATION", value_parser = crate::soak::parse_duration)]
+    row_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -308,18 +315,20 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     let mut rows = Vec::new();
     for p in plans {
         for &imp in impls.iter().filter(|i| i.supports(&p.spec)) {
-            bar.set_message(format!(
+            let row = format!(
                 "{} {} {} n={}",
                 p.scenario.name(),
                 p.phase,
                 imp.name(),
                 p.spec.receivers()
-            ));
+            );
+            bar.set_message(row.clone());
             let mut spec = p.spec.clone();
             if imp == Impl::Disruptor && spec.slow {
                 spec.events = spec.events.min(DISRUPTOR_SLOW_EVENTS);
             }
-            let outcome = impls::run(imp, &spec);
+            let limit = args.row_timeout.unwrap_or_else(|| default_row_timeout(&spec));
+            let outcome = within(limit, &bar, &row, || impls::run(imp, &spec));
             let summary = stats::summarize(&spec, &outcome);
             rows.push(Row { scenario: p.scenario, phase: p.phase, imp, spec, summary });
             bar.inc(1);
@@ -345,6 +354,48 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         plot::cdfs(&rows, path)?;
     }
     Ok(())
+}
+
+/// The row limit without `--row-timeout`: a minute more than ten times the estimate, which
+/// already assumes the slow end of this machine.
+fn default_row_timeout(spec: &Spec) -> Duration {
+    let estimate = Estimate::of(&[spec]).secs;
+    Duration::from_secs(estimate.saturating_mul(10).saturating_add(60))
+}
+
+/// Exit code of a run stopped by [`within`] (2 is a usage error, 1 any other failure).
+const EXIT_ROW_TIMEOUT: i32 = 3;
+
+/// Runs `f`; if it has not returned after `limit`, says which row hung and exits the process
+/// with [`EXIT_ROW_TIMEOUT`]. A hung row's threads cannot be stopped from outside, so
+/// leaving the process is the only way to end the run.
+fn within<R>(limit: Duration, bar: &ProgressBar, row: &str, f: impl FnOnce() -> R) -> R {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = {
+        let bar = bar.clone();
+        let row = row.to_owned();
+        std::thread::Builder::new()
+            .name("bench-watchdog".into())
+            .spawn(move || {
+                if finished.recv_timeout(limit) == Err(RecvTimeoutError::Timeout) {
+                    bar.abandon();
+                    eprintln!(
+                        "ringcast bench: the row `{row}` did not finish within {}; stopped \
+                         (a stall or a lost wake-up in that implementation). The rows before \
+                         it finished; nothing was printed or written. Rerun it alone with \
+                         --scenario, --subscribers and --only, or allow more with \
+                         --row-timeout.",
+                        crate::soak::format_duration(limit)
+                    );
+                    std::process::exit(EXIT_ROW_TIMEOUT);
+                }
+            })
+            .expect("spawn the bench watchdog")
+    };
+    let result = f();
+    drop(done);
+    watchdog.join().expect("the bench watchdog does not panic");
+    result
 }
 
 /// Creates (or truncates) an output file, so that a missing directory or a read-only one is
