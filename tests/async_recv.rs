@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{topic, HANG};
+use common::{assert_copies_settle, topic, HANG};
 use ringcast::{Bus, Event, Overflow, RecvError, Subscriber, Subscription};
 
 const N: u64 = 5_000;
@@ -238,7 +238,8 @@ fn a_pending_recv_async_is_woken_by_publish_and_clears_its_waker() {
         }
         drop(waker);
         // Completed: the bus keeps no clone of the waker.
-        assert_eq!(Arc::strong_count(&counter), 1, "K={k}: a finished recv_async left its waker");
+        // The publishing thread drops its copy just after waking: let it.
+        assert_copies_settle(&counter, 1, &format!("K={k}: a finished recv_async left its waker"));
     }
 }
 
@@ -266,7 +267,9 @@ fn a_cancelled_recv_async_leaves_nothing_behind() {
         assert!(fut.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
     }
     drop(waker);
-    assert_eq!(Arc::strong_count(&counter), 1);
+    // The shard may still be in the wake-up step of event 0, which can find a later
+    // future's waker and wake it (a spurious wake, allowed): let it drop that copy.
+    assert_copies_settle(&counter, 1, "1 000 cancelled recv_async left a waker behind");
 }
 
 #[test]

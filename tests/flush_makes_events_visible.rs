@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{topic, watchdog, CountingWaker, HANG};
+use common::{assert_copies_settle, topic, watchdog, CountingWaker, HANG};
 use ringcast::{Bus, Event, Overflow, Subscription, TryRecvError};
 
 const TRIES: u64 = 10_000;
@@ -193,7 +193,8 @@ fn flush_async_is_woken_by_the_shard_and_leaves_no_waker_behind() {
             }
             assert_eq!(flush.as_mut().poll(&mut cx), Poll::Ready(()));
         }
-        assert_eq!(Arc::strong_count(&counter), 2, "a waker copy outlived the flush");
+        // The shard drops its copy just after waking: let it.
+        assert_copies_settle(&counter, 2, "a waker copy outlived the flush");
         assert_eq!(sub.try_recv().unwrap().seq(), 1);
     });
 }

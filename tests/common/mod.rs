@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::Wake;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringcast::{RecvTimeoutError, Subscriber, Topic};
 
@@ -143,4 +143,16 @@ impl Wake for CountingWaker {
     fn wake(self: Arc<Self>) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
+}
+
+/// Asserts that `expected` strong references to `counter` remain. A waker's `wake` counts
+/// before the waking thread drops its copy, so a test that saw the count move may look a
+/// moment too early: the count is read again until it settles, for at most [`HANG`]. A copy
+/// that the bus keeps never goes, and fails.
+pub fn assert_copies_settle<T>(counter: &Arc<T>, expected: usize, what: &str) {
+    let started = Instant::now();
+    while Arc::strong_count(counter) != expected && started.elapsed() < HANG {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(Arc::strong_count(counter), expected, "{what}");
 }
