@@ -80,10 +80,10 @@ pub struct BenchArgs {
     /// How receivers run: tokio tasks or OS threads
     #[arg(long, value_enum, default_value_t = ModeArg::Async)]
     mode: ModeArg,
-    /// ringcast dispatcher shards, 1..=64. 1, the library's default, is best on 2 cores: a
-    /// second shard thread did not raise N=64 saturation throughput measurably, and it made
-    /// paced p99 worse (the publisher, two shards and two tokio workers oversubscribe the
-    /// cores)
+    /// ringcast dispatcher shards, 1..=64. 1, the library's default, is best on 2 cores: 2
+    /// and 4 shards were slower at N = 1 to 16 and in filtered, no faster at N=64, and
+    /// raised paced p50 and losses (README "Numbers", attempt 26: the publisher, the shards
+    /// and two tokio workers oversubscribe the cores)
     #[arg(
         long,
         default_value_t = 1,
