@@ -1,8 +1,8 @@
 //! Fan-out throughput: one publisher, N subscribers that each want every event, for every
-//! competitor of `ringcast bench` at N = 1, 8, 64.
+//! competitor of `shardcast bench` at N = 1, 8, 64.
 //!
 //! The competitor implementations are the CLI's own (`cli/src/bench/impls.rs`, compiled in
-//! here by path), so this bench and `ringcast bench` measure the same code. Each sample is
+//! here by path), so this bench and `shardcast bench` measure the same code. Each sample is
 //! one saturation run of `iters` events (lossless: every library's queues hold the run or
 //! push back), timed with `iter_custom` from just before the first publish until the last
 //! subscriber has its last event: cross-thread delivery, not just the send side. Runtimes,

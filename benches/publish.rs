@@ -3,34 +3,34 @@
 //! receiver draining on another thread.
 //!
 //! Every row is timed with `iter_custom` from just before the first send until the receiver
-//! has taken the last of the `iters` events, so the time covers delivery (for ringcast: ring,
+//! has taken the last of the `iters` events, so the time covers delivery (for shardcast: ring,
 //! dispatcher shard, subscriber queue, wake-ups), not only the sender's side. Threads, buses
 //! and channels are made before the clock starts and torn down after it stops. The second
 //! group, `publish_send_side`, times the same runs up to the last send returning: with 4096
-//! slots of buffering (8192 for ringcast: ring plus queue) the sender may finish before the
+//! slots of buffering (8192 for shardcast: ring plus queue) the sender may finish before the
 //! receiver, so that is a lower bound, shown for reference, not the headline. tokio's sender
 //! never waits for its receiver, so its send-side row is its bare send cost.
 //!
-//! All three get the same 32-byte payload and capacity 4096: ringcast's ring and its
+//! All three get the same 32-byte payload and capacity 4096: shardcast's ring and its
 //! subscriber's queue, crossbeam's channel, tokio's broadcast channel. The machine's core
-//! count matters: ringcast runs three threads (publisher, dispatcher shard, subscriber), the
+//! count matters: shardcast runs three threads (publisher, dispatcher shard, subscriber), the
 //! others two.
 //!
-//! `ringcast_publish_to` publishes by topic text (`publish_to`); `ringcast_counted_topic`
+//! `shardcast_publish_to` publishes by topic text (`publish_to`); `shardcast_counted_topic`
 //! clones a topic made after the process's intern table is full (a reference count per
-//! publish, decremented by the thread that drops the event), beside `ringcast`, whose topic
+//! publish, decremented by the thread that drops the event), beside `shardcast`, whose topic
 //! is interned (a pointer copy).
 //!
-//! `ringcast_shared` is the `ringcast` row published through a [`SharedPublisher`] from the
+//! `shardcast_shared` is the `shardcast` row published through a [`SharedPublisher`] from the
 //! one sending thread: the uncontended cost of its lock beside the exclusive `Publisher`.
 //! The third group, `publish_4_threads`, has four sending threads: four clones of one
 //! `SharedPublisher` beside four clones of one tokio broadcast `Sender`, one receiver each,
 //! `iters` events in all (split evenly), timed until the receiver has taken the last one.
 //!
 //! Losses are counted, never hidden:
-//! - ringcast's subscriber uses `Overflow::Block`, lossless backpressure like crossbeam's
+//! - shardcast's subscriber uses `Overflow::Block`, lossless backpressure like crossbeam's
 //!   full channel, so it must receive every event (a `Lagged` report panics). The
-//!   `ringcast_drop_newest` row is the default policy: a full queue drops, the receiver
+//!   `shardcast_drop_newest` row is the default policy: a full queue drops, the receiver
 //!   counts what `Lagged(n)` reports as accounted for.
 //! - tokio's broadcast never waits for a receiver: a full channel overwrites the oldest
 //!   message and the receiver gets `Lagged(n)`. A lagging receiver skips those `n` messages
@@ -44,7 +44,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringcast::{
+use shardcast::{
     Bus, Event, Overflow, Publisher, RecvError, SharedPublisher, Subscriber, Subscription, Topic,
 };
 
@@ -114,7 +114,7 @@ impl Losses {
     }
 }
 
-static RINGCAST_DROP_NEWEST_LOSSES: Losses = Losses::new("ringcast_drop_newest");
+static SHARDCAST_DROP_NEWEST_LOSSES: Losses = Losses::new("shardcast_drop_newest");
 static TOKIO_LOSSES: Losses = Losses::new("tokio_broadcast");
 static TOKIO_SENDERS_LOSSES: Losses = Losses::new("tokio_broadcast x4 senders");
 
@@ -138,12 +138,12 @@ fn base(iters: u64) -> Timing {
     )
 }
 
-fn ringcast_bus(
+fn shardcast_bus(
     overflow: Overflow,
     stats: bool,
 ) -> (Bus<Payload>, Publisher<Payload>, Subscriber<Payload>) {
     // `stats(false)` turns off per-topic counters and latency sampling (the parts of stats
-    // with a per-event cost); the `ringcast_stats_off` row shows what they cost.
+    // with a per-event cost); the `shardcast_stats_off` row shows what they cost.
     let bus: Bus<Payload> =
         Bus::builder().ring_capacity(CAPACITY).dispatchers(1).stats(stats).build().expect("bus");
     let subscriber = bus
@@ -153,11 +153,11 @@ fn ringcast_bus(
     (bus, publisher, subscriber)
 }
 
-fn ringcast(iters: u64, overflow: Overflow, losses: Option<&Losses>) -> Timing {
-    ringcast_with(iters, overflow, losses, true, How::Interned)
+fn shardcast(iters: u64, overflow: Overflow, losses: Option<&Losses>) -> Timing {
+    shardcast_with(iters, overflow, losses, true, How::Interned)
 }
 
-/// How the `ringcast` rows name the topic of each publish.
+/// How the `shardcast` rows name the topic of each publish.
 #[derive(Clone, Copy, PartialEq)]
 enum How {
     /// `Event::new(topic.clone(), ..)` with an interned topic (the first 4096 distinct
@@ -187,14 +187,14 @@ fn counted_topic() -> Topic {
     panic!("{} new topics and the intern table is still not full", Topic::INTERN_LIMIT + 1);
 }
 
-fn ringcast_with(
+fn shardcast_with(
     iters: u64,
     overflow: Overflow,
     losses: Option<&Losses>,
     stats: bool,
     how: How,
 ) -> Timing {
-    let (bus, mut publisher, mut subscriber) = ringcast_bus(overflow, stats);
+    let (bus, mut publisher, mut subscriber) = shardcast_bus(overflow, stats);
     // Made once and cloned per event, as a real publisher would do.
     let topic = if how == How::Counted {
         counted_topic()
@@ -212,11 +212,11 @@ fn ringcast_with(
                         received += 1;
                     }
                     Err(RecvError::Lagged(n)) if losses.is_some() => lost += n,
-                    Err(RecvError::Lagged(n)) => panic!("ringcast {overflow:?} lost {n}"),
+                    Err(RecvError::Lagged(n)) => panic!("shardcast {overflow:?} lost {n}"),
                     Err(RecvError::Closed) => break,
                 }
             }
-            assert_eq!(received + lost, iters, "ringcast {overflow:?}: events unaccounted for");
+            assert_eq!(received + lost, iters, "shardcast {overflow:?}: events unaccounted for");
             if let Some(losses) = losses {
                 losses.add(lost, iters);
             }
@@ -241,8 +241,8 @@ fn ringcast_with(
     timing
 }
 
-/// The `ringcast` row through a `SharedPublisher` (one thread, so the lock is uncontended).
-fn ringcast_shared(iters: u64) -> Timing {
+/// The `shardcast` row through a `SharedPublisher` (one thread, so the lock is uncontended).
+fn shardcast_shared(iters: u64) -> Timing {
     let bus: Bus<Payload> =
         Bus::builder().ring_capacity(CAPACITY).dispatchers(1).build().expect("bus");
     let mut subscriber = bus
@@ -259,17 +259,17 @@ fn ringcast_shared(iters: u64) -> Timing {
                         consume(delivery.payload());
                         received += 1;
                     }
-                    Err(RecvError::Lagged(n)) => panic!("ringcast_shared lost {n}"),
+                    Err(RecvError::Lagged(n)) => panic!("shardcast_shared lost {n}"),
                     Err(RecvError::Closed) => break,
                 }
             }
-            assert_eq!(received, iters, "ringcast_shared: events unaccounted for");
+            assert_eq!(received, iters, "shardcast_shared: events unaccounted for");
         },
         || {
             for i in 0..iters {
                 publisher.publish(Event::new(topic.clone(), payload(i))).expect("publish");
             }
-            publisher.close(); // the only clone: closes the bus, as in `ringcast`
+            publisher.close(); // the only clone: closes the bus, as in `shardcast`
         },
     );
     drop(bus);
@@ -384,7 +384,7 @@ fn base_senders(iters: u64) -> Timing {
 }
 
 /// Four clones of one `SharedPublisher`, one `Block` subscriber: lossless.
-fn ringcast_shared_senders(iters: u64) -> Timing {
+fn shardcast_shared_senders(iters: u64) -> Timing {
     let bus: Bus<Payload> =
         Bus::builder().ring_capacity(CAPACITY).dispatchers(1).build().expect("bus");
     let mut subscriber = bus
@@ -404,11 +404,11 @@ fn ringcast_shared_senders(iters: u64) -> Timing {
                         consume(delivery.payload());
                         received += 1;
                     }
-                    Err(RecvError::Lagged(n)) => panic!("ringcast_shared lost {n}"),
+                    Err(RecvError::Lagged(n)) => panic!("shardcast_shared lost {n}"),
                     Err(RecvError::Closed) => break,
                 }
             }
-            assert_eq!(received, iters, "ringcast_shared x4: events unaccounted for");
+            assert_eq!(received, iters, "shardcast_shared x4: events unaccounted for");
         },
         |sender| {
             // Each sender owns its clone, so the last one to finish closes the bus. (One
@@ -461,18 +461,18 @@ type Impl = (&'static str, fn(u64) -> Timing);
 
 const IMPLS: [Impl; 9] = [
     ("base", base),
-    ("ringcast", |iters| ringcast(iters, Overflow::Block, None)),
-    ("ringcast_shared", ringcast_shared),
-    ("ringcast_drop_newest", |iters| {
-        ringcast(iters, Overflow::DropNewest, Some(&RINGCAST_DROP_NEWEST_LOSSES))
+    ("shardcast", |iters| shardcast(iters, Overflow::Block, None)),
+    ("shardcast_shared", shardcast_shared),
+    ("shardcast_drop_newest", |iters| {
+        shardcast(iters, Overflow::DropNewest, Some(&SHARDCAST_DROP_NEWEST_LOSSES))
     }),
-    ("ringcast_stats_off", |iters| {
-        ringcast_with(iters, Overflow::Block, None, false, How::Interned)
+    ("shardcast_stats_off", |iters| {
+        shardcast_with(iters, Overflow::Block, None, false, How::Interned)
     }),
-    ("ringcast_publish_to", |iters| ringcast_with(iters, Overflow::Block, None, true, How::Text)),
-    // Last of the ringcast rows: it fills the process's intern table.
-    ("ringcast_counted_topic", |iters| {
-        ringcast_with(iters, Overflow::Block, None, true, How::Counted)
+    ("shardcast_publish_to", |iters| shardcast_with(iters, Overflow::Block, None, true, How::Text)),
+    // Last of the shardcast rows: it fills the process's intern table.
+    ("shardcast_counted_topic", |iters| {
+        shardcast_with(iters, Overflow::Block, None, true, How::Counted)
     }),
     ("crossbeam_bounded", crossbeam_bounded),
     ("tokio_broadcast", tokio_broadcast),
@@ -498,7 +498,7 @@ fn publish(c: &mut Criterion) {
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2));
-    for (name, run) in IMPLS.into_iter().filter(|(name, _)| *name != "ringcast_drop_newest") {
+    for (name, run) in IMPLS.into_iter().filter(|(name, _)| *name != "shardcast_drop_newest") {
         group.bench_function(BenchmarkId::new(name, 1), |b| b.iter_custom(|iters| run(iters).sent));
     }
     group.finish();
@@ -511,7 +511,7 @@ fn publish(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     let senders: [Impl; 3] = [
         ("base", base_senders),
-        ("ringcast_shared", ringcast_shared_senders),
+        ("shardcast_shared", shardcast_shared_senders),
         ("tokio_broadcast", tokio_broadcast_senders),
     ];
     for (name, run) in senders {
@@ -521,7 +521,7 @@ fn publish(c: &mut Criterion) {
     }
     group.finish();
 
-    RINGCAST_DROP_NEWEST_LOSSES.report();
+    SHARDCAST_DROP_NEWEST_LOSSES.report();
     TOKIO_LOSSES.report();
     TOKIO_SENDERS_LOSSES.report();
 }

@@ -6,8 +6,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringcast::bench_api::RouteCacheProbe;
-use ringcast::{Bus, Event, Overflow, Pattern, Subscription, Topic, TryRecvError};
+use shardcast::bench_api::RouteCacheProbe;
+use shardcast::{Bus, Event, Overflow, Pattern, Subscription, Topic, TryRecvError};
 
 /// What a user without precomputed boundaries writes: split both strings per call.
 fn naive_matches(pattern: &str, topic: &str) -> bool {
@@ -39,7 +39,7 @@ fn matching(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1)).measurement_time(Duration::from_secs(2));
     let pattern = Pattern::new("orders.*.created").unwrap();
     let topic = Topic::new("orders.eu.created").unwrap();
-    group.bench_function(BenchmarkId::new("ringcast", 1), |b| {
+    group.bench_function(BenchmarkId::new("shardcast", 1), |b| {
         b.iter(|| black_box(&pattern).matches(black_box(&topic)))
     });
     group.bench_function(BenchmarkId::new("naive_split", 1), |b| {

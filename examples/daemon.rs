@@ -1,4 +1,4 @@
-//! A long-running service around a ringcast bus, with its stats served over HTTP.
+//! A long-running service around a shardcast bus, with its stats served over HTTP.
 //!
 //! A producer thread publishes a modest stream on four topics; four async subscribers
 //! with different patterns consume it (one deliberately slow, with a small `DropOldest`
@@ -7,8 +7,8 @@
 //! - `GET /stats.json`: the same snapshot as JSON.
 //!
 //! ```text
-//! cargo run --example daemon -- --port 9464      # or RINGCAST_PORT=9464; 0 = any free port
-//! curl -s http://127.0.0.1:9464/metrics | grep ringcast_published_total
+//! cargo run --example daemon -- --port 9464      # or SHARDCAST_PORT=9464; 0 = any free port
+//! curl -s http://127.0.0.1:9464/metrics | grep shardcast_published_total
 //! curl -s http://127.0.0.1:9464/stats.json
 //! ```
 //!
@@ -30,7 +30,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use ringcast::{Bus, Event, Overflow, RecvError, Subscriber, Subscription, Topic};
+use shardcast::{Bus, Event, Overflow, RecvError, Subscriber, Subscription, Topic};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -54,7 +54,7 @@ async fn main() -> ExitCode {
     let port = match port() {
         Ok(port) => port,
         Err(e) => {
-            eprintln!("daemon: {e}\nusage: daemon [--port N]   (or RINGCAST_PORT=N; default {DEFAULT_PORT})");
+            eprintln!("daemon: {e}\nusage: daemon [--port N]   (or SHARDCAST_PORT=N; default {DEFAULT_PORT})");
             return ExitCode::from(2);
         }
     };
@@ -67,7 +67,7 @@ async fn main() -> ExitCode {
     }
 }
 
-/// `--port N` / `--port=N`, else `RINGCAST_PORT`, else 9464.
+/// `--port N` / `--port=N`, else `SHARDCAST_PORT`, else 9464.
 fn port() -> Result<u16, String> {
     let mut args = std::env::args().skip(1);
     let mut port = None;
@@ -79,7 +79,7 @@ fn port() -> Result<u16, String> {
         };
         port = Some(value);
     }
-    let Some(port) = port.or_else(|| std::env::var("RINGCAST_PORT").ok()) else {
+    let Some(port) = port.or_else(|| std::env::var("SHARDCAST_PORT").ok()) else {
         return Ok(DEFAULT_PORT);
     };
     port.parse().map_err(|_| format!("invalid port {port:?}: expected 0..=65535"))

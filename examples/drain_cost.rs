@@ -3,7 +3,7 @@
 //! on one current-thread runtime, beside the same loop over a `Vec<u64>` (the harness's
 //! own cost). `cargo run --release --example drain_cost -- [N] [K] [ROUNDS]`; medians.
 
-use ringcast::{Bus, Event, Overflow, Subscription, Topic};
+use shardcast::{Bus, Event, Overflow, Subscription, Topic};
 use std::time::Instant;
 #[derive(Clone, Copy, Debug)]
 struct Msg {

@@ -16,7 +16,7 @@
 use std::thread;
 use std::time::Instant;
 
-use ringcast::{Bus, Event, Overflow, RecvError, Subscription, Topic, TryRecvError};
+use shardcast::{Bus, Event, Overflow, RecvError, Subscription, Topic, TryRecvError};
 
 const ROUND_TRIPS: u64 = 100_000;
 

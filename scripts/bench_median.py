@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Median of several `ringcast bench --json` runs, per row, as the README's tables show it.
+"""Median of several `shardcast bench --json` runs, per row, as the README's tables show it.
 
-    for i in 1 2 3; do ./target/release/ringcast bench --json run$i.json; done
+    for i in 1 2 3; do ./target/release/shardcast bench --json run$i.json; done
     python3 scripts/bench_median.py run1.json run2.json run3.json
 
 Per row (scenario, phase, subscribers, implementation): the median deliveries/s, the median
@@ -10,7 +10,7 @@ only meaningful within one run on a shared machine), the median p50 in µs, the 
 run's p50 and p99 ratios to tokio broadcast, and lost (max over runs, so one lossy run
 shows).
 
-`bridge` rows (`ringcast bench --scenario bridge`) get a table of their own: per phase and
+`bridge` rows (`shardcast bench --scenario bridge`) get a table of their own: per phase and
 implementation, the median msgs/s, p50 and p99, lost (max), and the median of each run's
 ratios to plain async-nats (`throughput_vs_plain`, `p99_vs_plain`). A row that did not run
 (`error`) is left out of its medians and counted.

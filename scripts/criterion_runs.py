@@ -4,8 +4,8 @@ medians and each run's ratio to a reference row (ratios are taken within a run, 
 machine is shared and noisy).
 
     cargo bench --bench publish --no-run
-    python3 scripts/criterion_runs.py --runs 5 --bench publish --reference ringcast \\
-        '^publish(_send_side)?/(ringcast|ringcast_counted_topic|ringcast_publish_to|tokio_broadcast)/1$'
+    python3 scripts/criterion_runs.py --runs 5 --bench publish --reference shardcast \\
+        '^publish(_send_side)?/(shardcast|shardcast_counted_topic|shardcast_publish_to|tokio_broadcast)/1$'
 
 Each run is `cargo bench --bench BENCH -- --warm-up-time 1 --measurement-time 3 FILTER`;
 the figures are criterion's median time per iteration, read from

@@ -121,7 +121,7 @@ impl Default for BusBuilder {
             dispatchers: 1,
             queue_capacity: 1024,
             wait_strategy: WaitStrategy::default(),
-            thread_name: "ringcast".to_owned(),
+            thread_name: "shardcast".to_owned(),
             binding_capacity: 65_536,
             route_cache_capacity: 4096,
             stats: true,
@@ -163,7 +163,7 @@ impl BusBuilder {
     }
 
     /// Prefix of the dispatcher threads' names: `"{name}-dispatch-{i}"`; default
-    /// `"ringcast"`. A name containing a NUL byte is a `ConfigError` (the OS cannot take
+    /// `"shardcast"`. A name containing a NUL byte is a `ConfigError` (the OS cannot take
     /// it). Linux shows only the first 15 bytes of a thread name.
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
         self.thread_name = name.into();
@@ -361,7 +361,7 @@ fn check_queue_capacity(field: &'static str, capacity: usize) -> Result<(), Conf
 /// publishing.
 ///
 /// ```
-/// use ringcast::{Bus, Event, Subscription, Topic};
+/// use shardcast::{Bus, Event, Subscription, Topic};
 ///
 /// let bus: Bus<String> = Bus::builder().dispatchers(2).build()?;
 /// let mut audit = bus.subscribe(Subscription::all().name("audit"))?;
@@ -372,7 +372,7 @@ fn check_queue_capacity(field: &'static str, capacity: usize) -> Result<(), Conf
 /// let delivery = audit.recv()?;
 /// assert_eq!((delivery.seq(), delivery.payload().as_str()), (0, "order 1"));
 /// drop(delivery); // a delivery borrows its subscriber until it is dropped
-/// assert_eq!(audit.recv().unwrap_err(), ringcast::RecvError::Closed);
+/// assert_eq!(audit.recv().unwrap_err(), shardcast::RecvError::Closed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Bus<E> {
@@ -426,7 +426,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// for publishing when the last clone is dropped.
     ///
     /// ```
-    /// use ringcast::{Bus, BusError};
+    /// use shardcast::{Bus, BusError};
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let publisher = bus.shared_publisher()?;
     /// let for_a_task = publisher.clone();
@@ -452,7 +452,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// turbofish:
     ///
     /// ```
-    /// use ringcast::{Bus, Event, Topic};
+    /// use shardcast::{Bus, Event, Topic};
     ///
     /// struct Order { id: u64 }
     ///
@@ -477,7 +477,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// `configure` on a [`Subscription`] typed by this bus (so its closures infer):
     ///
     /// ```
-    /// use ringcast::{Bus, BusError, Overflow};
+    /// use shardcast::{Bus, BusError, Overflow};
     ///
     /// struct Order { id: u64 }
     ///
@@ -526,7 +526,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// `try_recv` may still say `Empty` before `Closed`.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, Subscription, Topic, TryRecvError};
+    /// use shardcast::{Bus, Event, Subscription, Topic, TryRecvError};
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
@@ -572,7 +572,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// open/closed pair satisfies `open >= closed` (see the `stats` module).
     ///
     /// ```
-    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// use shardcast::{Bus, Event, Subscription, Topic};
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all().name("audit"))?;
     /// let mut publisher = bus.publisher()?;
@@ -583,7 +583,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// assert_eq!(stats.subscribers[0].name, "audit");
     /// assert_eq!(stats.subscribers[0].consumed, 1);
     /// assert_eq!(stats.topics[0].prefix, "orders.eu");
-    /// assert!(stats.prometheus_text().contains("ringcast_published_total 1"));
+    /// assert!(stats.prometheus_text().contains("shardcast_published_total 1"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> StatsSnapshot {
@@ -604,7 +604,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// events are never counted in stats. Calling it again changes nothing.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, StatsDelta, Subscription, Topic};
+    /// use shardcast::{Bus, Event, StatsDelta, Subscription, Topic};
     /// use std::time::Duration;
     ///
     /// enum Msg { Order(u32), Stats(StatsDelta) }
@@ -644,7 +644,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
         // The baseline is taken now, not when the thread starts: the first delta covers
         // everything after this call.
         let baseline = shared.stats();
-        let handle = spawn_named("ringcast-stats".to_owned(), move || {
+        let handle = spawn_named("shardcast-stats".to_owned(), move || {
             stats_events::<E>(&worker, baseline, interval);
         })
         .map_err(|_| BusError::Closed)?;

@@ -316,7 +316,7 @@ impl<'a, E> Delivery<'a, E> {
     /// event was published with.
     ///
     /// ```
-    /// use ringcast::{Alias, Bus, Event, Subscription, Topic, Uuid};
+    /// use shardcast::{Alias, Bus, Event, Subscription, Topic, Uuid};
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
@@ -355,7 +355,7 @@ impl<'a, E> Delivery<'a, E> {
     /// in it, stay in memory until the handle is dropped.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, RecvError, Subscription, Topic};
+    /// use shardcast::{Bus, Event, RecvError, Subscription, Topic};
     /// let bus: Bus<String> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;

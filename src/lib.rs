@@ -1,4 +1,4 @@
-//! ringcast: a lock-free, high-throughput in-process event bus.
+//! shardcast: a lock-free, high-throughput in-process event bus.
 //!
 //! One [`Publisher`] writes events into a broadcast ring; dispatcher shards (one thread
 //! each) read the ring and push each event into the bounded queue of every matching
@@ -7,7 +7,7 @@
 //! [`Overflow`] policy, and every loss is counted and reported as `Lagged(n)`.
 //!
 //! ```
-//! use ringcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
+//! use shardcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
 //!
 //! struct Order { id: u64 }
 //!

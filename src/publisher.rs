@@ -105,7 +105,7 @@ impl<E> Publisher<E> {
     /// reads them as one batch.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, RecvError, Subscription, Topic};
+    /// use shardcast::{Bus, Event, RecvError, Subscription, Topic};
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
@@ -199,7 +199,7 @@ impl<E> Publisher<E> {
     /// found in the process's intern table, see [`Topic::INTERN_LIMIT`]).
     ///
     /// ```
-    /// use ringcast::{Bus, PublishToError, Subscription};
+    /// use shardcast::{Bus, PublishToError, Subscription};
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::to("orders.>")?)?;
     /// let mut publisher = bus.publisher()?;
@@ -261,7 +261,7 @@ impl<E> Publisher<E> {
     /// waker is left behind.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, RecvError, Subscription, Topic};
+    /// use shardcast::{Bus, Event, RecvError, Subscription, Topic};
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
     /// let bus: Bus<u32> = Bus::builder().ring_capacity(2).build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
@@ -357,7 +357,7 @@ impl<E> Publisher<E> {
     /// a subscription's filter (a dispatcher thread): it would wait for itself.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// use shardcast::{Bus, Event, Subscription, Topic};
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
@@ -376,7 +376,7 @@ impl<E> Publisher<E> {
     /// leaves no waker behind. Works on any executor.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// use shardcast::{Bus, Event, Subscription, Topic};
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
@@ -397,14 +397,14 @@ impl<E> Publisher<E> {
     /// `Overflow::Disconnect` counts until its handle is dropped.
     ///
     /// ```
-    /// use ringcast::{Bus, Subscription};
+    /// use shardcast::{Bus, Subscription};
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let publisher = bus.publisher()?;
     /// let sub = bus.subscribe(Subscription::all())?;
     /// assert_eq!(publisher.subscriber_count(), 1);
     /// drop(sub);
     /// assert_eq!(publisher.subscriber_count(), 0);
-    /// # Ok::<(), ringcast::BusError>(())
+    /// # Ok::<(), shardcast::BusError>(())
     /// ```
     pub fn subscriber_count(&self) -> usize {
         // Relaxed: a gauge; `closed` is the synchronising way to wait for 0.
@@ -418,7 +418,7 @@ impl<E> Publisher<E> {
     /// visible once it resolves. Cancel-safe: dropping the future leaves nothing behind.
     ///
     /// ```
-    /// use ringcast::{Bus, Subscription};
+    /// use shardcast::{Bus, Subscription};
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let publisher = bus.publisher()?;

@@ -53,7 +53,7 @@ const TRY_SPINS: u32 = 64;
 /// every receiver sees `Closed`.
 ///
 /// ```
-/// use ringcast::{Bus, Event, RecvError, Subscription, Topic};
+/// use shardcast::{Bus, Event, RecvError, Subscription, Topic};
 /// use std::thread;
 ///
 /// let bus: Bus<(usize, u32)> = Bus::builder().build()?;
@@ -147,7 +147,7 @@ impl<E> SharedPublisher<E> {
     /// dropped, and then dropped with it, unpublished.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, RecvError, Subscription, Topic};
+    /// use shardcast::{Bus, Event, RecvError, Subscription, Topic};
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
     /// let bus: Bus<u32> = Bus::builder().ring_capacity(2).build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
@@ -250,7 +250,7 @@ impl<E> SharedPublisher<E> {
     /// subscription's filter (a dispatcher thread): it would wait for itself.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// use shardcast::{Bus, Event, Subscription, Topic};
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let publisher = bus.shared_publisher()?;

@@ -85,7 +85,7 @@ impl<E> Subscriber<E> {
     /// its `Lagged(n)`.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// use shardcast::{Bus, Event, Subscription, Topic};
     /// let bus: Bus<u64> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
@@ -169,7 +169,7 @@ impl<E: Send + Sync + 'static> Subscriber<E> {
     /// what this one has queued, and it starts without lag.
     ///
     /// ```
-    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// use shardcast::{Bus, Event, Subscription, Topic};
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut first = bus.subscribe(Subscription::to("orders.>")?.capacity(8).name("audit"))?;
     /// let mut publisher = bus.publisher()?;
@@ -204,7 +204,7 @@ impl<E> Subscriber<E> {
     ///
     /// ```
     /// use futures_util::StreamExt;
-    /// use ringcast::{Bus, Event, Subscription, Topic};
+    /// use shardcast::{Bus, Event, Subscription, Topic};
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let sub = bus.subscribe(Subscription::all())?;

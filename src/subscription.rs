@@ -66,7 +66,7 @@ pub enum Overflow {
 /// [`route`](Self::route) and [`filter`](Self::filter) refinements run after, per event.
 ///
 /// ```
-/// use ringcast::{Subscription, Uuid};
+/// use shardcast::{Subscription, Uuid};
 /// let session = Uuid::from_u128(7);
 /// // Built on its own, a subscription names its payload type so that the predicate's
 /// // argument type is known; `Bus::subscription` takes it from the bus instead.
@@ -75,7 +75,7 @@ pub enum Overflow {
 ///     .filter(|event| event.payload().len() < 1024)
 ///     .capacity(256)
 ///     .name("session-7");
-/// # Ok::<(), ringcast::PatternError>(())
+/// # Ok::<(), shardcast::PatternError>(())
 /// ```
 pub struct Subscription<E> {
     pub(crate) matcher: Matcher,

@@ -1,6 +1,6 @@
 //! Topics and patterns: dot-separated tokens, matched without allocating or re-parsing.
 //!
-//! The rules (NATS subjects, so topics and patterns carry between ringcast and NATS
+//! The rules (NATS subjects, so topics and patterns carry between shardcast and NATS
 //! unchanged) are in [`Topic`]'s docs, where users read them.
 //!
 //! # Representation
@@ -116,7 +116,7 @@ struct TopicInner {
 /// [`Topic::INTERN_LIMIT`] distinct topics of a process); hash precomputed.
 ///
 /// # Rules (NATS subjects)
-/// These are the NATS subject rules, so topics and patterns carry between ringcast and NATS
+/// These are the NATS subject rules, so topics and patterns carry between shardcast and NATS
 /// unchanged.
 /// - A topic is one or more tokens separated by `.`; no token is empty (so no leading,
 ///   trailing or doubled dots).
@@ -170,14 +170,14 @@ impl Topic {
     /// Validates `s` as a topic (see [`Topic`] for the rules).
     ///
     /// ```
-    /// use ringcast::Topic;
+    /// use shardcast::Topic;
     /// assert_eq!(Topic::new("orders.eu.created")?.as_str(), "orders.eu.created");
     /// assert_eq!(
     ///     Topic::new("orders..created").unwrap_err().to_string(),
     ///     r#"invalid topic "orders..created": empty token at byte 7"#
     /// );
     /// assert!(Topic::new("$SYS.stats").is_err()); // reserved for the bus
-    /// # Ok::<(), ringcast::TopicError>(())
+    /// # Ok::<(), shardcast::TopicError>(())
     /// ```
     ///
     /// # Errors
@@ -359,7 +359,7 @@ impl Pattern {
     /// Validates `s` as a pattern (see [`Topic`] for the rules).
     ///
     /// ```
-    /// use ringcast::{Pattern, Topic};
+    /// use shardcast::{Pattern, Topic};
     /// let p = Pattern::new("orders.*.created")?;
     /// assert!(p.matches(&Topic::new("orders.eu.created")?));
     /// assert!(!p.matches(&Topic::new("orders.eu.cancelled")?));

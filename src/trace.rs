@@ -53,13 +53,13 @@ pub(crate) fn lost(meta: &Meta, limit: &RateLimit, reason: DropReason, n: u64) {
     match reason {
         DropReason::Disconnect => tracing::warn!(
             subscriber = %meta.name, id = meta.id, shard = meta.shard,
-            "ringcast: subscriber disconnected: its queue overflowed (Overflow::Disconnect)"
+            "shardcast: subscriber disconnected: its queue overflowed (Overflow::Disconnect)"
         ),
         DropReason::Shutdown => {}
         DropReason::Newest | DropReason::Oldest if limit.allow() => tracing::warn!(
             subscriber = %meta.name, id = meta.id, shard = meta.shard, lost = n,
             policy = if reason == DropReason::Newest { "DropNewest" } else { "DropOldest" },
-            "ringcast: subscriber is losing events: its queue is full"
+            "shardcast: subscriber is losing events: its queue is full"
         ),
         DropReason::Newest | DropReason::Oldest => {}
     }
@@ -74,7 +74,7 @@ pub(crate) fn predicate_panicked(meta: &Meta, limit: &RateLimit) {
     if limit.allow() {
         tracing::error!(
             subscriber = %meta.name, id = meta.id, shard = meta.shard,
-            "ringcast: a subscription predicate panicked; the event was not delivered to it"
+            "shardcast: a subscription predicate panicked; the event was not delivered to it"
         );
     }
     #[cfg(not(feature = "tracing"))]
@@ -87,7 +87,7 @@ pub(crate) fn shard_panicked(shard: usize) {
     #[cfg(feature = "tracing")]
     tracing::error!(
         shard,
-        "ringcast: dispatcher shard panicked; its subscribers are closed and the bus is closed \
+        "shardcast: dispatcher shard panicked; its subscribers are closed and the bus is closed \
          for publishing"
     );
     #[cfg(not(feature = "tracing"))]
@@ -101,7 +101,7 @@ pub(crate) fn ring_full(limit: &RateLimit, waited: Duration) {
     if waited >= RING_FULL_WARN && limit.allow() {
         tracing::warn!(
             waited_ms = waited.as_millis() as u64,
-            "ringcast: the publisher waited for ring space: a dispatcher shard is behind \
+            "shardcast: the publisher waited for ring space: a dispatcher shard is behind \
              (a slow Overflow::Block subscriber, or too little CPU)"
         );
     }

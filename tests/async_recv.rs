@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{assert_copies_settle, topic, HANG};
-use ringcast::{Bus, Event, Overflow, RecvError, Subscriber, Subscription};
+use shardcast::{Bus, Event, Overflow, RecvError, Subscriber, Subscription};
 
 const N: u64 = 5_000;
 

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{drain_to_closed, events, topic, watchdog, watchdog_for, Got};
-use ringcast::{Bus, Event, Overflow, Subscription};
+use shardcast::{Bus, Event, Overflow, Subscription};
 
 #[test]
 fn block_is_lossless_for_a_slow_reader() {
@@ -33,9 +33,9 @@ fn block_is_lossless_for_a_slow_reader() {
                             assert_eq!(*d.payload(), d.seq());
                             got.push(Got::Event(d.seq()));
                         }
-                        Err(ringcast::RecvTimeoutError::Lagged(n)) => got.push(Got::Lagged(n)),
-                        Err(ringcast::RecvTimeoutError::Closed) => break,
-                        Err(ringcast::RecvTimeoutError::Timeout) => panic!("slow reader hung"),
+                        Err(shardcast::RecvTimeoutError::Lagged(n)) => got.push(Got::Lagged(n)),
+                        Err(shardcast::RecvTimeoutError::Closed) => break,
+                        Err(shardcast::RecvTimeoutError::Timeout) => panic!("slow reader hung"),
                     }
                 }
                 (got, slow.dropped())
@@ -68,7 +68,7 @@ fn parked_block_receiver_is_woken_before_the_shard_waits_for_room() {
         let reader = thread::spawn(move || loop {
             match sub.recv() {
                 Ok(d) => ack_tx.send(d.seq()).unwrap(),
-                Err(ringcast::RecvError::Closed) => return,
+                Err(shardcast::RecvError::Closed) => return,
                 Err(e) => panic!("recv: {e}"),
             }
         });
@@ -97,7 +97,7 @@ fn parked_block_receiver_is_woken_before_the_shard_waits_for_room() {
 
 /// Waits until the shard is certainly stuck on `stuck` (its queue is full and the ring
 /// has filled behind it), so the scenario really exercises a waiting shard.
-fn wait_until_stuck(bus: &Bus<u64>, stuck: &ringcast::Subscriber<u64>, cap: usize, ring: u64) {
+fn wait_until_stuck(bus: &Bus<u64>, stuck: &shardcast::Subscriber<u64>, cap: usize, ring: u64) {
     while stuck.len() < cap || bus.published() < ring {
         thread::yield_now();
     }

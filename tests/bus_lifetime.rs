@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{
     assert_each_dropped_once, drain_to_closed, events, topic, tracker, watchdog, Tracked, HANG,
 };
-use ringcast::{Bus, Event, Overflow, Publisher, Subscriber, Subscription};
+use shardcast::{Bus, Event, Overflow, Publisher, Subscriber, Subscription};
 
 /// Dispatcher threads of this process whose name starts with `prefix` (Linux shows the
 /// first 15 bytes of a name; each test uses its own prefix).

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{
     assert_each_dropped_once, drain_to_closed, events, topic, tracker, watchdog, Tracked, HANG,
 };
-use ringcast::{
+use shardcast::{
     Bus, BusError, Event, Overflow, OwnedDelivery, RecvError, RecvTimeoutError, Subscriber,
     Subscription, TryRecvError,
 };

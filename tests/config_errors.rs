@@ -5,7 +5,7 @@
 
 use std::error::Error;
 
-use ringcast::{
+use shardcast::{
     AliasError, Bus, BusBuilder, BusError, ConfigError, Event, PatternError, PublishError,
     PublishTimeoutError, RecvError, RecvTimeoutError, Subscription, Topic, TopicError,
     TryPublishError, TryRecvError, MAX_DISPATCHERS, MAX_RING_CAPACITY, MIN_RING_CAPACITY,
@@ -75,14 +75,14 @@ fn queue_capacity_must_be_at_least_1_and_allocatable() {
 fn other_builder_fields_are_checked() {
     assert_config_error(Bus::builder().thread_name("a\0b"), "thread_name", "a\\0b");
     assert_config_error(
-        Bus::builder().binding_capacity(ringcast::MAX_BINDING_CAPACITY + 1),
+        Bus::builder().binding_capacity(shardcast::MAX_BINDING_CAPACITY + 1),
         "binding_capacity",
-        &(ringcast::MAX_BINDING_CAPACITY + 1).to_string(),
+        &(shardcast::MAX_BINDING_CAPACITY + 1).to_string(),
     );
     assert_config_error(
-        Bus::builder().route_cache_capacity(ringcast::MAX_ROUTE_CACHE_CAPACITY + 1),
+        Bus::builder().route_cache_capacity(shardcast::MAX_ROUTE_CACHE_CAPACITY + 1),
         "route_cache_capacity",
-        &(ringcast::MAX_ROUTE_CACHE_CAPACITY + 1).to_string(),
+        &(shardcast::MAX_ROUTE_CACHE_CAPACITY + 1).to_string(),
     );
 }
 
@@ -244,7 +244,7 @@ fn bad_patterns_meet_in_bus_error() {
     let bus = build(Bus::builder()).unwrap();
     let e = watch(&bus, "a..b").unwrap_err();
     let BusError::Pattern(pattern) = &e else { panic!("a..b: {e:?}") };
-    assert_eq!(pattern, &ringcast::Pattern::new("a..b").unwrap_err());
+    assert_eq!(pattern, &shardcast::Pattern::new("a..b").unwrap_err());
     assert_eq!(e.to_string(), r#"invalid pattern "a..b": empty token at byte 2"#);
     assert_eq!(e.source().unwrap().to_string(), e.to_string());
     let e = bus.subscribe_to("a.>.b", |s| s.capacity(1)).unwrap_err();

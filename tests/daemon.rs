@@ -15,7 +15,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringcast::StatsSnapshot;
+use shardcast::StatsSnapshot;
 
 /// Hang guard: long enough never to fire on a slow, noisy machine; never a timing assertion.
 const HANG: Duration = Duration::from_secs(30);
@@ -49,7 +49,7 @@ impl Daemon {
     fn start() -> Daemon {
         let mut child = Command::new(build_daemon())
             .args(["--port", "0"])
-            .env_remove("RINGCAST_PORT")
+            .env_remove("SHARDCAST_PORT")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -100,11 +100,11 @@ fn get(agent: &ureq::Agent, url: &str) -> (String, String) {
     (content_type, body)
 }
 
-/// The value of the unlabelled `ringcast_published_total` sample.
+/// The value of the unlabelled `shardcast_published_total` sample.
 fn published_total(text: &str) -> u64 {
     text.lines()
-        .find_map(|line| line.strip_prefix("ringcast_published_total "))
-        .unwrap_or_else(|| panic!("no ringcast_published_total in:\n{text}"))
+        .find_map(|line| line.strip_prefix("shardcast_published_total "))
+        .unwrap_or_else(|| panic!("no shardcast_published_total in:\n{text}"))
         .trim()
         .parse()
         .expect("a counter value")
@@ -143,10 +143,10 @@ fn daemon_serves_live_stats_and_exits_cleanly_on_sigterm() {
 
     let (content_type, text) = get(&agent, &metrics);
     assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
-    assert!(text.contains("# TYPE ringcast_published_total counter"));
-    assert!(text.contains("ringcast_subscriber_consumed_total{subscriber=\"audit\""));
+    assert!(text.contains("# TYPE shardcast_published_total counter"));
+    assert!(text.contains("shardcast_subscriber_consumed_total{subscriber=\"audit\""));
     let first = published_total(&text);
-    wait_for_more("ringcast_published_total", first, || published_total(&get(&agent, &metrics).1));
+    wait_for_more("shardcast_published_total", first, || published_total(&get(&agent, &metrics).1));
 
     let snapshot = |body: &str| -> StatsSnapshot {
         serde_json::from_str(body).unwrap_or_else(|e| panic!("not a StatsSnapshot ({e}): {body}"))
@@ -154,7 +154,7 @@ fn daemon_serves_live_stats_and_exits_cleanly_on_sigterm() {
     let (content_type, body) = get(&agent, &json);
     assert_eq!(content_type, "application/json");
     let stats = snapshot(&body);
-    assert_eq!(stats.version, ringcast::STATS_VERSION);
+    assert_eq!(stats.version, shardcast::STATS_VERSION);
     let names: Vec<&str> = stats.subscribers.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["audit", "orders-eu", "sensors", "dashboard"]);
     wait_for_more("published in /stats.json", stats.published, || {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::thread;
 
 use common::{drain_to_closed, events, topic, watchdog, Got};
-use ringcast::{Bus, Event, Overflow, Subscriber, Subscription};
+use shardcast::{Bus, Event, Overflow, Subscriber, Subscription};
 
 const BEFORE: u64 = 100;
 const N: u64 = 5_000;
@@ -68,9 +68,9 @@ fn read(mut sub: Subscriber<u64>) -> Received {
     loop {
         match sub.recv_timeout(common::HANG) {
             Ok(d) => received.push((d.seq(), *d.payload())),
-            Err(ringcast::RecvTimeoutError::Lagged(n)) => received.push((u64::MAX, n)),
-            Err(ringcast::RecvTimeoutError::Closed) => break,
-            Err(ringcast::RecvTimeoutError::Timeout) => panic!("{name}: hang"),
+            Err(shardcast::RecvTimeoutError::Lagged(n)) => received.push((u64::MAX, n)),
+            Err(shardcast::RecvTimeoutError::Closed) => break,
+            Err(shardcast::RecvTimeoutError::Timeout) => panic!("{name}: hang"),
         }
     }
     assert_eq!(sub.dropped(), 0, "{}: a lossless subscriber dropped events", sub.name());

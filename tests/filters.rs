@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ringcast::{Bus, Event, RecvTimeoutError, Subscriber, Subscription, Topic};
+use shardcast::{Bus, Event, RecvTimeoutError, Subscriber, Subscription, Topic};
 
 fn drain(sub: &mut Subscriber<u32>) -> Vec<u32> {
     let mut got = Vec::new();

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{assert_copies_settle, topic, watchdog, CountingWaker, HANG};
-use ringcast::{Bus, Event, Overflow, Subscription, TryRecvError};
+use shardcast::{Bus, Event, Overflow, Subscription, TryRecvError};
 
 const TRIES: u64 = 10_000;
 
@@ -122,7 +122,7 @@ fn bus_close_then_try_recv_reaches_closed_without_empty() {
     });
 }
 
-fn full_block_subscriber() -> (Bus<u64>, ringcast::Subscriber<u64>, ringcast::Publisher<u64>) {
+fn full_block_subscriber() -> (Bus<u64>, shardcast::Subscriber<u64>, shardcast::Publisher<u64>) {
     let bus: Bus<u64> = Bus::builder().ring_capacity(8).build().unwrap();
     let sub = bus.subscribe(Subscription::all().capacity(1).overflow(Overflow::Block)).unwrap();
     let mut publisher = bus.publisher().unwrap();

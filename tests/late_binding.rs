@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ringcast::{Alias, Bus, Event, RecvTimeoutError, Subscriber, Subscription, Topic, Uuid};
+use shardcast::{Alias, Bus, Event, RecvTimeoutError, Subscriber, Subscription, Topic, Uuid};
 
 const HANG: Duration = Duration::from_secs(30);
 

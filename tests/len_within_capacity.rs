@@ -5,7 +5,7 @@
 mod common;
 
 use common::{topic, watchdog};
-use ringcast::{Bus, Event, Overflow, Publisher, Subscriber, Subscription, TryRecvError};
+use shardcast::{Bus, Event, Overflow, Publisher, Subscriber, Subscription, TryRecvError};
 
 fn publish(publisher: &mut Publisher<u64>, seqs: std::ops::Range<u64>) {
     for i in seqs {

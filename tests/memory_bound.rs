@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{topic, watchdog};
-use ringcast::{Bus, Event, Overflow, Subscription, SEGMENT_LEN};
+use shardcast::{Bus, Event, Overflow, Subscription, SEGMENT_LEN};
 
 /// Counts the payloads alive.
 struct Live(Arc<AtomicI64>, u64);

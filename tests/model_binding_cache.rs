@@ -2,11 +2,11 @@
 //! resolved route and every shard's binds / unbinds / hits / misses / evictions counters
 //! equal a `HashMap` + recency-list model's, at every capacity including 0. Stable twin of
 //! the `binding_cache` fuzz target: the same checking function
-//! (`ringcast_models::binding_cache`), driven by proptest bytes, plus the target's seed
+//! (`shardcast_models::binding_cache`), driven by proptest bytes, plus the target's seed
 //! corpus and crash regressions.
 
 use proptest::prelude::*;
-use ringcast_models::{binding_cache, replay};
+use shardcast_models::{binding_cache, replay};
 
 #[test]
 fn seed_corpus_replays() {

@@ -3,11 +3,11 @@
 //! closes: the same events in order with their resolved routes, `Lagged(n)` exactly where
 //! and as large as the losses its overflow policy caused, then `Closed`; and the shards'
 //! counters add up. Stable twin of the `bus_ops` fuzz target: the same checking function
-//! (`ringcast_models::bus_ops`), driven by proptest bytes, plus the target's seed corpus
+//! (`shardcast_models::bus_ops`), driven by proptest bytes, plus the target's seed corpus
 //! and crash regressions.
 
 use proptest::prelude::*;
-use ringcast_models::{bus_ops, replay};
+use shardcast_models::{bus_ops, replay};
 
 #[test]
 fn seed_corpus_replays() {

@@ -1,11 +1,11 @@
 //! Promise: any builder values give either a working bus (subscribe, publish, receive,
 //! close) or a `ConfigError` naming a field that is out of its documented bounds; never a
 //! panic. Stable twin of the `config` fuzz target: the same checking function
-//! (`ringcast_models::config`), driven by proptest bytes, plus the target's seed corpus and
+//! (`shardcast_models::config`), driven by proptest bytes, plus the target's seed corpus and
 //! crash regressions.
 
 use proptest::prelude::*;
-use ringcast_models::{config, replay};
+use shardcast_models::{config, replay};
 
 #[test]
 fn seed_corpus_replays() {

@@ -1,12 +1,12 @@
 //! Promise: `StatsSnapshot::prometheus_text` is valid exposition format 0.0.4 whatever the
 //! subscriber names and topic prefixes (quotes, backslashes, line feeds, any UTF-8), and
 //! label values and counters read back exactly as given. Stable twin of the `stats_text`
-//! fuzz target: the same checking function (`ringcast_models::stats_text`), driven by
+//! fuzz target: the same checking function (`shardcast_models::stats_text`), driven by
 //! proptest bytes and strings, plus the target's seed corpus and crash regressions.
 
 use proptest::prelude::*;
-use ringcast_models::stats_text::{ExternalInput, Float, Label};
-use ringcast_models::{replay, stats_text};
+use shardcast_models::stats_text::{ExternalInput, Float, Label};
+use shardcast_models::{replay, stats_text};
 
 #[test]
 fn seed_corpus_replays() {
@@ -49,14 +49,14 @@ fn external_names_that_clash_repeat_or_need_fixing() {
         (labels.iter().map(|(k, v)| (text(k), text(v))).collect(), Float::Millis(v))
     };
     let input = vec![
-        metric("ringcast_published_total", false, vec![one(&[], 1)]),
-        metric("ringcast_receive_latency_seconds_sum", true, vec![one(&[], 2)]),
+        metric("shardcast_published_total", false, vec![one(&[], 1)]),
+        metric("shardcast_receive_latency_seconds_sum", true, vec![one(&[], 2)]),
         metric("", true, vec![one(&[], 3)]),
         metric("9lives", false, vec![one(&[("a-b", "1"), ("a_b", "2"), ("", "3")], 4)]),
         metric("9lives_total", true, vec![one(&[("a_b", "1")], 5), one(&[("a_b", "9")], 6)]),
         metric("app up", true, vec![one(&[("x", "\"\n\\")], 7), one(&[("x", "\"\n\\")], 8)]),
     ];
-    assert!(matches!(stats_text::check_external(&input), ringcast_models::Verdict::Checked));
+    assert!(matches!(stats_text::check_external(&input), shardcast_models::Verdict::Checked));
 }
 
 proptest! {

@@ -1,11 +1,11 @@
 //! Promise: topic and pattern parsing never panics, accepts exactly what the documented
 //! rules accept, names a rule the input really breaks, round-trips valid values, and
 //! matches as the rules say. Stable twin of the `topic_pattern` fuzz target: the same
-//! checking function (`ringcast_models::topic_pattern`), driven by proptest bytes, plus
+//! checking function (`shardcast_models::topic_pattern`), driven by proptest bytes, plus
 //! the target's seed corpus and crash regressions.
 
 use proptest::prelude::*;
-use ringcast_models::{replay, topic_pattern};
+use shardcast_models::{replay, topic_pattern};
 
 /// Bytes that decode to interesting inputs often: mostly the rules' own alphabet.
 fn bytes() -> impl Strategy<Value = Vec<u8>> {

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{drain_to_closed, events, topic, watchdog, watchdog_for, HANG};
-use ringcast::{
+use shardcast::{
     Bus, Event, RecvError, RecvTimeoutError, Subscriber, Subscription, TryRecvError, WaitStrategy,
 };
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
+use shardcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
 
 /// A payload that counts its drops.
 struct Counted {

@@ -1,6 +1,6 @@
 //! `publish_to`: publishing by topic text, with the payload handed back on every error.
 
-use ringcast::{Bus, PublishToError, Subscription, TopicErrorKind};
+use shardcast::{Bus, PublishToError, Subscription, TopicErrorKind};
 
 #[test]
 fn publishes_by_text_across_topic_changes() {

@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 
 use common::{topic, watchdog, CountingWaker, HANG};
-use ringcast::{Bus, BusError, Event, Overflow, Subscription, Topic, TryRecvError};
+use shardcast::{Bus, BusError, Event, Overflow, Subscription, Topic, TryRecvError};
 
 #[test]
 fn subscriber_count_follows_subscribe_resubscribe_and_drop() {
@@ -143,7 +143,7 @@ fn len_is_the_ring_occupancy_up_to_capacity() {
 fn resubscribe_keeps_the_subscription_and_receives_from_now_on() {
     watchdog("resubscribe", || {
         let bus: Bus<u64> = Bus::builder().dispatchers(2).build().unwrap();
-        let route = ringcast::Uuid::from_u128(9);
+        let route = shardcast::Uuid::from_u128(9);
         let mut first = bus
             .subscribe(
                 Subscription::to("orders.>")
@@ -158,7 +158,7 @@ fn resubscribe_keeps_the_subscription_and_receives_from_now_on() {
         let anonymous = bus.subscribe(Subscription::all()).unwrap();
         let mut publisher = bus.publisher().unwrap();
         let orders = Topic::new("orders.eu").unwrap();
-        let send = |p: &mut ringcast::Publisher<u64>, topic: &Topic, n: u64, routed: bool| {
+        let send = |p: &mut shardcast::Publisher<u64>, topic: &Topic, n: u64, routed: bool| {
             let event = Event::new(topic.clone(), n);
             p.publish(if routed { event.with_route(route) } else { event }).unwrap();
         };
@@ -175,7 +175,7 @@ fn resubscribe_keeps_the_subscription_and_receives_from_now_on() {
             send(&mut publisher, &orders, n, true);
         }
         publisher.flush();
-        let take = |sub: &mut ringcast::Subscriber<u64>| {
+        let take = |sub: &mut shardcast::Subscriber<u64>| {
             let mut got = Vec::new();
             loop {
                 match sub.try_recv() {

@@ -6,7 +6,7 @@ mod common;
 
 use common::{topic, HANG};
 use futures_util::StreamExt;
-use ringcast::{Bus, Event, Overflow, Publisher, RecvError, Subscription, TryRecvError};
+use shardcast::{Bus, Event, Overflow, Publisher, RecvError, Subscription, TryRecvError};
 
 fn publish(publisher: &mut Publisher<u64>, values: std::ops::Range<u64>) {
     for v in values {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringcast::{Bus, Event, Overflow, RecvError, Subscription, Topic, TryRecvError};
+use shardcast::{Bus, Event, Overflow, RecvError, Subscription, Topic, TryRecvError};
 
 const ROUND_TRIPS: u64 = 100_000;
 const RUNS: usize = 10;

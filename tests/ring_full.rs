@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{drain_to_closed, events, topic, watchdog};
-use ringcast::{Bus, Event, Overflow, Subscription};
+use shardcast::{Bus, Event, Overflow, Subscription};
 
 #[derive(Debug, PartialEq, Eq)]
 struct Payload(u64, String);

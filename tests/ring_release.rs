@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringcast::{Bus, Event, Subscription, Topic};
+use shardcast::{Bus, Event, Subscription, Topic};
 
 /// Counts its drops.
 struct Tracked(Arc<AtomicUsize>);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use ringcast::{
+use shardcast::{
     Bus, Event, Pattern, RecvTimeoutError, Subscriber, Subscription, Topic, TryRecvError,
 };
 

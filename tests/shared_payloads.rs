@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{topic, watchdog, HANG};
-use ringcast::{Bus, Delivery, Event, OwnedDelivery, Subscriber, Subscription, SEGMENT_LEN};
+use shardcast::{Bus, Delivery, Event, OwnedDelivery, Subscriber, Subscription, SEGMENT_LEN};
 
 /// Neither `Clone` nor `Debug`; records its drop.
 struct Payload {

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{drain_to_closed, events, scaled, topic, watchdog, Got, HANG};
-use ringcast::{
+use shardcast::{
     Bus, BusError, Event, Overflow, PublishTimeoutError, RecvTimeoutError, SharedPublisher,
     Subscription,
 };

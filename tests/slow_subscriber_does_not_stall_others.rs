@@ -9,7 +9,7 @@ mod common;
 use std::thread;
 
 use common::{drain_to_closed, events, topic, watchdog, Got};
-use ringcast::{Bus, Event, Overflow, Subscriber, Subscription, TryRecvError};
+use shardcast::{Bus, Event, Overflow, Subscriber, Subscription, TryRecvError};
 
 const RING: usize = 64;
 const N: u64 = 20_000;
@@ -289,11 +289,11 @@ fn a_lagging_reader_accounts_for_every_event() {
                         }
                         match sub.recv_timeout(common::HANG) {
                             Ok(d) => trace.push(Got::Event(d.seq())),
-                            Err(ringcast::RecvTimeoutError::Lagged(n)) => {
+                            Err(shardcast::RecvTimeoutError::Lagged(n)) => {
                                 trace.push(Got::Lagged(n))
                             }
-                            Err(ringcast::RecvTimeoutError::Closed) => break,
-                            Err(ringcast::RecvTimeoutError::Timeout) => panic!("reader hung"),
+                            Err(shardcast::RecvTimeoutError::Closed) => break,
+                            Err(shardcast::RecvTimeoutError::Timeout) => panic!("reader hung"),
                         }
                     }
                     (trace, sub.dropped())

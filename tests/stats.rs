@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ringcast::{
+use shardcast::{
     Bus, Event, ExternalMetric, ExternalStats, Overflow, RecvTimeoutError, StatsSnapshot,
     Subscriber, Subscription, Topic, TryPublishError, STATS_TOPIC_OVERFLOW,
 };
-use ringcast_models::prometheus::parse_prometheus;
+use shardcast_models::prometheus::parse_prometheus;
 
 fn topic(s: &str) -> Topic {
     Topic::new(s).unwrap()
@@ -57,7 +57,7 @@ fn scenario(n: u64) -> (Bus<u64>, StatsSnapshot, [(u64, u64); 3]) {
 fn counters_account_for_every_event() {
     let n = 300;
     let (_bus, s, got) = scenario(n);
-    assert_eq!(s.version, ringcast::STATS_VERSION);
+    assert_eq!(s.version, shardcast::STATS_VERSION);
     assert_eq!(s.published, n);
     assert_eq!((s.subscriptions, s.subscriptions_closed), (3, 0));
     assert_eq!(s.shards.len(), 2);
@@ -213,27 +213,27 @@ fn prometheus_text_is_valid_and_escapes_labels() {
             })
             .map(|s| s.2)
     };
-    assert_eq!(find("ringcast_published_total", &[]), Some(60.0));
+    assert_eq!(find("shardcast_published_total", &[]), Some(60.0));
     // The label value with a quote, a newline and a backslash round-trips.
     let lossy_name = "lossy \"q\"\n\\";
-    let consumed = find("ringcast_subscriber_consumed_total", &[("subscriber", lossy_name)])
+    let consumed = find("shardcast_subscriber_consumed_total", &[("subscriber", lossy_name)])
         .expect("lossy row");
     let lossy = s.subscribers.iter().find(|x| x.name == lossy_name).unwrap();
     assert_eq!(consumed, lossy.consumed as f64);
-    assert_eq!(find("ringcast_topic_published_total", &[("prefix", "orders.eu")]), Some(20.0));
-    assert!(find("ringcast_receive_latency_seconds", &[("quantile", "0.99")]).is_some());
+    assert_eq!(find("shardcast_topic_published_total", &[("prefix", "orders.eu")]), Some(20.0));
+    assert!(find("shardcast_receive_latency_seconds", &[("quantile", "0.99")]).is_some());
     // The bus-wide series and the per-subscriber ones have different names, so a `sum()`
     // over either counts each sample once: the per-subscriber counts add up to the bus's.
-    let bus_count = find("ringcast_receive_latency_seconds_count", &[]).unwrap();
+    let bus_count = find("shardcast_receive_latency_seconds_count", &[]).unwrap();
     let sub_counts: f64 = samples
         .iter()
-        .filter(|(n, _, _)| n == "ringcast_subscriber_receive_latency_seconds_count")
+        .filter(|(n, _, _)| n == "shardcast_subscriber_receive_latency_seconds_count")
         .map(|(_, _, v)| v)
         .sum();
     assert_eq!(sub_counts, bus_count);
     assert!(samples
         .iter()
-        .filter(|(n, _, _)| n == "ringcast_receive_latency_seconds_count")
+        .filter(|(n, _, _)| n == "shardcast_receive_latency_seconds_count")
         .all(|(_, l, _)| l.is_empty()));
     assert!(text
         .lines()
@@ -270,7 +270,7 @@ fn external_counters_show_in_stats_and_prometheus_text() {
         "b",
         vec![
             // The bus's own name: skipped, or the text would name one family twice.
-            ExternalMetric::counter("ringcast_published_total", "Not the bus's.").sample(&[], 7.0),
+            ExternalMetric::counter("shardcast_published_total", "Not the bus's.").sample(&[], 7.0),
             ExternalMetric::gauge("app-queue depth", "Sanitised.").sample(&[("in-box", "x")], 4.0),
         ],
     );
@@ -290,8 +290,8 @@ fn external_counters_show_in_stats_and_prometheus_text() {
     assert!(older.external.is_empty(), "a snapshot from before the field still reads");
 
     let text = s.prometheus_text();
-    // The strict parser, less its `ringcast_` prefix rule: external names are their own.
-    let parsed = ringcast_models::prometheus::parse(&text).unwrap();
+    // The strict parser, less its `shardcast_` prefix rule: external names are their own.
+    let parsed = shardcast_models::prometheus::parse(&text).unwrap();
     let find = |name: &str, labels: &[(&str, &str)]| {
         parsed
             .samples
@@ -307,9 +307,9 @@ fn external_counters_show_in_stats_and_prometheus_text() {
     assert_eq!(find("app_jobs_total", &[("worker", "b")]), Some(5.0));
     assert_eq!(find("app_up", &[]), Some(1.0));
     assert_eq!(find("app_queue_depth", &[("in_box", "x")]), Some(4.0));
-    assert_eq!(find("ringcast_published_total", &[]), Some(s.published as f64));
+    assert_eq!(find("shardcast_published_total", &[]), Some(s.published as f64));
     assert_eq!(text.matches("# TYPE app_jobs_total counter").count(), 1, "one family:\n{text}");
-    assert_eq!(text.matches("# TYPE ringcast_published_total").count(), 1);
+    assert_eq!(text.matches("# TYPE shardcast_published_total").count(), 1);
     promtool_check(&text);
 
     // A dropped source is gone from the next snapshot; the other one stays.
@@ -351,7 +351,7 @@ fn promtool_check(text: &str) {
 
 mod sys_events {
     use super::*;
-    use ringcast::{StatsDelta, STATS_TOPIC};
+    use shardcast::{StatsDelta, STATS_TOPIC};
 
     enum Msg {
         Data(u64),
@@ -394,7 +394,7 @@ mod sys_events {
         // Idle: nothing changes, so no event comes, although intervals pass (bounded
         // check: 50 intervals).
         std::thread::sleep(Duration::from_millis(250));
-        assert!(matches!(sys.try_recv(), Err(ringcast::TryRecvError::Empty)));
+        assert!(matches!(sys.try_recv(), Err(shardcast::TryRecvError::Empty)));
         // `$SYS` traffic is not in the bus, shard or topic counters.
         let s = bus.stats();
         assert_eq!(s.published, 10);
@@ -405,7 +405,7 @@ mod sys_events {
     }
 }
 
-/// Found by `ringcast soak` (seed 14356390416667042106): a subscriber closed by a
+/// Found by `shardcast soak` (seed 14356390416667042106): a subscriber closed by a
 /// `Disconnect` overflow vanished from `Bus::stats()` at the next subscribe or unsubscribe
 /// anywhere on its shard, while its handle was alive and its losses still unread. It stays
 /// in the snapshot, with its counts, until it is dropped.
@@ -442,7 +442,8 @@ fn latency_without_samples_is_nan_not_zero() {
     assert_eq!(s.latency.samples, 0);
     assert!(s.latency.quantiles().iter().all(|(_, v)| v.is_nan()));
     let text = s.prometheus_text();
-    for name in ["ringcast_receive_latency_seconds", "ringcast_subscriber_receive_latency_seconds"]
+    for name in
+        ["shardcast_receive_latency_seconds", "shardcast_subscriber_receive_latency_seconds"]
     {
         let quantile_lines: Vec<&str> =
             text.lines().filter(|l| l.starts_with(name) && l.contains("quantile=")).collect();

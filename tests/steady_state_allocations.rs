@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ringcast::{Bus, Event, Overflow, Subscription, Topic};
+use shardcast::{Bus, Event, Overflow, Subscription, Topic};
 
 struct Counting;
 

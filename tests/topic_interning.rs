@@ -2,7 +2,7 @@
 //! interned, later ones are reference-counted, and both kinds behave the same everywhere.
 //! One test in its own binary: it fills the process's table.
 
-use ringcast::{Bus, Event, Subscription, Topic};
+use shardcast::{Bus, Event, Subscription, Topic};
 
 #[test]
 fn interned_then_counted_topics_route_alike() {

@@ -1,7 +1,7 @@
 //! Promise: topics and patterns follow the NATS subject rules, reject bad input with an
 //! error that says what and where, and match exactly as the rules say.
 
-use ringcast::{Pattern, Topic, TopicErrorKind};
+use shardcast::{Pattern, Topic, TopicErrorKind};
 
 /// (input, Ok(()) if a valid topic, else the error kind).
 fn topic_cases() -> Vec<(String, Result<(), TopicErrorKind>)> {

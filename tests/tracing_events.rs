@@ -5,7 +5,7 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use ringcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
+use shardcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Level, Metadata};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 
 use common::{drain_to_closed, events, topic, watchdog};
-use ringcast::{Bus, Event, Overflow, Subscriber, Subscription};
+use shardcast::{Bus, Event, Overflow, Subscriber, Subscription};
 
 #[test]
 fn subscriber_count_follows_subscribe_and_drop() {

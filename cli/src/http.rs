@@ -1,4 +1,4 @@
-//! A minimal HTTP/1.1 GET over `std::net::TcpStream`, for `ringcast stats record`.
+//! A minimal HTTP/1.1 GET over `std::net::TcpStream`, for `shardcast stats record`.
 //!
 //! Just enough for a daemon's `/stats.json`: plain `http://` only, one request per
 //! connection (`Connection: close`), a `Content-Length`, chunked or read-to-close body, a
@@ -141,7 +141,7 @@ pub fn get(url: &Url, timeout: Duration) -> Result<Vec<u8>, GetError> {
     stream.set_read_timeout(Some(timeout)).map_err(GetError::Io)?;
     stream.set_write_timeout(Some(timeout)).map_err(GetError::Io)?;
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast/{}\r\nAccept: application/json\r\n\
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: shardcast/{}\r\nAccept: application/json\r\n\
          Connection: close\r\n\r\n",
         url.path,
         url.host_header(),

@@ -1,10 +1,10 @@
-//! `ringcast`: command-line tools for the ringcast event bus.
+//! `shardcast`: command-line tools for the shardcast event bus.
 //!
-//! `ringcast demo` runs a small publish/subscribe scenario and prints what each subscriber
-//! received, so the overflow policies can be seen side by side. `ringcast soak` runs the
+//! `shardcast demo` runs a small publish/subscribe scenario and prints what each subscriber
+//! received, so the overflow policies can be seen side by side. `shardcast soak` runs the
 //! real bus for a while under a changing load and checks its invariants all along.
-//! `ringcast stats record` polls a running daemon's stats endpoint into a capture, and
-//! `ringcast stats plot` draws a capture.
+//! `shardcast stats record` polls a running daemon's stats endpoint into a capture, and
+//! `shardcast stats plot` draws a capture.
 
 mod bench;
 mod http;
@@ -19,10 +19,10 @@ use std::process::ExitCode;
 use std::thread;
 
 use clap::{Parser, Subcommand};
-use ringcast::{Bus, Event, Overflow, RecvError, Subscriber, Subscription, Topic};
+use shardcast::{Bus, Event, Overflow, RecvError, Subscriber, Subscription, Topic};
 
 #[derive(Debug, Parser)]
-#[command(name = "ringcast", version, about = "Tools for the ringcast in-process event bus")]
+#[command(name = "shardcast", version, about = "Tools for the shardcast in-process event bus")]
 #[command(arg_required_else_help = true)]
 struct Cli {
     #[command(subcommand)]
@@ -34,7 +34,7 @@ enum Command {
     /// Publish 20 events to three subscribers with different overflow policies; print what
     /// each received
     Demo,
-    /// Work with stats captures (see `ringcast::StatsRecorder`)
+    /// Work with stats captures (see `shardcast::StatsRecorder`)
     #[command(subcommand)]
     Stats(StatsCommand),
     /// Run the standard scenarios against every competitor and print a table
@@ -73,11 +73,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<Usage>() => {
-            eprintln!("ringcast: error: {e}");
+            eprintln!("shardcast: error: {e}");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("ringcast: {e}");
+            eprintln!("shardcast: {e}");
             ExitCode::FAILURE
         }
     }

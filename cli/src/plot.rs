@@ -1,4 +1,4 @@
-//! `ringcast stats plot`: a capture (from `ringcast::StatsRecorder`) as an SVG chart.
+//! `shardcast stats plot`: a capture (from `shardcast::StatsRecorder`) as an SVG chart.
 //!
 //! Three panels share the time axis (seconds since the first sample, from the bus's own
 //! `uptime_seconds`, so a slow sampler does not distort rates): throughput (published/s and
@@ -16,7 +16,7 @@ use std::path::Path;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use ringcast::{Capture, StatsSnapshot};
+use shardcast::{Capture, StatsSnapshot};
 
 const SIZE: (u32, u32) = (1100, 1000);
 const PUBLISHED: RGBColor = RGBColor(31, 119, 180);
@@ -43,7 +43,7 @@ pub fn plot_capture(capture: &Path, out: &Path) -> Result<(), Box<dyn Error>> {
     root.fill(&WHITE)?;
     let meta = &capture.meta;
     let title = format!(
-        "ringcast capture {}: {} samples every {}s{}",
+        "shardcast capture {}: {} samples every {}s{}",
         meta.id,
         meta.samples,
         meta.interval_seconds,
@@ -238,7 +238,7 @@ mod tests {
     use std::path::PathBuf;
     use std::time::{SystemTime, UNIX_EPOCH};
 
-    use ringcast::{CaptureMeta, LatencyStats, ShardStats};
+    use shardcast::{CaptureMeta, LatencyStats, ShardStats};
 
     use super::*;
 
@@ -249,7 +249,7 @@ mod tests {
         fn new(name: &str) -> Self {
             let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
             let dir = std::env::temp_dir()
-                .join(format!("ringcast-plot-{name}-{}-{nanos}", std::process::id()));
+                .join(format!("shardcast-plot-{name}-{}-{nanos}", std::process::id()));
             fs::create_dir_all(&dir).unwrap();
             TempDir(dir)
         }
@@ -275,7 +275,7 @@ mod tests {
         let (mut published, mut delivered, mut dropped) = (0u64, 0u64, 0u64);
         for i in 0..60u64 {
             let mut s = StatsSnapshot::default();
-            s.version = ringcast::STATS_VERSION;
+            s.version = shardcast::STATS_VERSION;
             s.uptime_seconds = 100.0 + i as f64;
             s.published = published;
             for shard in 0..2 {
@@ -312,7 +312,7 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
         assert!(svg.trim_end().ends_with("</svg>"));
         for text in [
-            "ringcast capture 2026-11-24T18-37-41Z",
+            "shardcast capture 2026-11-24T18-37-41Z",
             "throughput",
             "drops",
             "receive latency",

@@ -1,9 +1,9 @@
-//! `ringcast stats record`: polls a running daemon's stats endpoint into a capture.
+//! `shardcast stats record`: polls a running daemon's stats endpoint into a capture.
 //!
 //! The daemon serves `Bus::stats()` as JSON (the example daemon at `/stats.json`); every
 //! `--every` this GETs it, for `--for`, and then saves the snapshots as one capture file in
-//! `--out`, the same `<id>.json` that `ringcast::StatsRecorder` writes (through
-//! `Capture::save`), so `ringcast stats plot` reads it. The plot's time axis is each
+//! `--out`, the same `<id>.json` that `shardcast::StatsRecorder` writes (through
+//! `Capture::save`), so `shardcast stats plot` reads it. The plot's time axis is each
 //! snapshot's own `uptime_seconds`, so a slow poll does not distort rates.
 //!
 //! Failures: an endpoint that does not answer the first poll (or answers something that is
@@ -20,7 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use ringcast::{Capture, StatsSnapshot};
+use shardcast::{Capture, StatsSnapshot};
 
 use crate::http::{self, GetError, Url};
 use crate::Usage;
@@ -41,7 +41,7 @@ const MAX_MISSES: u32 = 3;
 const MIN_POLL_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `ringcast stats record`.
+/// `shardcast stats record`.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
     /// The daemon's stats endpoint, plain HTTP: http://HOST:PORT/PATH (the example
@@ -152,7 +152,7 @@ pub fn run(args: &RecordArgs) -> Result<(), Box<dyn Error>> {
     let mut samples = Vec::with_capacity(planned.min(4096) as usize);
     samples.push(first);
     eprintln!(
-        "ringcast: recording {url} every {} for {} into {}",
+        "shardcast: recording {url} every {} for {} into {}",
         show(every),
         show(span),
         out.display()
@@ -162,7 +162,7 @@ pub fn run(args: &RecordArgs) -> Result<(), Box<dyn Error>> {
     let mut next = start + every;
     while next.duration_since(start) <= span {
         if interrupted_before(next, ctrl_c.as_ref()) {
-            eprintln!("ringcast: interrupted after {:.1}s", start.elapsed().as_secs_f64());
+            eprintln!("shardcast: interrupted after {:.1}s", start.elapsed().as_secs_f64());
             break;
         }
         match poll(url, timeout) {
@@ -174,7 +174,7 @@ pub fn run(args: &RecordArgs) -> Result<(), Box<dyn Error>> {
                 missed += 1;
                 misses += 1;
                 let at = start.elapsed().as_secs_f64();
-                eprintln!("ringcast: sample at +{at:.1}s skipped: {e}");
+                eprintln!("shardcast: sample at +{at:.1}s skipped: {e}");
                 if misses >= MAX_MISSES {
                     gave_up = Some(e);
                     break;
@@ -203,7 +203,7 @@ pub fn run(args: &RecordArgs) -> Result<(), Box<dyn Error>> {
         meta.samples,
         path.display()
     );
-    println!("plot it: ringcast stats plot {} --out plot.svg", path.display());
+    println!("plot it: shardcast stats plot {} --out plot.svg", path.display());
     match gave_up {
         None => Ok(()),
         Some(e) => Err(format!(
@@ -245,14 +245,14 @@ fn on_ctrl_c() -> Option<Receiver<()>> {
     };
     let spawned = thread::Builder::new().name("ctrl-c".to_owned()).spawn(move || {
         if let Err(e) = watcher() {
-            eprintln!("ringcast: warning: Ctrl-C will not save the capture: {e}");
+            eprintln!("shardcast: warning: Ctrl-C will not save the capture: {e}");
         }
     });
     match spawned {
         // The watcher drops its sender on failure: then this `recv` fails.
         Ok(_) => installed.recv().ok().map(|()| rx),
         Err(e) => {
-            eprintln!("ringcast: warning: Ctrl-C will not save the capture: {e}");
+            eprintln!("shardcast: warning: Ctrl-C will not save the capture: {e}");
             None
         }
     }
@@ -282,14 +282,14 @@ fn interrupted_before(deadline: Instant, ctrl_c: Option<&Receiver<()>>) -> bool 
 fn poll(url: &Url, timeout: Duration) -> Result<StatsSnapshot, Box<dyn Error>> {
     let body = http::get(url, timeout)?;
     serde_json::from_slice(&body)
-        .map_err(|e| format!("the answer is not a ringcast stats snapshot: {e}").into())
+        .map_err(|e| format!("the answer is not a shardcast stats snapshot: {e}").into())
 }
 
 /// Creates `out` and a file in it (removed again).
 fn check_writable(out: &Path) -> Result<(), Box<dyn Error>> {
     let cannot = |e: std::io::Error| format!("--out {}: cannot write there: {e}", out.display());
     fs::create_dir_all(out).map_err(cannot)?;
-    let probe = out.join(format!(".ringcast-record-probe-{}", std::process::id()));
+    let probe = out.join(format!(".shardcast-record-probe-{}", std::process::id()));
     OpenOptions::new().write(true).create(true).truncate(true).open(&probe).map_err(cannot)?;
     let _ = fs::remove_file(&probe);
     Ok(())

@@ -1,4 +1,4 @@
-//! `ringcast soak`: the real bus with real threads for a while (`--duration`, default 60 s),
+//! `shardcast soak`: the real bus with real threads for a while (`--duration`, default 60 s),
 //! every random choice drawn from one seed (`--seed`, always printed so a run can be
 //! repeated), checked all along and at the end.
 //!
@@ -45,13 +45,13 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use ringcast::{
+use shardcast::{
     Alias, Bus, Delivery, Event, Overflow, Pattern, Publisher, RecvError, RecvTimeoutError,
     StatsDelta, StatsSnapshot, Subscriber, SubscriberStats, Subscription, Topic, TryRecvError,
     Uuid, STATS_VERSION,
 };
 
-/// `ringcast soak` options.
+/// `shardcast soak` options.
 #[derive(Debug, Args)]
 pub struct SoakArgs {
     /// How long to publish: a whole number and a unit, ms, s, m or h (500ms, 60s, 5m, 1h)
@@ -1088,7 +1088,7 @@ impl Tracker {
         self.seen.received += 1;
         match (delivery.payload(), self.plan.sys) {
             (Payload::Stats(delta), true) => {
-                if delivery.topic().as_str() != ringcast::STATS_TOPIC
+                if delivery.topic().as_str() != shardcast::STATS_TOPIC
                     || delta.version != STATS_VERSION
                 {
                     self.fail(format_args!("a bad stats event on {}", delivery.topic()));
@@ -1609,7 +1609,7 @@ impl Setup {
 pub fn run(args: &SoakArgs) -> Result<(), Box<dyn Error>> {
     let seed = args.seed.unwrap_or_else(clock_seed);
     let rerun =
-        format!("ringcast soak --duration {} --seed {seed}", format_duration(args.duration));
+        format!("shardcast soak --duration {} --seed {seed}", format_duration(args.duration));
     println!("soak: seed {seed} (rerun: {rerun})");
     quiet_predicate_panics();
     let mut rng = Rng(seed);

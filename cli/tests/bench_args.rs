@@ -1,4 +1,4 @@
-//! `ringcast bench` refuses bad input before it runs anything: values out of range exit 2
+//! `shardcast bench` refuses bad input before it runs anything: values out of range exit 2
 //! naming the flag and the range, oversized plans exit 2 with the estimate, unwritable
 //! output paths exit 1 before the run. None of these cases runs a benchmark to its end: the
 //! last one starts a row that cannot finish within its `--row-timeout` and checks that the
@@ -7,7 +7,7 @@
 use std::process::{Command, Output};
 
 fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringcast"))
+    Command::new(env!("CARGO_BIN_EXE_shardcast"))
         .arg("bench")
         .args(args)
         .output()
@@ -66,7 +66,7 @@ fn row_timeout_that_is_not_a_duration_exits_2() {
 
 #[test]
 fn unknown_implementation_or_phase_exits_2() {
-    assert_refused(&bench(&["--only", "nope"]), 2, &["--only", "ringcast"]);
+    assert_refused(&bench(&["--only", "nope"]), 2, &["--only", "shardcast"]);
     assert_refused(&bench(&["--phase", "warmup"]), 2, &["--phase", "saturation"]);
 }
 
@@ -96,7 +96,7 @@ fn plan_larger_than_memory_is_refused_with_the_estimate() {
 #[test]
 fn unwritable_json_path_fails_before_the_run() {
     let missing = std::env::temp_dir()
-        .join(format!("ringcast-no-such-dir-{}", std::process::id()))
+        .join(format!("shardcast-no-such-dir-{}", std::process::id()))
         .join("bench.json");
     // The default plan takes minutes: an empty stdout proves the path was checked first.
     let out = bench(&["--json", missing.to_str().unwrap()]);
@@ -106,7 +106,7 @@ fn unwritable_json_path_fails_before_the_run() {
 #[test]
 fn unwritable_plot_path_fails_before_the_run() {
     let missing = std::env::temp_dir()
-        .join(format!("ringcast-no-such-dir-plot-{}", std::process::id()))
+        .join(format!("shardcast-no-such-dir-plot-{}", std::process::id()))
         .join("bench.svg");
     let out = bench(&["--plot", missing.to_str().unwrap()]);
     assert_refused(&out, 1, &["--plot", "cannot write"]);
@@ -125,7 +125,7 @@ fn a_row_past_its_row_timeout_stops_the_run_with_exit_3_naming_it() {
         "--phase",
         "saturation",
         "--only",
-        "ringcast",
+        "shardcast",
         "--events",
         "20000000",
         "--row-timeout",
@@ -134,7 +134,7 @@ fn a_row_past_its_row_timeout_stops_the_run_with_exit_3_naming_it() {
     assert_refused(
         &out,
         3,
-        &["`fanout saturation ringcast n=1`", "did not finish within 100ms", "--row-timeout"],
+        &["`fanout saturation shardcast n=1`", "did not finish within 100ms", "--row-timeout"],
     );
     // It stopped at the limit, not after the row ran to its end.
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());

@@ -1,4 +1,4 @@
-//! `ringcast bench --scenario bridge` runs plain async-nats and the ringcast-nats bridge
+//! `shardcast bench --scenario bridge` runs plain async-nats and the shardcast-nats bridge
 //! against a `nats-server` it starts itself, prints both in one table with the ratios and
 //! the targets, and writes them to `--json`. When the server cannot start, the
 //! bridge rows say why and the other scenarios still run.
@@ -6,7 +6,7 @@
 use std::process::{Command, Output};
 
 fn bench(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringcast"))
+    Command::new(env!("CARGO_BIN_EXE_shardcast"))
         .arg("bench")
         .args(args)
         .envs(env.iter().copied())
@@ -19,13 +19,13 @@ fn nats_server_on_path() -> bool {
 }
 
 #[test]
-fn bridge_rows_compare_ringcast_nats_with_plain_async_nats() {
+fn bridge_rows_compare_shardcast_nats_with_plain_async_nats() {
     if !nats_server_on_path() {
         eprintln!("SKIPPED: nats-server is not on PATH (Debian/Ubuntu package nats-server)");
         return;
     }
     let json_path =
-        std::env::temp_dir().join(format!("ringcast-bench-bridge-{}.json", std::process::id()));
+        std::env::temp_dir().join(format!("shardcast-bench-bridge-{}.json", std::process::id()));
     let json_arg = json_path.to_str().expect("a UTF-8 temp dir");
     let out = bench(
         &["--scenario", "bridge", "--events", "500", "--rate", "5000", "--json", json_arg],
@@ -36,7 +36,7 @@ fn bridge_rows_compare_ringcast_nats_with_plain_async_nats() {
     assert!(stdout.starts_with("scenario"), "stdout is the table only: {stdout}");
     assert!(stdout.contains("thr/plain") && stdout.contains("p99/plain"), "{stdout}");
     for phase in ["saturation", "paced"] {
-        for imp in ["plain async-nats", "ringcast-nats"] {
+        for imp in ["plain async-nats", "shardcast-nats"] {
             let line = stdout
                 .lines()
                 .find(|l| l.starts_with("bridge") && l.contains(phase) && l.contains(imp))
@@ -79,11 +79,11 @@ fn bridge_rows_say_why_when_nats_server_cannot_start_and_the_rest_runs() {
             "--subscribers",
             "1",
             "--only",
-            "ringcast",
+            "shardcast",
             "--events",
             "100",
         ],
-        &[("RINGCAST_NATS_SERVER", "/nonexistent/nats-server")],
+        &[("SHARDCAST_NATS_SERVER", "/nonexistent/nats-server")],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));

@@ -1,15 +1,15 @@
-//! `ringcast bench` runs every scenario with every implementation and writes JSON in the
+//! `shardcast bench` runs every scenario with every implementation and writes JSON in the
 //! documented schema.
 
 use std::process::Command;
 
 #[test]
 fn bench_runs_every_scenario_and_writes_versioned_json() {
-    let dir = std::env::temp_dir().join(format!("ringcast-bench-smoke-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("shardcast-bench-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json_path = dir.join("bench.json");
     let svg_path = dir.join("bench.svg");
-    let out = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+    let out = Command::new(env!("CARGO_BIN_EXE_shardcast"))
         .args(["bench", "--events", "300", "--subscribers", "1,4", "--rate", "50000", "--json"])
         .arg(&json_path)
         .arg("--plot")
@@ -30,7 +30,7 @@ fn bench_runs_every_scenario_and_writes_versioned_json() {
         "crossbeam-fanout",
         "async-broadcast",
         "disruptor",
-        "ringcast",
+        "shardcast",
         "floor (no library)",
     ];
     for (scenario, phase) in [

@@ -1,9 +1,9 @@
-//! The `ringcast` binary: `demo` reports every subscriber, usage errors exit non-zero.
+//! The `shardcast` binary: `demo` reports every subscriber, usage errors exit non-zero.
 
 use std::process::{Command, Output};
 
-fn ringcast(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringcast")).args(args).output().expect("run ringcast")
+fn shardcast(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shardcast")).args(args).output().expect("run shardcast")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -21,7 +21,7 @@ fn row(stdout: &str, name: &str) -> Vec<String> {
 
 #[test]
 fn demo_reports_every_subscriber_and_exits_0() {
-    let out = ringcast(&["demo"]);
+    let out = shardcast(&["demo"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "status {:?}\nstderr:\n{}", out.status, text(&out.stderr));
     // name shard capacity overflow received seqs lagged dropped
@@ -39,7 +39,7 @@ fn demo_reports_every_subscriber_and_exits_0() {
 #[test]
 fn help_lists_demo() {
     for args in [&["--help"][..], &["help"]] {
-        let out = ringcast(args);
+        let out = shardcast(args);
         assert!(out.status.success(), "{args:?}: {:?}", out.status);
         assert!(text(&out.stdout).contains("demo"), "{args:?}");
     }
@@ -47,7 +47,7 @@ fn help_lists_demo() {
 
 #[test]
 fn unknown_subcommand_prints_usage_and_exits_2() {
-    let out = ringcast(&["frobnicate"]);
+    let out = shardcast(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("Usage:"), "stderr:\n{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
@@ -55,7 +55,7 @@ fn unknown_subcommand_prints_usage_and_exits_2() {
 
 #[test]
 fn no_subcommand_prints_usage_and_exits_2() {
-    let out = ringcast(&[]);
+    let out = shardcast(&[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("Usage:"));
 }

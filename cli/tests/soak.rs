@@ -1,10 +1,10 @@
-//! `ringcast soak`: a short run is clean and covers every overflow policy; a bad duration
+//! `shardcast soak`: a short run is clean and covers every overflow policy; a bad duration
 //! is a usage error.
 
 use std::process::{Command, Output};
 
-fn ringcast(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringcast")).args(args).output().expect("run ringcast")
+fn shardcast(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shardcast")).args(args).output().expect("run shardcast")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -13,7 +13,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn short_soak_passes_and_covers_every_overflow_policy() {
-    let out = ringcast(&["soak", "--duration", "3s", "--seed", "1"]);
+    let out = shardcast(&["soak", "--duration", "3s", "--seed", "1"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "status {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
     assert!(stdout.contains("seed 1"), "the seed is printed:\n{stdout}");
@@ -26,7 +26,7 @@ fn short_soak_passes_and_covers_every_overflow_policy() {
 
 #[test]
 fn nonsense_duration_is_a_usage_error() {
-    let out = ringcast(&["soak", "--duration", "nonsense"]);
+    let out = shardcast(&["soak", "--duration", "nonsense"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
     assert!(stderr.contains("invalid value 'nonsense' for '--duration"), "stderr:\n{stderr}");

@@ -1,4 +1,4 @@
-//! `ringcast stats record` polls a stats endpoint into a capture that `ringcast stats plot`
+//! `shardcast stats record` polls a stats endpoint into a capture that `shardcast stats plot`
 //! draws; bad flags exit 2 naming the flag and its range; an endpoint that does not answer
 //! exits 1; a daemon that goes away mid-recording leaves what was recorded, and exits 1;
 //! Ctrl-C leaves what was recorded, and exits 0.
@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use ringcast::{Bus, Capture, Event, RecvError, Subscription, Topic};
+use shardcast::{Bus, Capture, Event, RecvError, Subscription, Topic};
 
-fn ringcast(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringcast")).args(args).output().expect("run ringcast")
+fn shardcast(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shardcast")).args(args).output().expect("run shardcast")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -31,7 +31,7 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new(name: &str) -> Self {
         let dir = std::env::temp_dir()
-            .join(format!("ringcast-stats-record-{name}-{}", std::process::id()));
+            .join(format!("shardcast-stats-record-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         TempDir(dir)
     }
@@ -142,7 +142,7 @@ fn record_then_plot() {
     let daemon = Daemon::start(usize::MAX);
     let out = TempDir::new("plot");
     let dir = out.0.to_str().unwrap();
-    let run = ringcast(&[
+    let run = shardcast(&[
         "stats",
         "record",
         "--url",
@@ -155,7 +155,7 @@ fn record_then_plot() {
         dir,
     ]);
     assert!(run.status.success(), "{:?}\nstderr:\n{}", run.status, text(&run.stderr));
-    assert!(text(&run.stdout).contains("ringcast stats plot"), "{}", text(&run.stdout));
+    assert!(text(&run.stdout).contains("shardcast stats plot"), "{}", text(&run.stdout));
     drop(daemon);
 
     let files = out.files();
@@ -173,7 +173,7 @@ fn record_then_plot() {
 
     let svg = out.0.join("plot.svg");
     let plot =
-        ringcast(&["stats", "plot", files[0].to_str().unwrap(), "--out", svg.to_str().unwrap()]);
+        shardcast(&["stats", "plot", files[0].to_str().unwrap(), "--out", svg.to_str().unwrap()]);
     assert!(plot.status.success(), "{:?}\nstderr:\n{}", plot.status, text(&plot.stderr));
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
 }
@@ -184,7 +184,7 @@ fn unreachable_url_exits_1_and_writes_nothing() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let out = TempDir::new("unreachable");
     let url = format!("http://127.0.0.1:{port}/stats.json");
-    let run = ringcast(&[
+    let run = shardcast(&[
         "stats",
         "record",
         "--url",
@@ -208,7 +208,7 @@ fn an_endpoint_that_is_not_stats_exits_1() {
     let daemon = Daemon::start(usize::MAX);
     let out = TempDir::new("not-stats");
     let url = daemon.url.replace("/stats.json", "/metrics");
-    let run = ringcast(&[
+    let run = shardcast(&[
         "stats",
         "record",
         "--url",
@@ -230,7 +230,7 @@ fn an_endpoint_that_is_not_stats_exits_1() {
 fn a_daemon_that_goes_away_leaves_what_was_recorded() {
     let daemon = Daemon::start(4);
     let out = TempDir::new("goes-away");
-    let run = ringcast(&[
+    let run = shardcast(&[
         "stats",
         "record",
         "--url",
@@ -269,7 +269,7 @@ fn bad_flags_exit_2_naming_the_flag_and_the_range() {
     for (args, words) in cases {
         let mut all = vec!["stats", "record", "--out", dir];
         all.extend_from_slice(args);
-        let run = ringcast(&all);
+        let run = shardcast(&all);
         let stderr = text(&run.stderr);
         assert_eq!(run.status.code(), Some(2), "{args:?}: stderr:\n{stderr}");
         for word in words {
@@ -278,7 +278,7 @@ fn bad_flags_exit_2_naming_the_flag_and_the_range() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(run.stdout.is_empty(), "{args:?}");
     }
-    let run = ringcast(&["stats", "record", "--out", dir]);
+    let run = shardcast(&["stats", "record", "--out", dir]);
     assert_eq!(run.status.code(), Some(2), "--url is required");
     assert!(text(&run.stderr).contains("--url"));
     assert!(out.files().is_empty(), "nothing was recorded: {:?}", out.files());
@@ -293,7 +293,7 @@ fn unwritable_out_fails_before_the_recording() {
     std::fs::write(&file, "not a folder").unwrap();
     let out = file.join("captures");
     let started = std::time::Instant::now();
-    let run = ringcast(&[
+    let run = shardcast(&[
         "stats",
         "record",
         "--url",
@@ -319,7 +319,7 @@ fn ctrl_c_saves_what_was_recorded() {
 
     let daemon = Daemon::start(usize::MAX);
     let out = TempDir::new("ctrl-c");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shardcast"))
         .args(["stats", "record", "--url", &daemon.url, "--every", "100ms", "--for", "60s"])
         .args(["--out", out.0.to_str().unwrap()])
         .stdout(Stdio::piped())

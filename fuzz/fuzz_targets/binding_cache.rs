@@ -1,9 +1,9 @@
 //! Late binding (alias → route) against a HashMap + LRU model, through a real bus.
-//! The checks live in `ringcast_models::binding_cache`; `tests/model_binding_cache.rs` is the stable twin.
+//! The checks live in `shardcast_models::binding_cache`; `tests/model_binding_cache.rs` is the stable twin.
 #![no_main]
 
 use libfuzzer_sys::{fuzz_target, Corpus};
-use ringcast_models::{binding_cache, Verdict};
+use shardcast_models::{binding_cache, Verdict};
 
 fuzz_target!(|input: binding_cache::Input| -> Corpus {
     match binding_cache::check(&input) {

@@ -1,9 +1,9 @@
 //! Builder values: a working bus or a ConfigError naming a bad field; never a panic.
-//! The checks live in `ringcast_models::config`; `tests/model_config.rs` is the stable twin.
+//! The checks live in `shardcast_models::config`; `tests/model_config.rs` is the stable twin.
 #![no_main]
 
 use libfuzzer_sys::{fuzz_target, Corpus};
-use ringcast_models::{config, Verdict};
+use shardcast_models::{config, Verdict};
 
 fuzz_target!(|input: config::Input| -> Corpus {
     match config::check(&input) {

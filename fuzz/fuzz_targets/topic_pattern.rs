@@ -1,9 +1,9 @@
 //! Topic and pattern parsing, round trips and matching against a reference validator and matcher.
-//! The checks live in `ringcast_models::topic_pattern`; `tests/model_topic_pattern.rs` is the stable twin.
+//! The checks live in `shardcast_models::topic_pattern`; `tests/model_topic_pattern.rs` is the stable twin.
 #![no_main]
 
 use libfuzzer_sys::{fuzz_target, Corpus};
-use ringcast_models::{topic_pattern, Verdict};
+use shardcast_models::{topic_pattern, Verdict};
 
 fuzz_target!(|input: topic_pattern::Input| -> Corpus {
     match topic_pattern::check(&input) {

@@ -5,7 +5,7 @@
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use ringcast::{Bus, Event, RecvError, Subscription, Topic};
+use shardcast::{Bus, Event, RecvError, Subscription, Topic};
 
 fn topic() -> Topic {
     Topic::new("t").unwrap()

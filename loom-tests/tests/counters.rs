@@ -5,7 +5,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use ringcast::{Bus, CounterPair, Event, Subscription, Topic};
+use shardcast::{Bus, CounterPair, Event, Subscription, Topic};
 
 #[test]
 fn snapshot_never_shows_more_closed_than_open() {

@@ -14,14 +14,14 @@
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
-use ringcast::loom_api::Ring;
-use ringcast::{Bus, Subscription};
+use shardcast::loom_api::Ring;
+use shardcast::{Bus, Subscription};
 
 /// A ring of 2 slots, one shard that counts what it dispatched into `work` before it
 /// releases each batch.
 fn ring_with_counting_shard() -> (
     Ring<Arc<u64>>,
-    ringcast::loom_api::Producer<Arc<u64>>,
+    shardcast::loom_api::Producer<Arc<u64>>,
     Arc<UnsafeCell<usize>>,
     thread::JoinHandle<()>,
 ) {

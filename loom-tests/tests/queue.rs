@@ -7,8 +7,8 @@
 use loom::sync::atomic::AtomicBool;
 use loom::sync::Arc;
 use loom::thread;
-use ringcast::loom_api::Queue;
-use ringcast::{Overflow, RecvError};
+use shardcast::loom_api::Queue;
+use shardcast::{Overflow, RecvError};
 
 const EVENTS: u64 = 3;
 

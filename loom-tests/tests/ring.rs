@@ -6,9 +6,9 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use ringcast::loom_api::Ring;
+use shardcast::loom_api::Ring;
 
-fn drain(mut consumer: ringcast::loom_api::Consumer<Arc<u64>>) -> Vec<u64> {
+fn drain(mut consumer: shardcast::loom_api::Consumer<Arc<u64>>) -> Vec<u64> {
     let mut seen = Vec::new();
     while let Some(batch) = consumer.next_batch() {
         for (seq, value) in batch {
@@ -23,7 +23,7 @@ type Drained = thread::JoinHandle<Vec<u64>>;
 
 /// A ring of 2 slots read by 2 shards, each draining on its own thread.
 fn two_draining_shards(
-) -> (Ring<Arc<u64>>, ringcast::loom_api::Producer<Arc<u64>>, Drained, Drained) {
+) -> (Ring<Arc<u64>>, shardcast::loom_api::Producer<Arc<u64>>, Drained, Drained) {
     let ring = Ring::new(2, 2);
     let producer = ring.producer();
     let shard0 = ring.consumer(0);

@@ -9,7 +9,7 @@
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use ringcast::{Bus, Event, RecvError, Subscription, Topic};
+use shardcast::{Bus, Event, RecvError, Subscription, Topic};
 
 /// Counts its drops.
 struct Tracked(Arc<AtomicUsize>, u64);
@@ -20,7 +20,7 @@ impl Drop for Tracked {
     }
 }
 
-fn drain(mut sub: ringcast::Subscriber<Tracked>) -> Vec<u64> {
+fn drain(mut sub: shardcast::Subscriber<Tracked>) -> Vec<u64> {
     let mut got = Vec::new();
     loop {
         match sub.recv() {

@@ -6,8 +6,8 @@
 use loom::sync::atomic::AtomicBool;
 
 use loom::thread;
-use ringcast::loom_api::Queue;
-use ringcast::{Overflow, RecvError};
+use shardcast::loom_api::Queue;
+use shardcast::{Overflow, RecvError};
 
 fn shard(queue: Queue, events: u64) -> thread::JoinHandle<()> {
     thread::spawn(move || {

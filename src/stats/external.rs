@@ -21,7 +21,7 @@ use crate::sync::Mutex;
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// use std::sync::Arc;
-/// use ringcast::{Bus, ExternalMetric, ExternalStats};
+/// use shardcast::{Bus, ExternalMetric, ExternalStats};
 ///
 /// #[derive(Default)]
 /// struct Uploads(AtomicU64);
@@ -58,7 +58,7 @@ pub enum MetricKind {
     Gauge,
 }
 
-/// One metric of an [`ExternalStats`] source: its full Prometheus name (no `ringcast_`
+/// One metric of an [`ExternalStats`] source: its full Prometheus name (no `shardcast_`
 /// prefix is added), help text, kind and samples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

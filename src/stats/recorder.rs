@@ -2,7 +2,7 @@
 //!
 //! An operator (or an alert hook) calls [`StatsRecorder::start`] when something looks wrong
 //! and [`StatsRecorder::stop`] when it is over; the capture lands in the recorder's folder as
-//! one self-contained `<id>.json`, which `ringcast stats plot` turns into a chart.
+//! one self-contained `<id>.json`, which `shardcast stats plot` turns into a chart.
 //!
 //! # File format
 //! `{"meta": {...}, "samples": [...]}`, meta first. [`StatsRecorder::list`] reads each file
@@ -92,13 +92,13 @@ impl Capture {
     /// Writes a capture assembled elsewhere into `dir` (created if missing), the way
     /// [`StatsRecorder::stop`] writes its own: atomically, as `<id>.json` under a fresh id
     /// from `meta.stopped_unix_ms` (`-2`, `-3`, ... if taken), so
-    /// [`StatsRecorder::list`] and `ringcast stats plot` read it. Sets `meta.version`,
+    /// [`StatsRecorder::list`] and `shardcast stats plot` read it. Sets `meta.version`,
     /// `meta.id` and `meta.samples`; the other meta fields are the caller's. This is how
-    /// `ringcast stats record` saves the snapshots it polls from a daemon's `/stats.json`.
+    /// `shardcast stats record` saves the snapshots it polls from a daemon's `/stats.json`.
     ///
     /// ```
-    /// use ringcast::{Bus, Capture, StatsRecorder};
-    /// # let dir = std::env::temp_dir().join(format!("ringcast-doc-save-{}", std::process::id()));
+    /// use shardcast::{Bus, Capture, StatsRecorder};
+    /// # let dir = std::env::temp_dir().join(format!("shardcast-doc-save-{}", std::process::id()));
     /// let bus: Bus<u64> = Bus::builder().build()?;
     /// let mut capture = Capture::default();
     /// capture.meta.interval_seconds = 1.0;
@@ -179,7 +179,7 @@ struct Source(Box<dyn Fn() -> StatsSnapshot + Send + Sync>);
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use ringcast::{Bus, StatsRecorder};
+/// use shardcast::{Bus, StatsRecorder};
 ///
 /// let bus: Bus<u64> = Bus::builder().build()?;
 /// let recorder = StatsRecorder::new("/var/lib/myapp/captures", bus.clone())
@@ -293,7 +293,7 @@ impl StatsRecorder {
         });
         let started = SystemTime::now();
         let worker = Arc::clone(&session);
-        let sampler = spawn_named("ringcast-stats-recorder".to_owned(), move || worker.run())
+        let sampler = spawn_named("shardcast-stats-recorder".to_owned(), move || worker.run())
             .map_err(|e| RecorderError::io(&self.dir, e))?;
         *capture = Some(Running { session, sampler, started });
         // Relaxed: see `is_armed`; the capture lock orders this store with `stop`'s.
@@ -669,7 +669,7 @@ mod tests {
         fn new(name: &str) -> Self {
             let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
             let dir = std::env::temp_dir()
-                .join(format!("ringcast-recorder-{name}-{}-{nanos}", std::process::id()));
+                .join(format!("shardcast-recorder-{name}-{}-{nanos}", std::process::id()));
             fs::create_dir_all(&dir).unwrap();
             TempDir(dir)
         }

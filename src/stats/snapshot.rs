@@ -179,7 +179,7 @@ impl StatsSnapshot {
         self.shards.iter().map(|s| s.dropped).sum()
     }
 
-    /// The snapshot in the Prometheus text exposition format 0.0.4: `ringcast_` prefix,
+    /// The snapshot in the Prometheus text exposition format 0.0.4: `shardcast_` prefix,
     /// `# HELP` and `# TYPE` per metric, counters ending in `_total`, times in `_seconds`,
     /// label values escaped.
     pub fn prometheus_text(&self) -> String {
@@ -375,15 +375,15 @@ pub(crate) fn external_text(metrics: &[ExternalMetric]) -> String {
 #[derive(Default)]
 struct Prometheus {
     text: String,
-    /// Every metric family written so far, with its `ringcast_` prefix.
+    /// Every metric family written so far, with its `shardcast_` prefix.
     families: std::collections::HashSet<String>,
 }
 
 impl Prometheus {
     fn header(&mut self, name: &str, help: &str, kind: &str) {
-        self.families.insert(format!("ringcast_{name}"));
-        let _ = writeln!(self.text, "# HELP ringcast_{name} {}", escape_help(help));
-        let _ = writeln!(self.text, "# TYPE ringcast_{name} {kind}");
+        self.families.insert(format!("shardcast_{name}"));
+        let _ = writeln!(self.text, "# HELP shardcast_{name} {}", escape_help(help));
+        let _ = writeln!(self.text, "# TYPE shardcast_{name} {kind}");
     }
 
     /// External metrics, by name in first-seen order: the samples of every source that
@@ -440,7 +440,7 @@ impl Prometheus {
     }
 
     fn sample(&mut self, name: &str, labels: &Labels<'_>, value: impl std::fmt::Display) {
-        self.text.push_str("ringcast_");
+        self.text.push_str("shardcast_");
         self.text.push_str(name);
         if !labels.is_empty() {
             self.text.push('{');
@@ -486,8 +486,8 @@ impl Prometheus {
     fn summary(&mut self, name: &str, help: &str, rows: &[(Vec<(&str, &str)>, &LatencyStats)]) {
         self.header(name, help, "summary");
         // Its `_sum` and `_count` samples belong to it: no other family may take the names.
-        self.families.insert(format!("ringcast_{name}_sum"));
-        self.families.insert(format!("ringcast_{name}_count"));
+        self.families.insert(format!("shardcast_{name}_sum"));
+        self.families.insert(format!("shardcast_{name}_count"));
         for (labels, l) in rows {
             for (q, v) in l.quantiles() {
                 let mut with_q = labels.clone();

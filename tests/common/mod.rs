@@ -7,7 +7,7 @@ use std::task::Wake;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringcast::{RecvTimeoutError, Subscriber, Topic};
+use shardcast::{RecvTimeoutError, Subscriber, Topic};
 
 /// Hang guard: long enough never to fire on a slow, noisy machine, short enough to fail a
 /// hung test instead of hanging CI. Never a timing assertion. Under miri, which interprets

@@ -1,4 +1,4 @@
-//! `--scenario bridge`: 1 KiB payloads from bus A to bus B through `ringcast-nats` and a
+//! `--scenario bridge`: 1 KiB payloads from bus A to bus B through `shardcast-nats` and a
 //! local `nats-server`, against plain `async-nats` publish and subscribe of the same bytes
 //! through the same server, in the same run.
 //!
@@ -6,7 +6,7 @@
 //! stamps both ends:
 //! - **plain async-nats**: client 1 publishes each payload on `bench.plain`
 //!   (`publish(..).await`); client 2's subscription receives it.
-//! - **ringcast-nats**: a thread publishes each payload into bus A; bridge 1 exports
+//! - **shardcast-nats**: a thread publishes each payload into bus A; bridge 1 exports
 //!   `bench.>` with the [`Raw`] codec (the bytes as they are, no JSON); bridge 2 imports
 //!   `bench.>` into bus B, where a subscription receives it.
 //!
@@ -15,7 +15,7 @@
 //! the sequence number from the payload's first 8 bytes, stamps it and keeps nothing else
 //! (the delivery is read in place, never stored). Saturation runs are lossless where the
 //! bridge can be (`Overflow::Block` on the export and on bus B, as the other scenarios'
-//! ringcast rows); plain async-nats has no such mode, and a subscriber that falls behind
+//! shardcast rows); plain async-nats has no such mode, and a subscriber that falls behind
 //! loses messages (slow consumer). Every loss shows in `lost` (expected minus received).
 //!
 //! The targets of issue 13 compare the two: the bridge keeps at least 0.8x plain
@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use indicatif::ProgressBar;
-use ringcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
-use ringcast_nats::{Bridge, BridgeConfig, ExportOptions, ImportOptions, Raw};
+use shardcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
+use shardcast_nats::{Bridge, BridgeConfig, ExportOptions, ImportOptions, Raw};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
@@ -69,7 +69,7 @@ impl Side {
     pub fn name(self) -> &'static str {
         match self {
             Side::Plain => "plain async-nats",
-            Side::Bridge => "ringcast-nats",
+            Side::Bridge => "shardcast-nats",
         }
     }
 }
@@ -179,7 +179,7 @@ fn plain(rt: &Runtime, url: &str, spec: &Spec) -> Result<Outcome, String> {
     }
 }
 
-/// ringcast-nats: bus A -> export -> NATS -> import -> bus B.
+/// shardcast-nats: bus A -> export -> NATS -> import -> bus B.
 fn bridged(rt: &Runtime, url: &str, spec: &Spec) -> Result<Outcome, String> {
     let bus = || -> Result<Bus<Bytes>, String> {
         Bus::builder().dispatchers(spec.dispatchers).build().map_err(|e| e.to_string())
@@ -262,7 +262,7 @@ async fn within<T>(
 /// included): nobody answers this request, and the server's "no responders" comes after
 /// everything earlier on the connection. `Bridge::round_trip` does the same.
 async fn round_trip(client: &async_nats::Client) -> Result<(), String> {
-    match client.request("_RINGCAST_BENCH.ping", Bytes::new()).await {
+    match client.request("_SHARDCAST_BENCH.ping", Bytes::new()).await {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
         Err(e) => Err(format!("round trip: {e}")),
@@ -276,7 +276,7 @@ enum Next {
     Closed,
 }
 
-/// A receiving end: async-nats's subscription or a ringcast subscriber.
+/// A receiving end: async-nats's subscription or a shardcast subscriber.
 trait Source: Send + 'static {
     fn next(&mut self) -> impl std::future::Future<Output = Next> + Send;
 }
@@ -290,7 +290,7 @@ impl Source for async_nats::Subscriber {
     }
 }
 
-impl Source for ringcast::Subscriber<Bytes> {
+impl Source for shardcast::Subscriber<Bytes> {
     async fn next(&mut self) -> Next {
         match self.recv_async().await {
             // Read in place: the delivery is not kept past this line.

@@ -20,7 +20,7 @@ use std::thread;
 use std::time::Duration;
 
 /// The payload: small and `Copy`, so every library moves the same 16 bytes. Competitors
-/// filter on `topic` with one integer compare, the cheapest filter there is; ringcast
+/// filter on `topic` with one integer compare, the cheapest filter there is; shardcast
 /// matches a real `Topic` against a `Pattern` (cached per topic by its shards).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Msg {
@@ -54,11 +54,11 @@ pub enum Impl {
     Crossbeam,
     AsyncBroadcast,
     Disruptor,
-    Ringcast,
-    /// ringcast with the buffering tokio broadcast gets in saturation runs: a
+    Shardcast,
+    /// shardcast with the buffering tokio broadcast gets in saturation runs: a
     /// `DropNewest` queue that holds the whole run, so no backpressure at all. Beside the
     /// `Block` row it separates the cost of the data path from the cost of backpressure.
-    RingcastBigQueues,
+    ShardcastBigQueues,
     /// Not a library: the harness floor (see [`floor`]).
     Floor,
 }
@@ -70,8 +70,8 @@ impl Impl {
         Impl::Crossbeam,
         Impl::AsyncBroadcast,
         Impl::Disruptor,
-        Impl::Ringcast,
-        Impl::RingcastBigQueues,
+        Impl::Shardcast,
+        Impl::ShardcastBigQueues,
         Impl::Floor,
     ];
 
@@ -82,8 +82,8 @@ impl Impl {
             Impl::Crossbeam => "crossbeam-fanout",
             Impl::AsyncBroadcast => "async-broadcast",
             Impl::Disruptor => "disruptor",
-            Impl::Ringcast => "ringcast",
-            Impl::RingcastBigQueues => "ringcast (big queues)",
+            Impl::Shardcast => "shardcast",
+            Impl::ShardcastBigQueues => "shardcast (big queues)",
             Impl::Floor => "floor (no library)",
         }
     }
@@ -94,11 +94,11 @@ impl Impl {
     /// The floor does not run with the slow subscriber: nothing bounds its lag, so the run
     /// would last as long as the slow subscriber takes to read every event.
     ///
-    /// `ringcast (big queues)` runs in saturation only (where the default row uses `Block`).
+    /// `shardcast (big queues)` runs in saturation only (where the default row uses `Block`).
     pub fn supports(self, spec: &Spec) -> bool {
         match self {
             Impl::Disruptor => spec.topics == 1,
-            Impl::RingcastBigQueues => spec.lossless && !spec.slow,
+            Impl::ShardcastBigQueues => spec.lossless && !spec.slow,
             Impl::Floor => !spec.slow,
             _ => true,
         }
@@ -112,8 +112,8 @@ impl Impl {
             Impl::Crossbeam => "publisher try_send fails; event dropped for it",
             Impl::AsyncBroadcast => "overflow evicts oldest; slow receiver sees Overflowed(n)",
             Impl::Disruptor => "no drops: ring fills, publisher waits for it",
-            Impl::Ringcast => "its queue drops newest (DropNewest); Lagged(n)",
-            Impl::RingcastBigQueues => "not run: saturation only",
+            Impl::Shardcast => "its queue drops newest (DropNewest); Lagged(n)",
+            Impl::ShardcastBigQueues => "not run: saturation only",
             Impl::Floor => "not run: nothing bounds its lag",
         }
     }
@@ -136,7 +136,7 @@ pub struct Spec {
     pub lossless: bool,
     /// Per-subscriber queue capacity when not lossless (each library's bounded queue).
     pub queue: usize,
-    /// ringcast dispatcher shards.
+    /// shardcast dispatcher shards.
     pub dispatchers: usize,
 }
 
@@ -261,8 +261,8 @@ pub fn run(imp: Impl, spec: &Spec) -> Outcome {
         Impl::Crossbeam => crossbeam(spec, origin, &mut rxs),
         Impl::AsyncBroadcast => async_bcast(spec, origin, &mut rxs),
         Impl::Disruptor => return disruptor_run(spec, origin),
-        Impl::Ringcast => ringcast_run(spec, origin, &mut rxs, false),
-        Impl::RingcastBigQueues => ringcast_run(spec, origin, &mut rxs, true),
+        Impl::Shardcast => shardcast_run(spec, origin, &mut rxs, false),
+        Impl::ShardcastBigQueues => shardcast_run(spec, origin, &mut rxs, true),
         Impl::Floor => floor(spec, origin, &mut rxs),
     };
     let mut recs = rxs.join();
@@ -276,7 +276,7 @@ struct Receivers<'rt> {
     rt: &'rt tokio::runtime::Runtime,
     tasks: Vec<tokio::task::JoinHandle<Rec>>,
     threads: Vec<thread::JoinHandle<Rec>>,
-    /// Dropped only after every receiver finished (a ringcast `Bus` closes on drop).
+    /// Dropped only after every receiver finished (a shardcast `Bus` closes on drop).
     hold: Vec<Box<dyn std::any::Any>>,
 }
 
@@ -415,7 +415,7 @@ struct Slot {
     tx: tokio::sync::mpsc::Sender<Msg>,
 }
 
-/// Competitor 2: The pattern ringcast replaces: one broadcast channel into one worker task, which
+/// Competitor 2: The pattern shardcast replaces: one broadcast channel into one worker task, which
 /// reads the subscriber list under a `tokio::sync::RwLock`, applies each filter and
 /// `try_send`s into a bounded mpsc per subscriber (a full queue drops the event for that
 /// subscriber, so one slow subscriber cannot stall the worker).
@@ -621,7 +621,7 @@ fn disruptor_run(spec: &Spec, origin: Origin) -> Outcome {
         }
     };
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
-    // The ring: same size as ringcast's default ring.
+    // The ring: same size as shardcast's default ring.
     const RING: usize = 4096;
     let stamps = if spec.receivers() < cores {
         // Its documented low-latency setup: a spinning handler per core.
@@ -680,13 +680,13 @@ where
     }
 }
 
-/// Competitor 6: ringcast: default configuration; `spec.dispatchers` shards (default 1,
+/// Competitor 6: shardcast: default configuration; `spec.dispatchers` shards (default 1,
 /// the library's default).
 /// Saturation runs subscribe with `Overflow::Block` (its lossless mode: backpressure
 /// through the ring, like crossbeam's `send`) and the default 1024-event queue; paced runs
 /// use the default `DropNewest` and `spec.queue`.
-fn ringcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>, big: bool) -> Vec<u64> {
-    use ringcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
+fn shardcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>, big: bool) -> Vec<u64> {
+    use shardcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
     let bus: Bus<Msg> =
         Bus::builder().dispatchers(spec.dispatchers).build().expect("valid bus config");
     let topics: Vec<Topic> = (0..spec.topics)

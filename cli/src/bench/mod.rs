@@ -1,4 +1,4 @@
-//! `ringcast bench`: the standard scenarios against every competitor, one after another in
+//! `shardcast bench`: the standard scenarios against every competitor, one after another in
 //! one process, printed as one table (stdout), optionally as JSON and an SVG of latency
 //! CDFs.
 //!
@@ -8,7 +8,7 @@
 //! - `slow`: 16 subscribers, paced, without and then with one more that sleeps 1 ms per
 //!   event; the others' p99 should not move.
 //! - `bridge` (only when named: it starts a `nats-server`): 1 KiB payloads from bus A to
-//!   bus B through `ringcast-nats`, against plain `async-nats` (see `bridge.rs`); a table
+//!   bus B through `shardcast-nats`, against plain `async-nats` (see `bridge.rs`); a table
 //!   of its own, with ratios to plain async-nats.
 //!
 //! Ratios compare each row with `tokio::sync::broadcast` on the same row set (scenario,
@@ -48,7 +48,7 @@ pub const MAX_RATE: u64 = 1_000_000_000;
 /// Plans estimated to take longer than this are refused unless `--force`.
 pub const MAX_PLAN_SECS: u64 = 600;
 
-/// `ringcast bench` options.
+/// `shardcast bench` options.
 ///
 /// Exit codes: 2 for a value out of range or a plan refused by the estimate (change the
 /// flags or add `--force`), 1 when the run itself fails (e.g. an output path that cannot be
@@ -59,7 +59,7 @@ pub struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Scenarios to run (repeatable or comma-separated); default fanout, filtered and slow
-    /// (bridge starts a nats-server, from PATH or $RINGCAST_NATS_SERVER: only when named)
+    /// (bridge starts a nats-server, from PATH or $SHARDCAST_NATS_SERVER: only when named)
     #[arg(long, value_enum, value_delimiter = ',')]
     scenario: Vec<Scenario>,
     /// Subscriber counts for `fanout` (each 1..=10000)
@@ -80,14 +80,14 @@ pub struct BenchArgs {
     /// How receivers run: tokio tasks or OS threads
     #[arg(long, value_enum, default_value_t = ModeArg::Async)]
     mode: ModeArg,
-    /// ringcast dispatcher shards, 1..=64. 1, the library's default, is best on 2 cores: 2
+    /// shardcast dispatcher shards, 1..=64. 1, the library's default, is best on 2 cores: 2
     /// and 4 shards were slower at N = 1 to 16 and in filtered, no faster at N=64, and
     /// raised paced p50 and losses (README "Numbers", attempt 26: the publisher, the shards
     /// and two tokio workers oversubscribe the cores)
     #[arg(
         long,
         default_value_t = 1,
-        value_parser = RangedU64ValueParser::<usize>::new().range(1..=ringcast::MAX_DISPATCHERS as u64)
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=shardcast::MAX_DISPATCHERS as u64)
     )]
     dispatchers: usize,
     /// Implementations to run (comma-separated); default all
@@ -149,7 +149,7 @@ enum ModeArg {
     Threads,
 }
 
-/// Per-subscriber queue capacity in paced runs: ringcast's default queue size, used for
+/// Per-subscriber queue capacity in paced runs: shardcast's default queue size, used for
 /// every library's bounded queue so that none has more slack than another.
 const QUEUE: usize = 1024;
 /// The disruptor's cap in `paced+slow`: it never drops, so it runs at the slow
@@ -304,7 +304,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     if let Some(path) = &args.plot {
         open_output("--plot", path)?;
     }
-    // Each bridge plan is a plain async-nats row and a ringcast-nats row.
+    // Each bridge plan is a plain async-nats row and a shardcast-nats row.
     let total = (runs.len() + 2 * bridge_plans.len()) as u64;
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -380,7 +380,7 @@ fn within<R>(limit: Duration, bar: &ProgressBar, row: &str, f: impl FnOnce() -> 
                 if finished.recv_timeout(limit) == Err(RecvTimeoutError::Timeout) {
                     bar.abandon();
                     eprintln!(
-                        "ringcast bench: the row `{row}` did not finish within {}; stopped \
+                        "shardcast bench: the row `{row}` did not finish within {}; stopped \
                          (a stall or a lost wake-up in that implementation). The rows before \
                          it finished; nothing was printed or written. Rerun it alone with \
                          --scenario, --subscribers and --only, or allow more with \

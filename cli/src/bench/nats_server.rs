@@ -1,6 +1,6 @@
 //! A `nats-server` child process on a free port on 127.0.0.1, for `--scenario bridge`:
 //! started by the bench, killed (and reaped) when dropped, also when the run fails or
-//! panics. The same recipe as `ringcast-nats/tests/common`, with errors instead of panics:
+//! panics. The same recipe as `shardcast-nats/tests/common`, with errors instead of panics:
 //! a server that cannot start only skips the bridge rows.
 
 use std::io;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// Overrides the server binary (default: `nats-server` on `PATH`, then the Debian
 /// package's path).
-pub const ENV_BINARY: &str = "RINGCAST_NATS_SERVER";
+pub const ENV_BINARY: &str = "SHARDCAST_NATS_SERVER";
 /// Where the Debian/Ubuntu package installs it (`/usr/sbin` is not on every `PATH`).
 const DEBIAN_PATH: &str = "/usr/sbin/nats-server";
 /// How long the server may take to accept connections.

@@ -217,7 +217,7 @@ pub fn bridge_table(rows: &[BridgeRow]) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "bridge: {} B payloads, bus A -> ringcast-nats (raw codec) -> nats-server -> bus B, \
+        "bridge: {} B payloads, bus A -> shardcast-nats (raw codec) -> nats-server -> bus B, \
          vs one async-nats client publishing to another; targets:",
         bridge::PAYLOAD_BYTES
     );
