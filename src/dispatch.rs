@@ -29,14 +29,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use uuid::Uuid;
 
-use crate::bus::Shared;
 use crate::event::Event;
-use crate::queue::{DropReason, Pushed};
+use crate::queue::Pushed;
 use crate::registry::List;
 use crate::ring::{Consumer, COUNT};
-use crate::routing::{BindingCache, RouteCache, Tally};
+use crate::routing::{BindingCache, RouteCache};
 use crate::segment::{SegPtr, SegRef, Segment, SEG_LEN};
+use crate::shared::Shared;
+use crate::stats::counters::Tally;
 use crate::stats::topics::LocalTopics;
+use crate::subscription::DropReason;
 use crate::sync::atomic::{self, Ordering};
 use crate::sync::Arc;
 
@@ -506,7 +508,13 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
                 }
             };
             let shared = self.shared;
-            queue.push_run(seg, mask, shared.wait_strategy, &shared.shutdown, &mut flush)
+            queue.push_run(
+                seg,
+                mask,
+                shared.config.wait_strategy,
+                &shared.lifetime.shutdown,
+                &mut flush,
+            )
         };
         if pushed.unused_ref {
             if let Some(b) = self.segs.iter_mut().rev().find(|b| b.seg.0 == seg.0) {
@@ -675,13 +683,13 @@ pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize
     let mut consumer = Consumer::new(Arc::clone(&shared.ring), index);
     let registry = &shared.shards[index];
     let counters = &shared.counters[index];
-    let strategy = shared.wait_strategy;
+    let strategy = shared.config.wait_strategy;
     let max_batch = MAX_BATCH.min(shared.ring.capacity() / 2).max(1);
     let mut shard = Shard {
         shared: &shared,
         index,
-        bindings: BindingCache::new(shared.binding_capacity),
-        routes: RouteCache::new(shared.route_cache_capacity),
+        bindings: BindingCache::new(shared.config.binding_capacity),
+        routes: RouteCache::new(shared.config.route_cache_capacity),
         topics: LocalTopics::new(),
         max_batch: max_batch as usize,
         batch: Vec::with_capacity(max_batch as usize),

@@ -5,9 +5,11 @@ use std::future::Future;
 
 use crate::error::{RecvError, TryRecvError};
 use crate::event::Event;
-use crate::queue::{self, SubQueue};
+use crate::queue::SubQueue;
+use crate::receiver;
 use crate::ring;
 use crate::segment::{Pool, Segment, Writer};
+use crate::subscription::Meta;
 use crate::subscription::Overflow;
 use crate::sync::atomic::AtomicBool;
 use crate::sync::Arc;
@@ -134,10 +136,7 @@ impl Queue {
     pub fn new(capacity: usize, overflow: Overflow) -> Self {
         let pool = Arc::new(Pool::new(1));
         let writer = Arc::new(Mutex::new(Writer::new(Arc::clone(&pool))));
-        Queue {
-            queue: Arc::new(SubQueue::new(capacity, overflow, queue::Meta::default(), pool)),
-            writer,
-        }
+        Queue { queue: Arc::new(SubQueue::new(capacity, overflow, Meta::default(), pool)), writer }
     }
     /// Pushes under the policy; `true` if queued. `abort` ends a `Block` wait.
     pub fn push(&self, value: u64, abort: &AtomicBool) -> bool {
@@ -185,7 +184,7 @@ impl Queue {
     }
     /// The receiving side.
     pub fn receiver(&self) -> Receiver {
-        Receiver(queue::Receiver::new(Arc::clone(&self.queue), WaitStrategy::Adaptive))
+        Receiver(receiver::Receiver::new(Arc::clone(&self.queue), WaitStrategy::Adaptive))
     }
 }
 
@@ -197,7 +196,7 @@ impl Clone for Queue {
 
 /// A subscriber queue, receiving side (what `Subscriber` uses): returns payloads, read in
 /// place from the delivery (which is then dropped, releasing its entry).
-pub struct Receiver(queue::Receiver<u64>);
+pub struct Receiver(receiver::Receiver<u64>);
 
 impl Receiver {
     /// As `Subscriber::try_recv`.

@@ -106,12 +106,6 @@ impl ExternalMetric {
         self.samples.push(ExternalSample { labels, value });
         self
     }
-
-    /// `metrics` alone in the Prometheus text exposition format 0.0.4, as the bus's
-    /// [`prometheus_text`](crate::StatsSnapshot::prometheus_text) writes them.
-    pub fn prometheus_text(metrics: &[ExternalMetric]) -> String {
-        super::snapshot::external_text(metrics)
-    }
 }
 
 /// The sources attached to one bus, held weakly.
