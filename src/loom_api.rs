@@ -8,7 +8,7 @@ use crate::event::Event;
 use crate::queue::SubQueue;
 use crate::receiver;
 use crate::ring;
-use crate::segment::{Pool, Segment, Writer};
+use crate::segment::{Pool, SegHold, Writer};
 use crate::subscription::Meta;
 use crate::subscription::Overflow;
 use crate::sync::atomic::AtomicBool;
@@ -148,16 +148,15 @@ impl Queue {
             writer.seal();
             at
         };
-        // SAFETY: the shard's reference (the segment's one) is held until released below.
-        unsafe { Segment::add_refs(at.seg.0, 1) };
+        // SAFETY: the segment's one reference (made for one shard) is this "shard"'s.
+        let mut hold = unsafe { SegHold::adopt(at.seg, 1) };
+        hold.take(1);
         let pushed =
             self.queue.push_run(at.seg, 1 << at.slot, WaitStrategy::Adaptive, abort, &mut || {});
-        let unused = u32::from(pushed.unused_ref);
-        // SAFETY: the shard's own reference and, if the run was not pushed, the run's.
-        unsafe {
-            Segment::set_len(at.seg.0, 1);
-            self.queue.pool_arc().release(at.seg.0, 1 + unused);
-        }
+        hold.hand_off(u32::from(!pushed.unused_ref));
+        // Releases the shard's own reference and, if the run was not pushed, the run's.
+        hold.set_len(1);
+        drop(hold);
         pushed.queued == 1
     }
     /// The end-of-batch wake-up, as a dispatch batch does it: one `SeqCst` fence, then a

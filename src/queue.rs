@@ -80,7 +80,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::segment::{Pool, SegPtr, Segment, SEG_LEN};
+use crate::segment::{Pool, SegHold, SegPtr, Segment, SEG_LEN};
 use crate::stats::latency::Latency;
 use crate::subscription::{DropReason, Meta, Overflow};
 use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -482,8 +482,9 @@ impl<E> SubQueue<E> {
                         // Relaxed: the shard wrote it.
                         let seg = slot.seg.load(Ordering::Relaxed);
                         // SAFETY: the entry held one reference, now the shard's (the
-                        // receiver never claimed it and cannot: `head` moved past it).
-                        unsafe { self.pool.release(NonNull::new_unchecked(seg), 1) };
+                        // receiver never claimed it and cannot: `head` moved past it);
+                        // the slot of a queued entry is never null.
+                        drop(unsafe { SegHold::adopt(SegPtr(NonNull::new_unchecked(seg)), 1) });
                     }
                     head = next;
                 }
@@ -531,9 +532,9 @@ impl<E> SubQueue<E> {
                 // Part now, the rest when there is room: the rest needs a reference of
                 // its own (we still hold the run's, so the count cannot reach zero).
                 // SAFETY: we hold the run's reference.
-                unsafe { Segment::add_refs(seg.0, 1) };
+                let part_ref = unsafe { SegHold::share(seg) };
                 let part = low_bits(mask, room);
-                self.push_entry(seg, part, room);
+                self.push_entry(part_ref.into_raw(), part, room);
                 pushed.queued += room;
                 mask &= !part;
                 k -= room;
@@ -782,7 +783,7 @@ impl<E> Drop for SubQueue<E> {
             let seg = self.slots[(i & self.mask) as usize].seg.load(Ordering::Relaxed);
             if let Some(seg) = NonNull::new(seg) {
                 // SAFETY: a queued, unclaimed entry holds one reference, released once here.
-                unsafe { self.pool.release(seg, 1) };
+                drop(unsafe { SegHold::adopt(SegPtr(seg), 1) });
             }
         }
     }

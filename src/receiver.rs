@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::event::Event;
 use crate::queue::{low_bits, pack, unpack, SubQueue, RX_CLOSED};
-use crate::segment::{Pool, SegPtr, Segment};
+use crate::segment::{Pool, SegHold, SegPtr, Segment};
 use crate::subscription::Overflow;
 use crate::sync::atomic::{self, Ordering};
 use crate::sync::thread;
@@ -152,7 +152,7 @@ impl<E> Receiver<E> {
             self.finish_current = false;
             if let Some(current) = self.current.take() {
                 // SAFETY: `current`'s reference is ours, and its last delivery is done.
-                unsafe { self.queue.pool.release(current.seg.0, 1) };
+                drop(unsafe { SegHold::adopt(current.seg, 1) });
             }
         }
     }
@@ -175,7 +175,7 @@ impl<E> Receiver<E> {
                     self.current = None;
                     // SAFETY: `current`'s reference is ours; nothing of it is handed out
                     // (a delivery borrows the receiver, so none is alive during `claim`).
-                    unsafe { queue.pool.release(current.seg.0, 1) };
+                    drop(unsafe { SegHold::adopt(current.seg, 1) });
                 }
             }
             let mut current = match self.current {
@@ -531,7 +531,7 @@ impl<E> Drop for Receiver<E> {
         self.pending = None;
         if let Some(current) = self.current.take() {
             // SAFETY: `current`'s reference is ours; nothing of it is in use.
-            unsafe { self.queue.pool.release(current.seg.0, 1) };
+            drop(unsafe { SegHold::adopt(current.seg, 1) });
         }
     }
 }
@@ -665,10 +665,9 @@ impl<'a, E> Delivery<'a, E> {
     /// ```
     #[allow(clippy::should_implement_trait)]
     pub fn to_owned(&self) -> OwnedDelivery<E> {
-        // SAFETY: we hold the receiver's reference on the segment while we exist.
-        unsafe { Segment::add_refs(self.seg.0, 1) };
         OwnedDelivery {
-            seg: self.seg,
+            // SAFETY: we hold the receiver's reference on the segment while we exist.
+            hold: unsafe { SegHold::share(self.seg) },
             slot: self.slot as u32,
             route: self.resolved_route(),
             pool: Arc::clone(self.rx.queue().pool_arc()),
@@ -707,7 +706,8 @@ impl<E: fmt::Debug> fmt::Debug for Delivery<'_, E> {
 /// An owned [`Delivery`] (see [`Delivery::to_owned`]): keeps its event alive, `Clone`
 /// (one more reference), `Send` and `Sync` when `E` is.
 pub struct OwnedDelivery<E> {
-    seg: SegPtr<E>,
+    /// Declared before `pool`: released before the pool may go.
+    hold: SegHold<E>,
     slot: u32,
     route: Option<Uuid>,
     pool: Arc<Pool<E>>,
@@ -727,10 +727,8 @@ impl<E> OwnedDelivery<E> {
 
 impl<E> Clone for OwnedDelivery<E> {
     fn clone(&self) -> Self {
-        // SAFETY: we hold a reference on the segment.
-        unsafe { Segment::add_refs(self.seg.0, 1) };
         OwnedDelivery {
-            seg: self.seg,
+            hold: self.hold.clone(),
             slot: self.slot,
             route: self.route,
             pool: Arc::clone(&self.pool),
@@ -738,18 +736,11 @@ impl<E> Clone for OwnedDelivery<E> {
     }
 }
 
-impl<E> Drop for OwnedDelivery<E> {
-    fn drop(&mut self) {
-        // SAFETY: our reference, released once.
-        unsafe { self.pool.release(self.seg.0, 1) };
-    }
-}
-
 impl<E> Deref for OwnedDelivery<E> {
     type Target = Event<E>;
     fn deref(&self) -> &Event<E> {
         // SAFETY: our reference keeps the segment and its published event alive.
-        unsafe { Segment::event(self.seg.0, self.slot as usize) }
+        unsafe { Segment::event(self.hold.seg().0, self.slot as usize) }
     }
 }
 
