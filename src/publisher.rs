@@ -51,6 +51,13 @@ pub struct Publisher<E> {
     _handle: Arc<BusHandle<E>>,
 }
 
+// SAFETY: `&Publisher` methods only read atomics (the ring's cursors, `live_subscribers`),
+// the producer's own sequence (written only through `&mut self`), or go through the bus's
+// locks (`attach_stats`, the waker list of `closed`). The one field that is not `Sync` by
+// itself, the segment `Writer` (raw segment pointers), is used only through `&mut self`.
+// Like tokio's `Sender`: a task may hold `&Publisher` across an `.await`.
+unsafe impl<E: Send + Sync> Sync for Publisher<E> {}
+
 impl<E> Publisher<E> {
     pub(crate) fn new(handle: Arc<BusHandle<E>>) -> Self {
         let shared = Arc::clone(&handle.shared);

@@ -87,7 +87,10 @@ pub(crate) struct Receiver<E> {
 
 // SAFETY: the receiver's segment pointers are references it owns (module docs).
 unsafe impl<E: Send + Sync> Send for Receiver<E> {}
-// SAFETY: `&Receiver` exposes nothing but gauges.
+// SAFETY: `&Receiver` exposes nothing but gauges: its `&self` methods only read the
+// queue's atomics (`len`, `dropped`, ...); everything that claims, reads an event or touches
+// a segment reference takes `&mut self`. This is what makes `Subscriber` `Sync`, like
+// tokio's `Receiver`: a task may hold `&Subscriber` across an `.await`.
 unsafe impl<E: Send + Sync> Sync for Receiver<E> {}
 
 impl<E> Receiver<E> {
