@@ -94,10 +94,12 @@ pub const SEGMENT_LEN: usize = segment::SEG_LEN;
 pub use publisher::{Closed, Flush, Publisher};
 pub use receiver::{Delivery, OwnedDelivery, Recv};
 pub use shared_publisher::SharedPublisher;
+#[cfg(feature = "recorder")]
+pub use stats::{Capture, CaptureMeta, RecorderError, StatsRecorder};
 pub use stats::{
-    Capture, CaptureMeta, CounterPair, ExternalMetric, ExternalSample, ExternalStats, LatencyStats,
-    MetricKind, RecorderError, ShardStats, StatsDelta, StatsRecorder, StatsSnapshot,
-    SubscriberStats, TopicStats, STATS_TOPIC, STATS_TOPIC_OVERFLOW, STATS_VERSION,
+    CounterPair, ExternalMetric, ExternalSample, ExternalStats, LatencyStats, MetricKind,
+    ShardStats, StatsDelta, StatsSnapshot, SubscriberStats, TopicStats, STATS_TOPIC,
+    STATS_TOPIC_OVERFLOW, STATS_VERSION,
 };
 pub use subscriber::{Subscriber, SubscriberStream};
 pub use subscription::{Overflow, Subscription};

@@ -8,7 +8,8 @@
 //! - `latency`: sampled publish → receive latency;
 //! - `events`: the [`StatsDelta`] events on `$SYS.stats` and the thread that posts them;
 //! - `external`: counters kept outside the bus ([`ExternalStats`]);
-//! - `recorder`: [`StatsRecorder`], snapshots recorded to a capture file.
+//! - `recorder`: `StatsRecorder`, snapshots recorded to a capture file (the `recorder`
+//!   feature, on by default).
 //!
 //! This file only declares and re-exports: the modules below depend on each other and on
 //! the rest of the crate directly, never through here.
@@ -18,6 +19,7 @@ pub(crate) mod events;
 pub(crate) mod external;
 pub(crate) mod latency;
 pub(crate) mod prometheus;
+#[cfg(feature = "recorder")]
 pub(crate) mod recorder;
 pub(crate) mod snapshot;
 pub(crate) mod topics;
@@ -25,6 +27,7 @@ pub(crate) mod topics;
 pub use counters::CounterPair;
 pub use events::{StatsDelta, STATS_TOPIC};
 pub use external::{ExternalMetric, ExternalSample, ExternalStats, MetricKind};
+#[cfg(feature = "recorder")]
 pub use recorder::{Capture, CaptureMeta, RecorderError, StatsRecorder};
 pub use snapshot::{
     LatencyStats, ShardStats, StatsSnapshot, SubscriberStats, TopicStats, STATS_VERSION,
