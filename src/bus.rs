@@ -528,7 +528,8 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// events are never counted in stats. Calling it again changes nothing.
     ///
     /// ```
-    /// use shardcast::{Bus, Event, StatsDelta, Subscription, Topic};
+    /// use shardcast::{Bus, Event, Subscription, Topic};
+    /// use shardcast::stats::StatsDelta;
     /// use std::time::Duration;
     ///
     /// enum Msg { Order(u32), Stats(StatsDelta) }

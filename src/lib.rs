@@ -60,7 +60,7 @@ mod routing;
 mod segment;
 mod shared;
 mod shared_publisher;
-mod stats;
+pub mod stats;
 mod subscriber;
 mod subscription;
 mod sync;
@@ -94,13 +94,6 @@ pub const SEGMENT_LEN: usize = segment::SEG_LEN;
 pub use publisher::{Closed, Flush, Publisher};
 pub use receiver::{Delivery, OwnedDelivery, Recv};
 pub use shared_publisher::SharedPublisher;
-#[cfg(feature = "recorder")]
-pub use stats::{Capture, CaptureMeta, RecorderError, StatsRecorder};
-pub use stats::{
-    CounterPair, ExternalMetric, ExternalSample, ExternalStats, LatencyStats, MetricKind,
-    ShardStats, StatsDelta, StatsSnapshot, SubscriberStats, TopicStats, STATS_TOPIC,
-    STATS_TOPIC_OVERFLOW, STATS_VERSION,
-};
 pub use subscriber::{Subscriber, SubscriberStream};
 pub use subscription::{Overflow, Subscription};
 pub use topic::{Pattern, Topic};

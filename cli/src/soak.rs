@@ -45,10 +45,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
+use shardcast::stats::{StatsDelta, StatsSnapshot, SubscriberStats, STATS_VERSION};
 use shardcast::{
     Alias, Bus, Delivery, Event, Overflow, Pattern, Publisher, RecvError, RecvTimeoutError,
-    StatsDelta, StatsSnapshot, Subscriber, SubscriberStats, Subscription, Topic, TryRecvError,
-    Uuid, STATS_VERSION,
+    Subscriber, Subscription, Topic, TryRecvError, Uuid,
 };
 
 /// `shardcast soak` options.
@@ -1088,7 +1088,7 @@ impl Tracker {
         self.seen.received += 1;
         match (delivery.payload(), self.plan.sys) {
             (Payload::Stats(delta), true) => {
-                if delivery.topic().as_str() != shardcast::STATS_TOPIC
+                if delivery.topic().as_str() != shardcast::stats::STATS_TOPIC
                     || delta.version != STATS_VERSION
                 {
                     self.fail(format_args!("a bad stats event on {}", delivery.topic()));

@@ -5,7 +5,8 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use shardcast::{Bus, CounterPair, Event, Subscription, Topic};
+use shardcast::stats::CounterPair;
+use shardcast::{Bus, Event, Subscription, Topic};
 
 #[test]
 fn snapshot_never_shows_more_closed_than_open() {

@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use async_nats::Message;
 use futures_util::StreamExt;
-use shardcast::{
-    Alias, Event, ExternalStats, Pattern, PublishError, Publisher, SharedPublisher, Topic, Uuid,
-};
+use shardcast::stats::ExternalStats;
+use shardcast::{Alias, Event, Pattern, PublishError, Publisher, SharedPublisher, Topic, Uuid};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 

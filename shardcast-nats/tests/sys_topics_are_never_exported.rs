@@ -5,7 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use shardcast::{Bus, Event, StatsDelta, Subscription, Topic};
+use shardcast::stats::StatsDelta;
+use shardcast::{Bus, Event, Subscription, Topic};
 use shardcast_nats::{ExportOptions, ImportOptions};
 
 use common::{bridge, eventually, within, NatsServer, DEADLINE};

@@ -1,18 +1,25 @@
-//! Counters, gauges and latency: where every event went.
+//! What the bus counts, and the ways to read it.
 //!
-//! - `counters`: the lifetime pairs and each shard's counters (the counting discipline and
-//!   the orderings a snapshot relies on);
-//! - `snapshot`: the plain-data [`StatsSnapshot`] that `Bus::stats` returns;
-//! - `prometheus`: its Prometheus text;
-//! - `topics`: the bounded per-topic-prefix table;
-//! - `latency`: sampled publish → receive latency;
-//! - `events`: the [`StatsDelta`] events on `$SYS.stats` and the thread that posts them;
-//! - `external`: counters kept outside the bus ([`ExternalStats`]);
-//! - `recorder`: `StatsRecorder`, snapshots recorded to a capture file (the `recorder`
-//!   feature, on by default).
-//!
-//! This file only declares and re-exports: the modules below depend on each other and on
-//! the rest of the crate directly, never through here.
+//! - [`Bus::stats`](crate::Bus::stats) returns a [`StatsSnapshot`]: plain data (serde), per
+//!   shard ([`ShardStats`]), per subscriber ([`SubscriberStats`]), per topic prefix
+//!   ([`TopicStats`]) and latency ([`LatencyStats`]); every open/closed pair satisfies
+//!   `open >= closed`. [`StatsSnapshot::prometheus_text`] writes it in the Prometheus text
+//!   format.
+//! - [`Bus::publish_stats_every`](crate::Bus::publish_stats_every) posts a [`StatsDelta`] on
+//!   [`STATS_TOPIC`] (`$SYS.stats`) every interval in which something changed. `$SYS`
+//!   traffic is never counted.
+//! - [`ExternalStats`]: counters kept outside the bus (a bridge's, say), shown in its
+//!   snapshot and Prometheus text once attached with
+//!   [`Bus::attach_stats`](crate::Bus::attach_stats).
+//! - `StatsRecorder` (the `recorder` feature, on by default) records snapshots to a capture
+//!   file that `shardcast stats plot` charts.
+
+// Layout: `counters` (the lifetime pairs and each shard's counters, with the counting
+// discipline and the orderings a snapshot relies on), `snapshot` (the plain data),
+// `prometheus` (its text), `topics` (the bounded per-topic-prefix table), `latency`
+// (sampled publish -> receive latency), `events` (`StatsDelta` and the `$SYS` thread),
+// `external`, `recorder`. This file only declares and re-exports: those modules depend on
+// each other and on the rest of the crate directly, never through here.
 
 pub(crate) mod counters;
 pub(crate) mod events;

@@ -194,7 +194,7 @@ impl StatsSnapshot {
 
 impl ExternalMetric {
     /// `metrics` alone in the Prometheus text exposition format 0.0.4, as the bus's
-    /// [`prometheus_text`](crate::StatsSnapshot::prometheus_text) writes them.
+    /// [`prometheus_text`](crate::stats::StatsSnapshot::prometheus_text) writes them.
     pub fn prometheus_text(metrics: &[ExternalMetric]) -> String {
         external_text(metrics)
     }

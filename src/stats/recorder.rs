@@ -97,7 +97,8 @@ impl Capture {
     /// `shardcast stats record` saves the snapshots it polls from a daemon's `/stats.json`.
     ///
     /// ```
-    /// use shardcast::{Bus, Capture, StatsRecorder};
+    /// use shardcast::Bus;
+    /// use shardcast::stats::{Capture, StatsRecorder};
     /// # let dir = std::env::temp_dir().join(format!("shardcast-doc-save-{}", std::process::id()));
     /// let bus: Bus<u64> = Bus::builder().build()?;
     /// let mut capture = Capture::default();
@@ -179,7 +180,8 @@ struct Source(Box<dyn Fn() -> StatsSnapshot + Send + Sync>);
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use shardcast::{Bus, StatsRecorder};
+/// use shardcast::Bus;
+/// use shardcast::stats::StatsRecorder;
 ///
 /// let bus: Bus<u64> = Bus::builder().build()?;
 /// let recorder = StatsRecorder::new("/var/lib/myapp/captures", bus.clone())
