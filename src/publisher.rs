@@ -461,7 +461,6 @@ impl<E> Publisher<E> {
         self.shared.ring.capacity() as usize
     }
 
-    /// Stamps and publishes; the ring has space. Hands the event back if the bus closed.
     /// Counts `event` in its topic's publishes (if stats are on). Before the event is
     /// visible: a snapshot never shows a topic's deliveries ahead of its publishes for
     /// long. A publish that then fails (bus closed) is still counted as attempted; the bus
@@ -474,6 +473,7 @@ impl<E> Publisher<E> {
         }
     }
 
+    /// Stamps and publishes; the ring has space. Hands the event back if the bus closed.
     fn push(&mut self, mut event: Event<E>) -> Result<u64, Event<E>> {
         self.count_published(&event);
         event.stamp(self.producer.next_seq());

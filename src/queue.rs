@@ -62,7 +62,7 @@
 //! | write (Release) | read (Acquire) | what it publishes |
 //! |---|---|---|
 //! | shard's `tail` store in `push_entry` | receiver's `tail` loads in `claim` | the entry's slot, the segment references and routes written before it |
-//! | shard's `rx.fetch_add` in [`SubQueue::notify`] | receiver's `rx` load and CAS in `prepare_wait` | the pushes of the batch (also published by `tail`) |
+//! | shard's `rx.fetch_add` in [`SubQueue::notify`] | receiver's `rx` load and CAS in `set_waiting` (from `prepare_park` or `register_waker`) | the pushes of the batch (also published by `tail`) |
 //! | shard's `SeqCst` fence after a batch's pushes, then its `rx` load | receiver's `SeqCst` fence after setting `RX_WAITING`, then its `tail` load | no lost wake-up: one side sees the other (module docs, "Wake protocol") |
 //! | shard's `rx.fetch_or(RX_CLOSED)` in [`SubQueue::close`] | receiver's `rx` loads | every push, `matched` and `dropped` store before close |
 //! | receiver's `head` store/CAS in `claim` | shard's `head` loads (DropOldest eviction) | the receiver's copy of the entry is taken: its slot may be reused |
