@@ -15,6 +15,11 @@
 //!   entry;
 //! - one per owned delivery (`Delivery::to_owned`).
 //!
+//! Every holder but a queue slot owns its references as a [`SegHold`], whose drop releases
+//! them; a queue slot keeps its one as a pointer, handed in with `SegHold::into_raw` (or
+//! `hand_off`) and taken back with `SegHold::adopt`. Nothing outside this file changes a
+//! count.
+//!
 //! The thread that brings the count to zero drops the segment's events and pushes the
 //! segment onto its pool's free stack. The publisher is the free stack's only consumer (it
 //! takes the whole stack with one swap), so the stack has no ABA problem. A pool grows

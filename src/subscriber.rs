@@ -3,7 +3,7 @@
 //! Receive methods take `&mut self`, like `tokio::sync::broadcast::Receiver`: a subscriber
 //! has one consumer, which is what lets the wake protocol keep a single waiter slot and the
 //! lag accounting live in plain fields. Move it between threads freely; share it by
-//! subscribing again. The receive logic itself is `queue::Receiver`, so the loom models
+//! subscribing again. The receive logic itself is `receiver::Receiver`, so the loom models
 //! drive exactly the code users run.
 
 use std::fmt;
