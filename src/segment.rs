@@ -15,10 +15,11 @@
 //!   entry;
 //! - one per owned delivery (`Delivery::to_owned`).
 //!
-//! Every holder but a queue slot owns its references as a [`SegHold`], whose drop releases
-//! them; a queue slot keeps its one as a pointer, handed in with `SegHold::into_raw` (or
-//! `hand_off`) and taken back with `SegHold::adopt`. Nothing outside this file changes a
-//! count.
+//! A shard and an owned delivery own their references as a [`SegHold`], whose drop
+//! releases them. A queue entry's reference travels as a pointer (in its slot, then in
+//! the receiver's current entry, which the hot receive path reads as a plain pointer): it
+//! goes in with `SegHold::into_raw` (or `hand_off`) and comes back with `SegHold::adopt`,
+//! whose drop releases it. Nothing outside this file changes a count.
 //!
 //! The thread that brings the count to zero drops the segment's events and pushes the
 //! segment onto its pool's free stack. The publisher is the free stack's only consumer (it
