@@ -70,7 +70,7 @@ pub enum TopicErrorKind {
     TailNotLast(usize),
     /// Longer than [`Topic::MAX_LEN`](crate::Topic::MAX_LEN) bytes.
     TooLong,
-    /// More than [`Topic::MAX_TOKENS`](TOPIC_MAX_TOKENS) tokens.
+    /// More than [`Topic::MAX_TOKENS`](crate::Topic::MAX_TOKENS) tokens.
     TooManyTokens,
     /// A `$SYS` topic: reserved for the bus's own events.
     Reserved,

@@ -97,8 +97,8 @@ impl<E> Event<E> {
         &self.topic
     }
 
-    /// The route the event was published with (see [`Delivery::resolved_route`] for the resolved
-    /// one).
+    /// The route the event was published with (see
+    /// [`Delivery::resolved_route`](crate::Delivery::resolved_route) for the resolved one).
     pub fn route(&self) -> Option<Uuid> {
         self.route
     }
