@@ -71,11 +71,13 @@ mod error;
 mod export;
 pub mod headers;
 mod import;
+mod shared;
 mod stats;
 
-pub use bridge::{Bridge, BridgeConfig, ALIAS_NAMESPACE};
+pub use bridge::{Bridge, BridgeConfig};
 pub use codec::{Codec, Json, Raw};
 pub use error::{BridgeError, CodecError, DecodeError, ImportError};
 pub use export::{ExportHandle, ExportOptions};
 pub use import::{ImportHandle, ImportOptions, ImportPublisher, ImportSender};
+pub use shared::ALIAS_NAMESPACE;
 pub use stats::{BridgeStats, DecodeErrors};
