@@ -15,10 +15,10 @@ use shardcast::{Alias, Event, Pattern, PublishError, Publisher, SharedPublisher,
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::bridge::{Inner, ALIAS_NAMESPACE};
 use crate::codec::{Codec, Json};
 use crate::error::{BridgeError, DecodeError, ImportError};
 use crate::headers;
+use crate::shared::{Inner, ALIAS_NAMESPACE};
 use crate::stats::{add, sub, Counters};
 
 /// How an import decodes messages.
