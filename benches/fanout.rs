@@ -1,8 +1,8 @@
 //! Fan-out throughput: one publisher, N subscribers that each want every event, for every
 //! competitor of `shardcast bench` at N = 1, 8, 64.
 //!
-//! The competitor implementations are the CLI's own (`cli/src/bench/impls.rs`, compiled in
-//! here by path), so this bench and `shardcast bench` measure the same code. Each sample is
+//! The competitor implementations are the CLI's own (the workspace's `shardcast-bench`
+//! crate), so this bench and `shardcast bench` measure the same code. Each sample is
 //! one saturation run of `iters` events (lossless: every library's queues hold the run or
 //! push back), timed with `iter_custom` from just before the first publish until the last
 //! subscriber has its last event: cross-thread delivery, not just the send side. Runtimes,
@@ -16,11 +16,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-#[allow(dead_code)] // The CLI's table and slow-scenario helpers are unused here.
-#[path = "../cli/src/bench/impls.rs"]
-mod impls;
-
-use impls::{Impl, Mode, Spec};
+use shardcast_bench::impls::{self, Impl, Mode, Spec};
 
 const SUBSCRIBERS: [usize; 3] = [1, 8, 64];
 

@@ -27,6 +27,9 @@
 //! `SharedPublisher` beside four clones of one tokio broadcast `Sender`, one receiver each,
 //! `iters` events in all (split evenly), timed until the receiver has taken the last one.
 //!
+//! Every receiver runs the harness's one receive loop (`shardcast_bench::recv`, the loop
+//! `shardcast bench` runs too), and reads each payload whole.
+//!
 //! Losses are counted, never hidden:
 //! - shardcast's subscriber uses `Overflow::Block`, lossless backpressure like crossbeam's
 //!   full channel, so it must receive every event (a `Lagged` report panics). The
@@ -45,8 +48,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use shardcast::{
-    Bus, Event, Overflow, Publisher, RecvError, SharedPublisher, Subscriber, Subscription, Topic,
+    Bus, Event, Overflow, Publisher, SharedPublisher, Subscriber, Subscription, Topic,
 };
+use shardcast_bench::recv::{receive_blocking, BlockingSource, Tally};
 
 const CAPACITY: usize = 4096;
 
@@ -61,6 +65,15 @@ fn payload(i: u64) -> Payload {
 /// What every receiver does with a payload: reads all of it.
 fn consume(p: &Payload) {
     black_box(p.0);
+}
+
+/// The receive loop of every row: consumes each payload; returns at `Closed`, or once
+/// `received + lost` reaches `limit` (for a channel that never closes in the run).
+fn drain<S: BlockingSource<Msg = Payload>>(rx: &mut S, limit: u64) -> Tally {
+    receive_blocking(rx, limit, |p| {
+        consume(&p);
+        None
+    })
 }
 
 /// When a run's last send returned and when its receiver took the last event, both
@@ -204,18 +217,8 @@ fn shardcast_with(
     let timing = time_run(
         || {
             // Until `Closed`: losses at the very end are reported only then.
-            let (mut received, mut lost) = (0, 0);
-            loop {
-                match subscriber.recv() {
-                    Ok(delivery) => {
-                        consume(delivery.payload());
-                        received += 1;
-                    }
-                    Err(RecvError::Lagged(n)) if losses.is_some() => lost += n,
-                    Err(RecvError::Lagged(n)) => panic!("shardcast {overflow:?} lost {n}"),
-                    Err(RecvError::Closed) => break,
-                }
-            }
+            let Tally { received, lost } = drain(&mut subscriber, u64::MAX);
+            assert!(losses.is_some() || lost == 0, "shardcast {overflow:?} lost {lost}");
             assert_eq!(received + lost, iters, "shardcast {overflow:?}: events unaccounted for");
             if let Some(losses) = losses {
                 losses.add(lost, iters);
@@ -252,17 +255,8 @@ fn shardcast_shared(iters: u64) -> Timing {
     let topic = Topic::new("bench.publish").expect("topic");
     let timing = time_run(
         || {
-            let mut received = 0;
-            loop {
-                match subscriber.recv() {
-                    Ok(delivery) => {
-                        consume(delivery.payload());
-                        received += 1;
-                    }
-                    Err(RecvError::Lagged(n)) => panic!("shardcast_shared lost {n}"),
-                    Err(RecvError::Closed) => break,
-                }
-            }
+            let Tally { received, lost } = drain(&mut subscriber, u64::MAX);
+            assert_eq!(lost, 0, "shardcast_shared lost {lost}");
             assert_eq!(received, iters, "shardcast_shared: events unaccounted for");
         },
         || {
@@ -277,12 +271,11 @@ fn shardcast_shared(iters: u64) -> Timing {
 }
 
 fn crossbeam_bounded(iters: u64) -> Timing {
-    let (tx, rx) = crossbeam_channel::bounded::<Payload>(CAPACITY);
+    let (tx, mut rx) = crossbeam_channel::bounded::<Payload>(CAPACITY);
     time_run(
         || {
-            for _ in 0..iters {
-                consume(&rx.recv().expect("crossbeam recv"));
-            }
+            let Tally { received, .. } = drain(&mut rx, iters);
+            assert_eq!(received, iters, "crossbeam closed early");
         },
         || {
             for i in 0..iters {
@@ -293,27 +286,15 @@ fn crossbeam_bounded(iters: u64) -> Timing {
 }
 
 fn tokio_broadcast(iters: u64) -> Timing {
-    use tokio::sync::broadcast::{self, error::RecvError};
+    use tokio::sync::broadcast;
     let (tx, mut rx) = broadcast::channel::<Payload>(CAPACITY);
     time_run(
         || {
-            // `blocking_recv`: the receiver is a plain thread, like the other rows'.
-            let (mut accounted, mut lost) = (0, 0);
-            while accounted < iters {
-                match rx.blocking_recv() {
-                    Ok(p) => {
-                        consume(&p);
-                        accounted += 1;
-                    }
-                    // The sender overwrote `n` messages this receiver had not read yet; it
-                    // resumes at the oldest one still held. Counted and reported.
-                    Err(RecvError::Lagged(n)) => {
-                        lost += n;
-                        accounted += n;
-                    }
-                    Err(RecvError::Closed) => panic!("tokio broadcast closed early"),
-                }
-            }
+            // `blocking_recv`: the receiver is a plain thread, like the other rows'. A
+            // `Lagged(n)`: the sender overwrote `n` messages this receiver had not read yet;
+            // it resumes at the oldest one still held. Counted and reported.
+            let Tally { received, lost } = drain(&mut rx, iters);
+            assert_eq!(received + lost, iters, "tokio broadcast closed early");
             TOKIO_LOSSES.add(lost, iters);
         },
         || {
@@ -397,17 +378,8 @@ fn shardcast_shared_senders(iters: u64) -> Timing {
     let topic = Topic::new("bench.publish").expect("topic");
     let timing = time_run_senders(
         || {
-            let mut received = 0;
-            loop {
-                match subscriber.recv() {
-                    Ok(delivery) => {
-                        consume(delivery.payload());
-                        received += 1;
-                    }
-                    Err(RecvError::Lagged(n)) => panic!("shardcast_shared lost {n}"),
-                    Err(RecvError::Closed) => break,
-                }
-            }
+            let Tally { received, lost } = drain(&mut subscriber, u64::MAX);
+            assert_eq!(lost, 0, "shardcast_shared x4 lost {lost}");
             assert_eq!(received, iters, "shardcast_shared x4: events unaccounted for");
         },
         |sender| {
@@ -427,25 +399,13 @@ fn shardcast_shared_senders(iters: u64) -> Timing {
 
 /// Four clones of one tokio broadcast `Sender`, one receiver.
 fn tokio_broadcast_senders(iters: u64) -> Timing {
-    use tokio::sync::broadcast::{self, error::RecvError};
+    use tokio::sync::broadcast;
     let (tx, mut rx) = broadcast::channel::<Payload>(CAPACITY);
     time_run_senders(
         || {
-            let (mut accounted, mut lost) = (0, 0);
-            while accounted < iters {
-                match rx.blocking_recv() {
-                    Ok(p) => {
-                        consume(&p);
-                        accounted += 1;
-                    }
-                    // Overwritten before this receiver read them: counted, as above.
-                    Err(RecvError::Lagged(n)) => {
-                        lost += n;
-                        accounted += n;
-                    }
-                    Err(RecvError::Closed) => panic!("tokio broadcast closed early"),
-                }
-            }
+            // Overwritten before this receiver read them: counted, as above.
+            let Tally { received, lost } = drain(&mut rx, iters);
+            assert_eq!(received + lost, iters, "tokio broadcast closed early");
             TOKIO_SENDERS_LOSSES.add(lost, iters);
         },
         |sender| {

@@ -1,9 +1,11 @@
 //! Internals exposed for the criterion benches only (`benches/routing.rs`). Not API.
 
-use crate::queue::{Meta, SubQueue};
+use crate::queue::SubQueue;
 use crate::registry::{Entry, List};
-use crate::routing::{RouteCache, Tally};
+use crate::routing::RouteCache;
 use crate::segment::Pool;
+use crate::stats::counters::Tally;
+use crate::subscription::Meta;
 use crate::subscription::{Matcher, Overflow};
 use crate::sync::Arc;
 use crate::topic::{Pattern, Topic};

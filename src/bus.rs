@@ -1,31 +1,30 @@
 //! The bus handle and its builder: configuration, thread lifecycle, subscribe.
 
 use std::fmt;
-use std::task::Waker;
-use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::error::{BusError, ConfigError, PatternError};
-use crate::event::Event;
 use crate::publisher::Publisher;
-use crate::queue::{Meta, SubQueue};
-use crate::registry::{Entry, Registry};
+use crate::registry::Registry;
 use crate::ring::Ring;
-use crate::segment::{Pool, SegRef, Writer};
-use crate::shared_publisher::SharedPublisher;
-use crate::stats::events::{clamp_interval, StatsDelta, STATS_TOPIC};
-use crate::stats::external::{ExternalStats, Sources};
-use crate::stats::latency::{self, Latency};
-use crate::stats::snapshot::STATS_VERSION;
-use crate::stats::topics::TopicTable;
-use crate::stats::{
-    CounterPair, ShardCounters, ShardStats, StatsSnapshot, SubscriberStats, TopicStats,
+use crate::segment::Pool;
+use crate::shared::{
+    check_queue_capacity, BusHandle, ClosedWakers, Config, Lifetime, Reporting, Shared,
+    StatsThread, SysInbox,
 };
+use crate::shared_publisher::SharedPublisher;
+use crate::stats::counters::{CounterPair, ShardCounters};
+use crate::stats::events::{self, clamp_interval, StatsDelta};
+use crate::stats::external::{ExternalStats, Sources};
+use crate::stats::latency::Latency;
+use crate::stats::snapshot::{ShardStats, StatsSnapshot};
+use crate::stats::topics::TopicTable;
 use crate::subscriber::Subscriber;
 use crate::subscription::Subscription;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::sync::{spawn_named, thread::JoinHandle, Arc, Condvar, Mutex};
+use crate::sync::{spawn_named, Arc, Mutex};
 use crate::topic::Topic;
+use crate::trace::RateLimit;
 use crate::wait::WaitStrategy;
 
 /// Smallest ring.
@@ -34,64 +33,6 @@ pub const MIN_RING_CAPACITY: usize = 2;
 pub const MAX_RING_CAPACITY: usize = 1 << 22;
 /// Most dispatcher shards.
 pub const MAX_DISPATCHERS: usize = 64;
-
-/// State shared by the bus handle, the publisher, the subscribers and the shards.
-pub(crate) struct Shared<E> {
-    pub(crate) ring: Arc<Ring<SegRef<E>>>,
-    /// Every segment of this bus (see `segment`).
-    pub(crate) pool: Arc<Pool<E>>,
-    pub(crate) shards: Box<[Registry<E>]>,
-    /// One per shard, written only by that shard.
-    pub(crate) counters: Box<[ShardCounters]>,
-    pub(crate) binding_capacity: usize,
-    pub(crate) route_cache_capacity: usize,
-    /// Set by `Bus::close`: `Overflow::Block` pushes stop waiting.
-    pub(crate) shutdown: AtomicBool,
-    pub(crate) wait_strategy: WaitStrategy,
-    /// Per topic prefix; `None` with stats off.
-    pub(crate) topics: Option<TopicTable>,
-    /// Receives sampled for latency: 1 in this many; 0 = off.
-    pub(crate) latency_sample_every: u32,
-    /// Publishes that found the ring full. Written only by the publisher.
-    pub(crate) publisher_waits: AtomicU64,
-    /// Rate limit of the "ring stayed full" `tracing` event (empty without the feature).
-    pub(crate) ring_full_limit: crate::trace::RateLimit,
-    /// Subscriptions opened / closed.
-    pub(crate) subscriptions: CounterPair,
-    /// Latency samples of subscribers that are gone.
-    pub(crate) retired_latency: Latency,
-    /// One inbox per shard for `$SYS` events (which do not go through the ring).
-    pub(crate) sys_inbox: Box<[SysInbox<E>]>,
-    stats_events_started: AtomicBool,
-    stats_stop: Mutex<bool>,
-    stats_wake: Condvar,
-    started: Instant,
-    publisher_taken: AtomicBool,
-    next_id: AtomicU64,
-    queue_capacity: usize,
-    /// Serialises subscribes, so least-loaded placement sees every earlier one.
-    placement: Mutex<()>,
-    /// Live `Subscriber` handles: incremented by subscribe, decremented last in
-    /// `Subscriber::drop`. Read by `Publisher::subscriber_count` and `Publisher::closed`.
-    pub(crate) live_subscribers: AtomicU64,
-    /// Tasks waiting in `Publisher::closed` for `live_subscribers` to reach 0.
-    pub(crate) closed_wakers: Mutex<ClosedWakers>,
-    /// Counters kept outside the bus, shown by `Bus::stats` (never by `$SYS.stats`).
-    pub(crate) external: Sources,
-}
-
-/// The tasks waiting in `Publisher::closed`, each under the id of its future.
-#[derive(Default)]
-pub(crate) struct ClosedWakers {
-    pub(crate) next_id: u64,
-    pub(crate) wakers: Vec<(u64, Waker)>,
-}
-
-/// `$SYS` events waiting for one shard.
-pub(crate) struct SysInbox<E> {
-    pub(crate) pending: AtomicBool,
-    pub(crate) events: Mutex<Vec<SegRef<E>>>,
-}
 
 /// Configures and builds a [`Bus`].
 #[derive(Debug, Clone)]
@@ -271,8 +212,12 @@ impl BusBuilder {
             pool: Arc::new(Pool::new(self.dispatchers)),
             shards: (0..self.dispatchers).map(|_| Registry::new()).collect(),
             counters: (0..self.dispatchers).map(|_| ShardCounters::default()).collect(),
-            binding_capacity: self.binding_capacity,
-            route_cache_capacity: self.route_cache_capacity,
+            sys_inbox: (0..self.dispatchers)
+                .map(|_| SysInbox {
+                    pending: AtomicBool::new(false),
+                    events: Mutex::new(Vec::new()),
+                })
+                .collect(),
             topics: self.stats.then(|| {
                 TopicTable::new(
                     self.stats_topic_levels,
@@ -280,30 +225,30 @@ impl BusBuilder {
                     self.dispatchers,
                 )
             }),
-            latency_sample_every: if self.stats { self.latency_sample_every } else { 0 },
             publisher_waits: AtomicU64::new(0),
-            ring_full_limit: crate::trace::RateLimit::default(),
-            subscriptions: CounterPair::new(),
-            retired_latency: Latency::new(),
-            sys_inbox: (0..self.dispatchers)
-                .map(|_| SysInbox {
-                    pending: AtomicBool::new(false),
-                    events: Mutex::new(Vec::new()),
-                })
-                .collect(),
-            stats_events_started: AtomicBool::new(false),
-            stats_stop: Mutex::new(false),
-            stats_wake: Condvar::new(),
-            started: Instant::now(),
-            shutdown: AtomicBool::new(false),
-            wait_strategy: self.wait_strategy,
-            publisher_taken: AtomicBool::new(false),
-            next_id: AtomicU64::new(0),
-            queue_capacity: self.queue_capacity,
-            placement: Mutex::new(()),
-            live_subscribers: AtomicU64::new(0),
-            closed_wakers: Mutex::new(ClosedWakers::default()),
-            external: Sources::default(),
+            ring_full_limit: RateLimit::default(),
+            config: Config {
+                binding_capacity: self.binding_capacity,
+                route_cache_capacity: self.route_cache_capacity,
+                wait_strategy: self.wait_strategy,
+                latency_sample_every: if self.stats { self.latency_sample_every } else { 0 },
+                queue_capacity: self.queue_capacity,
+            },
+            lifetime: Lifetime {
+                shutdown: AtomicBool::new(false),
+                publisher_taken: AtomicBool::new(false),
+                next_id: AtomicU64::new(0),
+                placement: Mutex::new(()),
+                subscriptions: CounterPair::new(),
+                live_subscribers: AtomicU64::new(0),
+                closed_wakers: Mutex::new(ClosedWakers::default()),
+            },
+            reporting: Reporting {
+                started: Instant::now(),
+                retired_latency: Latency::new(),
+                external: Sources::default(),
+                thread: StatsThread::default(),
+            },
         });
         let mut threads = Vec::with_capacity(self.dispatchers);
         for index in 0..self.dispatchers {
@@ -334,18 +279,6 @@ impl BusBuilder {
         let thread_ids = Vec::new();
         Ok(Bus { handle: Arc::new(BusHandle { shared, threads: Mutex::new(threads), thread_ids }) })
     }
-}
-
-fn check_queue_capacity(field: &'static str, capacity: usize) -> Result<(), ConfigError> {
-    if capacity == 0 {
-        return Err(ConfigError::new(field, capacity, "at least 1"));
-    }
-    // `ArrayQueue` allocates the slots up front; refuse sizes that cannot be allocated
-    // rather than abort on allocation failure.
-    if capacity > 1 << 26 {
-        return Err(ConfigError::new(field, capacity, "at most 67108864"));
-    }
-    Ok(())
 }
 
 /// A handle to an event bus. Cheap to clone.
@@ -379,16 +312,6 @@ pub struct Bus<E> {
     handle: Arc<BusHandle<E>>,
 }
 
-/// What every handle (`Bus`, `Publisher`, `Subscriber`) keeps alive; its drop closes the
-/// bus and joins the dispatchers. The dispatcher threads hold only `Shared`, never this, so
-/// they never keep the bus alive.
-pub(crate) struct BusHandle<E> {
-    pub(crate) shared: Arc<Shared<E>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    #[cfg_attr(loom, allow(dead_code))]
-    thread_ids: Vec<ThreadId>,
-}
-
 impl<E> Clone for Bus<E> {
     fn clone(&self) -> Self {
         Bus { handle: Arc::clone(&self.handle) }
@@ -415,7 +338,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
             return Err(BusError::Closed);
         }
         // Relaxed: the flag guards only itself; the publisher's state comes from the ring.
-        if shared.publisher_taken.swap(true, Ordering::Relaxed) {
+        if shared.lifetime.publisher_taken.swap(true, Ordering::Relaxed) {
             return Err(BusError::PublisherTaken);
         }
         Ok(Publisher::new(Arc::clone(&self.handle)))
@@ -509,7 +432,8 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// # Errors
     /// `Closed` after the bus closed; `Config` for a capacity of 0.
     pub fn subscribe(&self, subscription: Subscription<E>) -> Result<Subscriber<E>, BusError> {
-        BusHandle::subscribe(&self.handle, subscription)
+        let queue = self.handle.shared.register(&subscription)?;
+        Ok(Subscriber::new(queue, Arc::clone(&self.handle), subscription))
     }
 
     /// Closes the bus and waits for its dispatchers to finish: the publisher's next publish
@@ -595,7 +519,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// bus holds it weakly). Attaching the same source again changes nothing. A bridge
     /// attaches its counters to every bus it exports from or imports into.
     pub fn attach_stats(&self, source: std::sync::Arc<dyn ExternalStats>) {
-        self.handle.shared.external.attach(source);
+        self.handle.shared.reporting.external.attach(source);
     }
 
     /// Publishes a [`StatsDelta`] event on `$SYS.stats` every `interval` in which
@@ -604,7 +528,8 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// events are never counted in stats. Calling it again changes nothing.
     ///
     /// ```
-    /// use shardcast::{Bus, Event, StatsDelta, Subscription, Topic};
+    /// use shardcast::{Bus, Event, Subscription, Topic};
+    /// use shardcast::stats::StatsDelta;
     /// use std::time::Duration;
     ///
     /// enum Msg { Order(u32), Stats(StatsDelta) }
@@ -636,7 +561,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
         }
         let mut threads = self.handle.threads.lock();
         // Relaxed: guarded by the `threads` lock.
-        if shared.stats_events_started.swap(true, Ordering::Relaxed) {
+        if shared.reporting.thread.started.swap(true, Ordering::Relaxed) {
             return Ok(());
         }
         let worker = Arc::clone(shared);
@@ -645,7 +570,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
         // everything after this call.
         let baseline = shared.stats();
         let handle = spawn_named("shardcast-stats".to_owned(), move || {
-            stats_events::<E>(&worker, baseline, interval);
+            events::run::<E>(&worker, baseline, interval);
         })
         .map_err(|_| BusError::Closed)?;
         threads.push(handle);
@@ -655,199 +580,6 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// Number of dispatcher shards.
     pub fn dispatchers(&self) -> usize {
         self.handle.shared.shards.len()
-    }
-}
-
-impl<E> Shared<E> {
-    pub(crate) fn shard_stats(&self) -> Vec<ShardStats> {
-        let ring = &self.ring;
-        self.counters.iter().enumerate().map(|(i, c)| c.snapshot(i, || ring.published())).collect()
-    }
-
-    /// [`stats`](Self::stats) plus the attached external sources' readings.
-    pub(crate) fn stats_with_external(&self) -> StatsSnapshot {
-        let mut stats = self.stats();
-        stats.external = self.external.collect();
-        stats
-    }
-
-    pub(crate) fn stats(&self) -> StatsSnapshot {
-        let shared = self;
-        let (subscriptions, subscriptions_closed) = shared.subscriptions.snapshot();
-        let shards = self.shard_stats();
-        let mut all_latency = latency::empty();
-        shared.retired_latency.merge_into(&mut all_latency);
-        let mut subscribers = Vec::new();
-        for registry in shared.shards.iter() {
-            for entry in registry.load().entries.iter() {
-                let q = &entry.queue;
-                let (delivered, consumed) = q.delivered_consumed();
-                q.latency.merge_into(&mut all_latency);
-                subscribers.push(SubscriberStats {
-                    id: q.meta.id,
-                    name: q.meta.name.clone(),
-                    shard: q.meta.shard,
-                    delivered,
-                    consumed,
-                    dropped: q.dropped(),
-                    lagged_reports: q.lagged_reports(),
-                    queue_depth: q.len() as u64,
-                    queue_capacity: q.capacity() as u64,
-                    latency: q.latency.stats(),
-                });
-            }
-        }
-        subscribers.sort_unstable_by_key(|s| s.id);
-        let topics = shared.topics.as_ref().map_or_else(Vec::new, |t| {
-            t.snapshot()
-                .into_iter()
-                .map(|(prefix, published, delivered, dropped)| TopicStats {
-                    prefix,
-                    published,
-                    delivered,
-                    dropped,
-                })
-                .collect()
-        });
-        StatsSnapshot {
-            version: STATS_VERSION,
-            uptime_seconds: shared.started.elapsed().as_secs_f64(),
-            published: shared.ring.published(),
-            // Relaxed: a plain counter read.
-            publisher_waits: shared.publisher_waits.load(Ordering::Relaxed),
-            ring_capacity: shared.ring.capacity(),
-            ring_occupancy: shared.ring.occupancy(),
-            subscriptions,
-            subscriptions_closed,
-            shards,
-            subscribers,
-            topics,
-            latency: latency::stats_of(&all_latency),
-            external: Vec::new(),
-        }
-    }
-
-    /// Hands a `$SYS` event, alone in a segment holding one reference per shard, to every
-    /// shard and wakes them.
-    fn post_system_event(&self, at: SegRef<E>) {
-        for inbox in self.sys_inbox.iter() {
-            inbox.events.lock().push(at);
-            // Release: pairs with the Acquire swap in `Shard::deliver_system_events`.
-            inbox.pending.store(true, Ordering::Release);
-        }
-        self.ring.wake_consumers();
-    }
-}
-
-/// The stats events thread: a snapshot per interval, a `$SYS.stats` event when something
-/// changed, until the bus closes.
-fn stats_events<E: From<StatsDelta> + Send + Sync + 'static>(
-    shared: &Shared<E>,
-    mut before: StatsSnapshot,
-    interval: Duration,
-) {
-    let mut seq = 0;
-    let mut writer = Writer::for_system(Arc::clone(&shared.pool));
-    loop {
-        {
-            let mut stopped = shared.stats_stop.lock();
-            if !*stopped {
-                stopped = shared.stats_wake.wait_timeout(stopped, interval);
-            }
-            if *stopped {
-                return;
-            }
-        }
-        let after = shared.stats();
-        if let Some(delta) = StatsDelta::between(&before, &after) {
-            if let Ok(topic) = Topic::system(STATS_TOPIC) {
-                let mut event = Event::new(topic, E::from(delta));
-                event.stamp(seq);
-                seq += 1;
-                let (at, _) = writer.reserve(shared.shards.len() as u32);
-                writer.write(at, event);
-                writer.commit();
-                writer.seal();
-                shared.post_system_event(at);
-            }
-        }
-        before = after;
-    }
-}
-
-impl<E: Send + Sync + 'static> BusHandle<E> {
-    /// `Bus::subscribe`, also used by `Subscriber::resubscribe`.
-    // `this: &Arc<Self>`, not `self`: loom's `Arc` cannot be a method receiver.
-    pub(crate) fn subscribe(
-        this: &Arc<Self>,
-        subscription: Subscription<E>,
-    ) -> Result<Subscriber<E>, BusError> {
-        let shared = &this.shared;
-        let capacity = subscription.capacity.unwrap_or(shared.queue_capacity);
-        check_queue_capacity("capacity", capacity)?;
-        let _placement = shared.placement.lock();
-        let shard = (0..shared.shards.len()).min_by_key(|&i| shared.shards[i].len()).unwrap_or(0);
-        // Relaxed: ids need only be unique.
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let name = subscription.name.clone().unwrap_or_else(|| format!("sub-{id}"));
-        let queue = Arc::new(SubQueue::new(
-            capacity,
-            subscription.overflow,
-            Meta { id, name, shard },
-            Arc::clone(&shared.pool),
-        ));
-        let start = || (!shared.ring.is_closed()).then(|| shared.ring.published_acquire());
-        let entry = Entry {
-            id,
-            start: 0,
-            queue: Arc::clone(&queue),
-            matcher: subscription.matcher.clone(),
-            route: subscription.route.map(|r| r.as_u128()),
-            filter: subscription.filter.clone(),
-        };
-        shared.shards[shard].insert(entry, start).map_err(|_| BusError::Closed)?;
-        shared.subscriptions.open();
-        // Relaxed: a count; `Publisher::closed` needs only the decrements ordered (a
-        // subscriber that exists was counted before its handle could reach anyone).
-        shared.live_subscribers.fetch_add(1, Ordering::Relaxed);
-        Ok(Subscriber::new(queue, Arc::clone(this), subscription))
-    }
-}
-
-impl<E> BusHandle<E> {
-    fn close(&self) {
-        let shared = &self.shared;
-        // Release: pairs with the Acquire loads in `SubQueue::push_blocking`.
-        shared.shutdown.store(true, Ordering::Release);
-        shared.ring.close();
-        *shared.stats_stop.lock() = true;
-        shared.stats_wake.notify_all();
-        for registry in shared.shards.iter() {
-            for entry in registry.load().entries.iter() {
-                entry.queue.wake_shard_if_registered();
-            }
-        }
-        #[cfg(not(loom))]
-        if self.thread_ids.contains(&std::thread::current().id()) {
-            // Called from a dispatcher thread (a subscriber's code holding a bus handle):
-            // joining itself would deadlock; the last handle's drop joins.
-            return;
-        }
-        let threads = std::mem::take(&mut *self.threads.lock());
-        for thread in threads {
-            // A shard that panicked already closed what it owned (dispatch's `Finish`).
-            let _ = thread.join();
-        }
-        // A concurrent close may have taken the threads: wait for the shards all the same,
-        // so that after any `close` returns every queue is closed (each shard closes its
-        // queues, then retires its cursor).
-        shared.ring.wait_retired(shared.wait_strategy);
-    }
-}
-
-impl<E> Drop for BusHandle<E> {
-    fn drop(&mut self) {
-        self.close();
     }
 }
 

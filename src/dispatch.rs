@@ -29,14 +29,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use uuid::Uuid;
 
-use crate::bus::Shared;
 use crate::event::Event;
-use crate::queue::{DropReason, Pushed};
+use crate::queue::Pushed;
 use crate::registry::List;
 use crate::ring::{Consumer, COUNT};
-use crate::routing::{BindingCache, RouteCache, Tally};
-use crate::segment::{SegPtr, SegRef, Segment, SEG_LEN};
+use crate::routing::{BindingCache, RouteCache};
+use crate::segment::{SegHold, SegPtr, SegRef, Segment, SEG_LEN};
+use crate::shared::Shared;
+use crate::stats::counters::Tally;
 use crate::stats::topics::LocalTopics;
+use crate::subscription::DropReason;
 use crate::sync::atomic::{self, Ordering};
 use crate::sync::Arc;
 
@@ -121,7 +123,8 @@ struct Routed<E> {
 
 /// A segment the batch read from, while this shard holds its reference on it.
 struct BatchSeg<E> {
-    seg: SegPtr<E>,
+    /// The shard's own reference, plus the runs' once `push_all` took them.
+    hold: SegHold<E>,
     /// Runs (queue entries) the first pass planned for it.
     runs: u32,
     /// Runs that were not pushed (their reference goes back).
@@ -160,7 +163,7 @@ struct Shard<'a, E> {
     /// Segments started so far (a serial number for `last_run`).
     serial: u64,
     /// The segment whose reference this shard holds across batches, and its last slot read.
-    held: Option<(SegPtr<E>, u32)>,
+    held: Option<(SegHold<E>, u32)>,
     /// Per subscriber (index into the list): what happens to it for each matching event of
     /// the batch, in ring order.
     wants: Vec<Vec<Want>>,
@@ -213,32 +216,30 @@ struct SegRun<E> {
 }
 
 impl<E> Shard<'_, E> {
-    /// Releases this shard's reference on a segment that is over, after `last_slot`.
-    fn release_segment(&self, seg: SegPtr<E>, last_slot: u32, also: u32) {
-        // SAFETY: the shard holds its reference (and `also` unused run references) on
-        // `seg`; it reads nothing of it after this.
-        unsafe {
-            Segment::set_len(seg.0, last_slot as usize + 1);
-            self.shared.pool.release(seg.0, 1 + also);
-        }
+    /// Releases this shard's reference (and any unused run references `hold` has left)
+    /// on a segment that is over, after `last_slot`.
+    fn release_segment(hold: SegHold<E>, last_slot: u32) {
+        hold.set_len(last_slot as usize + 1);
+        drop(hold);
     }
 
     /// The ring went idle: seal the segment we hold, so its events do not outlive their
     /// deliveries while the publisher idles (see "Sealing" in `ring`).
     fn idle(&mut self, consumer: &Consumer<SegRef<E>>) {
-        if let Some((seg, last_slot)) = self.held {
+        if self.held.is_some() {
             let tail = consumer.seal();
             if tail & COUNT == consumer.next_seq() {
-                self.held = None;
-                self.release_segment(seg, last_slot, 0);
+                if let Some((hold, last_slot)) = self.held.take() {
+                    Self::release_segment(hold, last_slot);
+                }
             }
         }
     }
 
     /// The shard ends: nothing more will be read.
     fn release_held(&mut self) {
-        if let Some((seg, last_slot)) = self.held.take() {
-            self.release_segment(seg, last_slot, 0);
+        if let Some((hold, last_slot)) = self.held.take() {
+            Self::release_segment(hold, last_slot);
         }
     }
 
@@ -254,23 +255,27 @@ impl<E> Shard<'_, E> {
 
     /// Notes that the batch reads `at` (segment bookkeeping, before routing it).
     fn enter(&mut self, at: SegRef<E>) {
-        let same = match self.segs.last() {
-            Some(last) => last.seg.0 == at.seg.0,
-            None => match self.held.take() {
-                Some((held, _)) if held.0 == at.seg.0 => false,
-                Some((held, last_slot)) => {
-                    self.release_segment(held, last_slot, 0);
-                    false
-                }
-                None => false,
-            },
-        };
+        let same = self.segs.last().is_some_and(|last| last.hold.seg().0 == at.seg.0);
         if !same {
             if let Some(last) = self.segs.last_mut() {
                 last.over = true;
             }
             self.serial += 1;
-            self.segs.push(BatchSeg { seg: at.seg, runs: 0, unused: 0, last_slot: 0, over: false });
+            // `held` is only set between batches, so only the batch's first segment can
+            // be the one held: then that reference carries on.
+            let hold = match self.held.take() {
+                Some((held, _)) if held.seg().0 == at.seg.0 => held,
+                held => {
+                    if let Some((held, last_slot)) = held {
+                        Self::release_segment(held, last_slot);
+                    }
+                    // SAFETY: the publisher gave the segment one reference per shard when
+                    // it started it, and this is the first event of it this shard reads:
+                    // that reference is this shard's.
+                    unsafe { SegHold::adopt(at.seg, 1) }
+                }
+            };
+            self.segs.push(BatchSeg { hold, runs: 0, unused: 0, last_slot: 0, over: false });
         }
         let last = self.segs.last_mut().expect("a batch segment");
         last.last_slot = at.slot;
@@ -401,11 +406,8 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
     /// Second pass: takes the planned references, then pushes each touched subscriber's
     /// runs into its queue, one subscriber at a time.
     fn push_all(&mut self, list: &List<E>, tally: &mut Tally) {
-        for seg in &self.segs {
-            if seg.runs > 0 {
-                // SAFETY: the shard holds its reference on every batch segment.
-                unsafe { Segment::add_refs(seg.seg.0, seg.runs) };
-            }
+        for seg in &mut self.segs {
+            seg.hold.take(seg.runs);
         }
         if self.uniform == Uniform::Yes {
             self.push_uniform(list, tally);
@@ -506,10 +508,16 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
                 }
             };
             let shared = self.shared;
-            queue.push_run(seg, mask, shared.wait_strategy, &shared.shutdown, &mut flush)
+            queue.push_run(
+                seg,
+                mask,
+                shared.config.wait_strategy,
+                &shared.lifetime.shutdown,
+                &mut flush,
+            )
         };
         if pushed.unused_ref {
-            if let Some(b) = self.segs.iter_mut().rev().find(|b| b.seg.0 == seg.0) {
+            if let Some(b) = self.segs.iter_mut().rev().find(|b| b.hold.seg().0 == seg.0) {
                 b.unused += 1;
             }
         }
@@ -595,15 +603,14 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
         }
         self.batch = batch; // Keeps its allocation for the next batch.
         let mut segs = std::mem::take(&mut self.segs);
-        for seg in segs.drain(..) {
+        for mut seg in segs.drain(..) {
+            // The runs that were pushed hold their references in their queue entries now.
+            seg.hold.hand_off(seg.runs - seg.unused);
             if seg.over {
-                self.release_segment(seg.seg, seg.last_slot, seg.unused);
+                Self::release_segment(seg.hold, seg.last_slot);
             } else {
-                if seg.unused > 0 {
-                    // SAFETY: unused run references; the shard keeps its own.
-                    unsafe { self.shared.pool.release(seg.seg.0, seg.unused) };
-                }
-                self.held = Some((seg.seg, seg.last_slot));
+                seg.hold.release_extra();
+                self.held = Some((seg.hold, seg.last_slot));
             }
         }
         self.segs = segs;
@@ -655,7 +662,9 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
         for at in events {
             self.serial += 1;
             self.segs.push(BatchSeg {
-                seg: at.seg,
+                // SAFETY: the stats thread gave the segment one reference per shard; this
+                // is the only time this shard sees it.
+                hold: unsafe { SegHold::adopt(at.seg, 1) },
                 runs: 0,
                 unused: 0,
                 last_slot: at.slot,
@@ -669,19 +678,34 @@ impl<E: Send + Sync + 'static> Shard<'_, E> {
     }
 }
 
+impl<E> Drop for Shard<'_, E> {
+    fn drop(&mut self) {
+        // A panic mid-batch leaves holds whose counts include run references already in
+        // queue entries (handed off only at the batch's end): leak them, and the shard's
+        // own, rather than release what is not theirs. `Pool::drop` drops the events of
+        // every segment with references left.
+        for seg in self.segs.drain(..) {
+            std::mem::forget(seg.hold);
+        }
+        if let Some((hold, _)) = self.held.take() {
+            std::mem::forget(hold);
+        }
+    }
+}
+
 /// Runs shard `index` until the ring is closed and drained.
 pub(crate) fn run<E: Send + Sync + 'static>(shared: Arc<Shared<E>>, index: usize) {
     let finish = Finish { shared: &shared, index };
     let mut consumer = Consumer::new(Arc::clone(&shared.ring), index);
     let registry = &shared.shards[index];
     let counters = &shared.counters[index];
-    let strategy = shared.wait_strategy;
+    let strategy = shared.config.wait_strategy;
     let max_batch = MAX_BATCH.min(shared.ring.capacity() / 2).max(1);
     let mut shard = Shard {
         shared: &shared,
         index,
-        bindings: BindingCache::new(shared.binding_capacity),
-        routes: RouteCache::new(shared.route_cache_capacity),
+        bindings: BindingCache::new(shared.config.binding_capacity),
+        routes: RouteCache::new(shared.config.route_cache_capacity),
         topics: LocalTopics::new(),
         max_batch: max_batch as usize,
         batch: Vec::with_capacity(max_batch as usize),

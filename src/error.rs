@@ -7,6 +7,12 @@
 
 use std::fmt;
 
+/// Longest topic or pattern, in bytes (`Topic::MAX_LEN`). Here, not in `topic`, because the
+/// error messages name it and `topic` depends on this module.
+pub(crate) const TOPIC_MAX_LEN: usize = 255;
+/// Most tokens in a topic or pattern (`Topic::MAX_TOKENS`).
+pub(crate) const TOPIC_MAX_TOKENS: usize = 32;
+
 /// A builder or subscription value outside its documented bounds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -87,9 +93,9 @@ fn describe(
             write!(f, "'{}' must be a whole token (byte {at})", char::from(byte))
         }
         TopicErrorKind::TailNotLast(at) => write!(f, "'>' must be the last token (byte {at})"),
-        TopicErrorKind::TooLong => write!(f, "{what} exceeds {} bytes", crate::Topic::MAX_LEN),
+        TopicErrorKind::TooLong => write!(f, "{what} exceeds {} bytes", TOPIC_MAX_LEN),
         TopicErrorKind::TooManyTokens => {
-            write!(f, "{what} has more than {} tokens", crate::Topic::MAX_TOKENS)
+            write!(f, "{what} has more than {} tokens", TOPIC_MAX_TOKENS)
         }
         TopicErrorKind::Reserved => f.write_str("'$SYS' topics are reserved for the bus"),
     }

@@ -10,16 +10,12 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::ops::Deref;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 use crate::error::AliasError;
-use crate::queue::{Claimed, Receiver};
-use crate::segment::{Pool, SegPtr, Segment};
-use crate::sync::Arc;
 use crate::topic::Topic;
 
 /// What an event does to the shards' alias → route bindings.
@@ -101,8 +97,8 @@ impl<E> Event<E> {
         &self.topic
     }
 
-    /// The route the event was published with (see [`Delivery::resolved_route`] for the resolved
-    /// one).
+    /// The route the event was published with (see
+    /// [`Delivery::resolved_route`](crate::Delivery::resolved_route) for the resolved one).
     pub fn route(&self) -> Option<Uuid> {
         self.route
     }
@@ -283,190 +279,5 @@ impl fmt::Debug for Alias {
 impl fmt::Display for Alias {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.namespace(), self.key())
-    }
-}
-
-/// One subscriber's receipt of an event, read in place: it borrows the
-/// [`Subscriber`](crate::Subscriber) until it is dropped, and derefs to the [`Event`],
-/// which lives in a segment shared with every other subscriber that received it. Taking
-/// it costs no reference count; [`to_owned`](Self::to_owned) gives a handle that outlives
-/// the borrow (and may cross threads) at one reference-count increment.
-pub struct Delivery<'a, E> {
-    rx: &'a mut Receiver<E>,
-    event: &'a Event<E>,
-    seg: SegPtr<E>,
-    slot: usize,
-}
-
-impl<'a, E> Delivery<'a, E> {
-    #[inline(always)]
-    pub(crate) fn new(rx: &'a mut Receiver<E>, claimed: Claimed<E>) -> Self {
-        let (seg, slot) = (claimed.seg, claimed.slot);
-        // SAFETY: the receiver owns a reference on the claimed event's segment until this
-        // delivery is dropped (`Receiver::finish` runs in our `Drop`), and a claimed slot
-        // holds a published event.
-        let event = unsafe { Segment::event(seg.0, slot) };
-        // The resolved route is read only when asked for: most receivers never do, and it
-        // lives on another line of the segment.
-        Delivery { rx, event, seg, slot }
-    }
-
-    /// The event's route as resolved at dispatch: its own, or the one bound to its alias.
-    /// [`Event::route`] (through `Deref`, as `Event::route(&delivery)`) is the route the
-    /// event was published with.
-    ///
-    /// ```
-    /// use shardcast::{Alias, Bus, Event, Subscription, Topic, Uuid};
-    /// let bus: Bus<u32> = Bus::builder().build()?;
-    /// let mut sub = bus.subscribe(Subscription::all())?;
-    /// let mut publisher = bus.publisher()?;
-    /// let (alias, route) = (Alias::new("conn", "c-1")?, Uuid::from_u128(7));
-    /// let t = Topic::new("t")?;
-    /// publisher.publish(Event::new(t.clone(), 0).with_alias(alias.clone()).with_route(route).binds())?;
-    /// publisher.publish(Event::new(t, 1).with_alias(alias))?;
-    /// publisher.close();
-    /// let first = sub.recv()?;
-    /// assert_eq!(first.resolved_route(), Some(route));
-    /// drop(first);
-    /// let late = sub.recv()?;
-    /// assert_eq!(Event::route(&late), None); // published without a route
-    /// assert_eq!(late.resolved_route(), Some(route)); // bound through its alias
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn resolved_route(&self) -> Option<Uuid> {
-        // SAFETY: the receiver's reference keeps the segment alive while we exist, and the
-        // shard wrote its route before it pushed the entry we were claimed from.
-        unsafe { Segment::route(self.seg.0, self.rx.queue().meta.shard, self.slot) }
-    }
-
-    /// The resolved route; renamed [`resolved_route`](Self::resolved_route) because this
-    /// name shadowed [`Event::route`] (the published route) through `Deref`.
-    #[deprecated(
-        since = "0.2.0",
-        note = "use `resolved_route()`; `Event::route` is the published route"
-    )]
-    pub fn route(&self) -> Option<Uuid> {
-        self.resolved_route()
-    }
-
-    /// An owned handle on the same event, which outlives this borrow and may be sent to
-    /// another thread: one reference-count increment on the event's segment (and one on
-    /// the bus's segment pool, which must outlive it). The segment, and the other events
-    /// in it, stay in memory until the handle is dropped.
-    ///
-    /// ```
-    /// use shardcast::{Bus, Event, RecvError, Subscription, Topic};
-    /// let bus: Bus<String> = Bus::builder().build()?;
-    /// let mut sub = bus.subscribe(Subscription::all())?;
-    /// let mut publisher = bus.publisher()?;
-    /// for word in ["a", "b"] {
-    ///     publisher.publish(Event::new(Topic::new("t")?, word.to_owned()))?;
-    /// }
-    /// publisher.close();
-    /// let mut kept = Vec::new();
-    /// loop {
-    ///     match sub.recv() {
-    ///         Ok(delivery) => kept.push(delivery.to_owned()),
-    ///         Err(RecvError::Lagged(n)) => eprintln!("lost {n} events"), // and go on
-    ///         Err(RecvError::Closed) => break,
-    ///     }
-    /// }
-    /// let words: Vec<&str> = kept.iter().map(|d| d.payload().as_str()).collect();
-    /// assert_eq!(words, ["a", "b"]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[allow(clippy::should_implement_trait)]
-    pub fn to_owned(&self) -> OwnedDelivery<E> {
-        // SAFETY: we hold the receiver's reference on the segment while we exist.
-        unsafe { Segment::add_refs(self.seg.0, 1) };
-        OwnedDelivery {
-            seg: self.seg,
-            slot: self.slot as u32,
-            route: self.resolved_route(),
-            pool: Arc::clone(self.rx.queue().pool_arc()),
-        }
-    }
-
-    /// Whether two deliveries (borrowed or owned, through `Deref`) are of the same event:
-    /// the same slot of the same segment.
-    pub fn ptr_eq(a: &Event<E>, b: &Event<E>) -> bool {
-        std::ptr::eq(a, b)
-    }
-}
-
-impl<E> Drop for Delivery<'_, E> {
-    fn drop(&mut self) {
-        self.rx.finish();
-    }
-}
-
-impl<E> Deref for Delivery<'_, E> {
-    type Target = Event<E>;
-    fn deref(&self) -> &Event<E> {
-        self.event
-    }
-}
-
-impl<E: fmt::Debug> fmt::Debug for Delivery<'_, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Delivery")
-            .field("route", &self.resolved_route())
-            .field("event", self.event)
-            .finish()
-    }
-}
-
-/// An owned [`Delivery`] (see [`Delivery::to_owned`]): keeps its event alive, `Clone`
-/// (one more reference), `Send` and `Sync` when `E` is.
-pub struct OwnedDelivery<E> {
-    seg: SegPtr<E>,
-    slot: u32,
-    route: Option<Uuid>,
-    pool: Arc<Pool<E>>,
-}
-
-impl<E> OwnedDelivery<E> {
-    /// As [`Delivery::resolved_route`].
-    pub fn resolved_route(&self) -> Option<Uuid> {
-        self.route
-    }
-
-    /// Whether two owned deliveries are of the same event.
-    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
-        std::ptr::eq::<Event<E>>(&**a, &**b)
-    }
-}
-
-impl<E> Clone for OwnedDelivery<E> {
-    fn clone(&self) -> Self {
-        // SAFETY: we hold a reference on the segment.
-        unsafe { Segment::add_refs(self.seg.0, 1) };
-        OwnedDelivery {
-            seg: self.seg,
-            slot: self.slot,
-            route: self.route,
-            pool: Arc::clone(&self.pool),
-        }
-    }
-}
-
-impl<E> Drop for OwnedDelivery<E> {
-    fn drop(&mut self) {
-        // SAFETY: our reference, released once.
-        unsafe { self.pool.release(self.seg.0, 1) };
-    }
-}
-
-impl<E> Deref for OwnedDelivery<E> {
-    type Target = Event<E>;
-    fn deref(&self) -> &Event<E> {
-        // SAFETY: our reference keeps the segment and its published event alive.
-        unsafe { Segment::event(self.seg.0, self.slot as usize) }
-    }
-}
-
-impl<E: fmt::Debug> fmt::Debug for OwnedDelivery<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedDelivery").field("route", &self.route).field("event", &**self).finish()
     }
 }

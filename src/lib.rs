@@ -53,12 +53,14 @@ pub mod loom_api;
 mod lru;
 mod publisher;
 mod queue;
+mod receiver;
 mod registry;
 mod ring;
 mod routing;
 mod segment;
+mod shared;
 mod shared_publisher;
-mod stats;
+pub mod stats;
 mod subscriber;
 mod subscription;
 mod sync;
@@ -85,21 +87,13 @@ pub use error::{
     PublishToError, RecvError, RecvTimeoutError, TopicError, TopicErrorKind, TryPublishError,
     TryRecvError,
 };
-pub use event::{Alias, Delivery, Event, OwnedDelivery};
+pub use event::{Alias, Event};
 /// Events per segment: a queue entry covers at most this many, so a subscriber pins at
 /// most `SEGMENT_LEN` times its capacity in events (see the README's "Memory").
 pub const SEGMENT_LEN: usize = segment::SEG_LEN;
 pub use publisher::{Closed, Flush, Publisher};
-pub use queue::Recv;
+pub use receiver::{Delivery, OwnedDelivery, Recv};
 pub use shared_publisher::SharedPublisher;
-pub use stats::events::{StatsDelta, STATS_TOPIC};
-pub use stats::external::{ExternalMetric, ExternalSample, ExternalStats, MetricKind};
-pub use stats::recorder::{Capture, CaptureMeta, RecorderError, StatsRecorder};
-pub use stats::snapshot::STATS_VERSION;
-pub use stats::topics::OVERFLOW as STATS_TOPIC_OVERFLOW;
-pub use stats::{
-    CounterPair, LatencyStats, ShardStats, StatsSnapshot, SubscriberStats, TopicStats,
-};
 pub use subscriber::{Subscriber, SubscriberStream};
 pub use subscription::{Overflow, Subscription};
 pub use topic::{Pattern, Topic};

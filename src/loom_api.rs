@@ -5,9 +5,11 @@ use std::future::Future;
 
 use crate::error::{RecvError, TryRecvError};
 use crate::event::Event;
-use crate::queue::{self, SubQueue};
+use crate::queue::SubQueue;
+use crate::receiver;
 use crate::ring;
-use crate::segment::{Pool, Segment, Writer};
+use crate::segment::{Pool, SegHold, Writer};
+use crate::subscription::Meta;
 use crate::subscription::Overflow;
 use crate::sync::atomic::AtomicBool;
 use crate::sync::Arc;
@@ -134,10 +136,7 @@ impl Queue {
     pub fn new(capacity: usize, overflow: Overflow) -> Self {
         let pool = Arc::new(Pool::new(1));
         let writer = Arc::new(Mutex::new(Writer::new(Arc::clone(&pool))));
-        Queue {
-            queue: Arc::new(SubQueue::new(capacity, overflow, queue::Meta::default(), pool)),
-            writer,
-        }
+        Queue { queue: Arc::new(SubQueue::new(capacity, overflow, Meta::default(), pool)), writer }
     }
     /// Pushes under the policy; `true` if queued. `abort` ends a `Block` wait.
     pub fn push(&self, value: u64, abort: &AtomicBool) -> bool {
@@ -149,16 +148,15 @@ impl Queue {
             writer.seal();
             at
         };
-        // SAFETY: the shard's reference (the segment's one) is held until released below.
-        unsafe { Segment::add_refs(at.seg.0, 1) };
+        // SAFETY: the segment's one reference (made for one shard) is this "shard"'s.
+        let mut hold = unsafe { SegHold::adopt(at.seg, 1) };
+        hold.take(1);
         let pushed =
             self.queue.push_run(at.seg, 1 << at.slot, WaitStrategy::Adaptive, abort, &mut || {});
-        let unused = u32::from(pushed.unused_ref);
-        // SAFETY: the shard's own reference and, if the run was not pushed, the run's.
-        unsafe {
-            Segment::set_len(at.seg.0, 1);
-            self.queue.pool_arc().release(at.seg.0, 1 + unused);
-        }
+        hold.hand_off(u32::from(!pushed.unused_ref));
+        // Releases the shard's own reference and, if the run was not pushed, the run's.
+        hold.set_len(1);
+        drop(hold);
         pushed.queued == 1
     }
     /// The end-of-batch wake-up, as a dispatch batch does it: one `SeqCst` fence, then a
@@ -185,7 +183,7 @@ impl Queue {
     }
     /// The receiving side.
     pub fn receiver(&self) -> Receiver {
-        Receiver(queue::Receiver::new(Arc::clone(&self.queue), WaitStrategy::Adaptive))
+        Receiver(receiver::Receiver::new(Arc::clone(&self.queue), WaitStrategy::Adaptive))
     }
 }
 
@@ -197,7 +195,7 @@ impl Clone for Queue {
 
 /// A subscriber queue, receiving side (what `Subscriber` uses): returns payloads, read in
 /// place from the delivery (which is then dropped, releasing its entry).
-pub struct Receiver(queue::Receiver<u64>);
+pub struct Receiver(receiver::Receiver<u64>);
 
 impl Receiver {
     /// As `Subscriber::try_recv`.

@@ -19,11 +19,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::bus::{BusHandle, Shared};
 use crate::error::{PublishError, PublishTimeoutError, PublishToError, TryPublishError};
 use crate::event::Event;
 use crate::ring::{FlushWait, Producer, PushError, WaitError};
 use crate::segment::{SegRef, Writer, SEG_LEN};
+use crate::shared::{BusHandle, Shared};
 use crate::stats::topics::LocalTopics;
 use crate::sync::atomic::Ordering;
 use crate::sync::Arc;
@@ -51,6 +51,13 @@ pub struct Publisher<E> {
     _handle: Arc<BusHandle<E>>,
 }
 
+// SAFETY: `&Publisher` methods only read atomics (the ring's cursors, `live_subscribers`),
+// the producer's own sequence (written only through `&mut self`), or go through the bus's
+// locks (`attach_stats`, the waker list of `closed`). The one field that is not `Sync` by
+// itself, the segment `Writer` (raw segment pointers), is used only through `&mut self`.
+// Like tokio's `Sender`: a task may hold `&Publisher` across an `.await`.
+unsafe impl<E: Send + Sync> Sync for Publisher<E> {}
+
 impl<E> Publisher<E> {
     pub(crate) fn new(handle: Arc<BusHandle<E>>) -> Self {
         let shared = Arc::clone(&handle.shared);
@@ -66,8 +73,8 @@ impl<E> Publisher<E> {
 
     /// Shows `source`'s counters in the bus's stats, as
     /// [`Bus::attach_stats`](crate::Bus::attach_stats) does.
-    pub fn attach_stats(&self, source: std::sync::Arc<dyn crate::ExternalStats>) {
-        self.shared.external.attach(source);
+    pub fn attach_stats(&self, source: std::sync::Arc<dyn crate::stats::external::ExternalStats>) {
+        self.shared.reporting.external.attach(source);
     }
 
     /// The ring is full: count it (once per publish that had to wait or failed).
@@ -86,7 +93,7 @@ impl<E> Publisher<E> {
         if !self.producer.has_space() {
             self.count_wait();
             let started = Instant::now();
-            let waited = self.producer.wait_for_space(self.shared.wait_strategy, None);
+            let waited = self.producer.wait_for_space(self.shared.config.wait_strategy, None);
             crate::trace::ring_full(&self.shared.ring_full_limit, started.elapsed());
             if let Err(WaitError::Closed | WaitError::Timeout) = waited {
                 return Err(PublishError(event));
@@ -141,7 +148,7 @@ impl<E> Publisher<E> {
             if !self.producer.has_space() {
                 self.count_wait();
                 let started = Instant::now();
-                let waited = self.producer.wait_for_space(self.shared.wait_strategy, None);
+                let waited = self.producer.wait_for_space(self.shared.config.wait_strategy, None);
                 crate::trace::ring_full(&self.shared.ring_full_limit, started.elapsed());
                 if waited.is_err() {
                     break;
@@ -321,7 +328,7 @@ impl<E> Publisher<E> {
             self.count_wait();
             let started = Instant::now();
             let deadline = started.checked_add(timeout);
-            let waited = self.producer.wait_for_space(self.shared.wait_strategy, deadline);
+            let waited = self.producer.wait_for_space(self.shared.config.wait_strategy, deadline);
             crate::trace::ring_full(&self.shared.ring_full_limit, started.elapsed());
             match waited {
                 Ok(()) => {}
@@ -367,7 +374,7 @@ impl<E> Publisher<E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&mut self) {
-        self.producer.flush(self.shared.wait_strategy);
+        self.producer.flush(self.shared.config.wait_strategy);
     }
 
     /// [`flush`](Self::flush) without blocking the thread: the future is woken by the
@@ -408,7 +415,7 @@ impl<E> Publisher<E> {
     /// ```
     pub fn subscriber_count(&self) -> usize {
         // Relaxed: a gauge; `closed` is the synchronising way to wait for 0.
-        self.shared.live_subscribers.load(Ordering::Relaxed) as usize
+        self.shared.lifetime.live_subscribers.load(Ordering::Relaxed) as usize
     }
 
     /// Resolves when no subscriber is left ([`subscriber_count`](Self::subscriber_count)
@@ -454,7 +461,6 @@ impl<E> Publisher<E> {
         self.shared.ring.capacity() as usize
     }
 
-    /// Stamps and publishes; the ring has space. Hands the event back if the bus closed.
     /// Counts `event` in its topic's publishes (if stats are on). Before the event is
     /// visible: a snapshot never shows a topic's deliveries ahead of its publishes for
     /// long. A publish that then fails (bus closed) is still counted as attempted; the bus
@@ -467,6 +473,7 @@ impl<E> Publisher<E> {
         }
     }
 
+    /// Stamps and publishes; the ring has space. Hands the event back if the bus closed.
     fn push(&mut self, mut event: Event<E>) -> Result<u64, Event<E>> {
         self.count_published(&event);
         event.stamp(self.producer.next_seq());
@@ -527,13 +534,13 @@ impl<E> Closed<'_, E> {
     fn none_left(&self) -> bool {
         // Acquire: pairs with the AcqRel `fetch_sub` in `Subscriber::drop`; what the last
         // subscriber did before its drop is visible once this sees 0.
-        self.shared.live_subscribers.load(Ordering::Acquire) == 0
+        self.shared.lifetime.live_subscribers.load(Ordering::Acquire) == 0
     }
 
     fn unregister(&mut self) {
         if let Some(id) = self.id.take() {
             let stale = {
-                let mut waiters = self.shared.closed_wakers.lock();
+                let mut waiters = self.shared.lifetime.closed_wakers.lock();
                 let at = waiters.wakers.iter().position(|(i, _)| *i == id);
                 at.map(|at| waiters.wakers.swap_remove(at))
             };
@@ -552,7 +559,7 @@ impl<E> Future for Closed<'_, E> {
             return Poll::Ready(());
         }
         {
-            let mut waiters = this.shared.closed_wakers.lock();
+            let mut waiters = this.shared.lifetime.closed_wakers.lock();
             let id = match this.id {
                 Some(id) => id,
                 None => {

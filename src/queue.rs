@@ -62,7 +62,7 @@
 //! | write (Release) | read (Acquire) | what it publishes |
 //! |---|---|---|
 //! | shard's `tail` store in `push_entry` | receiver's `tail` loads in `claim` | the entry's slot, the segment references and routes written before it |
-//! | shard's `rx.fetch_add` in [`SubQueue::notify`] | receiver's `rx` load and CAS in `prepare_wait` | the pushes of the batch (also published by `tail`) |
+//! | shard's `rx.fetch_add` in [`SubQueue::notify`] | receiver's `rx` load and CAS in `set_waiting` (from `prepare_park` or `register_waker`) | the pushes of the batch (also published by `tail`) |
 //! | shard's `SeqCst` fence after a batch's pushes, then its `rx` load | receiver's `SeqCst` fence after setting `RX_WAITING`, then its `tail` load | no lost wake-up: one side sees the other (module docs, "Wake protocol") |
 //! | shard's `rx.fetch_or(RX_CLOSED)` in [`SubQueue::close`] | receiver's `rx` loads | every push, `matched` and `dropped` store before close |
 //! | receiver's `head` store/CAS in `claim` | shard's `head` loads (DropOldest eviction) | the receiver's copy of the entry is taken: its slot may be reused |
@@ -74,20 +74,16 @@
 //!
 //! Modelled in `loom-tests/tests/queue.rs` and `loom-tests/tests/wake.rs`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::ptr::{self, NonNull};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::task::Waker;
+use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
-use crate::event::Delivery;
-use crate::segment::{Pool, SegPtr, Segment, SEG_LEN};
+use crate::segment::{Pool, SegHold, SegPtr, Segment, SEG_LEN};
 use crate::stats::latency::Latency;
-use crate::subscription::Overflow;
-use crate::sync::atomic::{self, AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use crate::subscription::{DropReason, Meta, Overflow};
+use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crate::sync::thread::{self, Thread};
 use crate::sync::{park_timeout, Arc, Mutex, UnsafeCell};
 use crate::wait::{spin_or_yield, WaitStrategy};
@@ -112,16 +108,16 @@ const TAKEN: u64 = CLAIMED - 1;
 /// `head`: the entry index starts here.
 const INDEX_SHIFT: u32 = 17;
 
-fn pack(index: u64, claimed: bool, taken: u32) -> u64 {
+pub(crate) fn pack(index: u64, claimed: bool, taken: u32) -> u64 {
     index << INDEX_SHIFT | if claimed { CLAIMED } else { 0 } | u64::from(taken)
 }
 
-fn unpack(head: u64) -> (u64, bool, u32) {
+pub(crate) fn unpack(head: u64) -> (u64, bool, u32) {
     (head >> INDEX_SHIFT, head & CLAIMED != 0, (head & TAKEN) as u32)
 }
 
 /// The lowest `n` set bits of `mask`.
-fn low_bits(mask: u16, n: u32) -> u16 {
+pub(crate) fn low_bits(mask: u16, n: u32) -> u16 {
     let mut rest = mask;
     for _ in 0..n {
         rest &= rest.wrapping_sub(1);
@@ -133,19 +129,6 @@ fn low_bits(mask: u16, n: u32) -> u16 {
 struct RxWaiter {
     thread: Option<Thread>,
     waker: Option<Waker>,
-}
-
-/// Why an event was lost for a subscriber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DropReason {
-    /// `Overflow::DropNewest`: the new event.
-    Newest,
-    /// `Overflow::DropOldest`: the oldest queued event (the new one was queued).
-    Oldest,
-    /// `Overflow::Disconnect`: the new event; the queue is now closed.
-    Disconnect,
-    /// `Overflow::Block`, ended by bus shutdown.
-    Shutdown,
 }
 
 /// What [`SubQueue::push_run`] did with a run.
@@ -163,14 +146,6 @@ pub(crate) struct Pushed {
     /// Events of the run the queue never looked at (it died first): neither queued nor
     /// counted, like events after a `Disconnect`.
     pub(crate) skipped: u32,
-}
-
-/// Who a queue belongs to, for stats and debugging.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Meta {
-    pub(crate) id: u64,
-    pub(crate) name: String,
-    pub(crate) shard: usize,
 }
 
 /// Counters written only by the queue's shard.
@@ -201,30 +176,30 @@ struct ShardLocal {
 /// One entry slot. Atomic fields: under `DropOldest` the receiver may read a slot that
 /// the shard is reusing (its claim's compare-and-swap then fails and it discards what it
 /// read); Relaxed, ordered by `tail` and `head`.
-struct Slot<E> {
-    seg: AtomicPtr<Segment<E>>,
+pub(crate) struct Slot<E> {
+    pub(crate) seg: AtomicPtr<Segment<E>>,
     /// Match index of the first event << 16 | slot mask.
-    word: AtomicU64,
+    pub(crate) word: AtomicU64,
 }
 
 /// The receiver's side, on one cache line: what the shard reads to find room.
 #[derive(Default)]
-struct ReaderShared {
+pub(crate) struct ReaderShared {
     /// The receiver's position. Stored per event under `DropOldest` (a CAS, against the
     /// shard's evictions); otherwise only the receiver reads it, and it is stored once, when
     /// the receiver is dropped (for `SubQueue::drop`).
-    head: AtomicU64,
+    pub(crate) head: AtomicU64,
     /// Events taken out of the queue (claimed), which frees their room; the shard reads it
     /// only when its cached value says the queue is full.
-    taken: AtomicU64,
+    pub(crate) taken: AtomicU64,
 }
 
 pub(crate) struct SubQueue<E> {
-    slots: Box<[Slot<E>]>,
-    mask: u64,
+    pub(crate) slots: Box<[Slot<E>]>,
+    pub(crate) mask: u64,
     capacity: usize,
-    overflow: Overflow,
-    pool: Arc<Pool<E>>,
+    pub(crate) overflow: Overflow,
+    pub(crate) pool: Arc<Pool<E>>,
     pub(crate) meta: Meta,
     /// The receiver was dropped. Written once; read by the shard once per batch, so it
     /// sits with the read-only fields above, not on a line the receiver writes.
@@ -235,7 +210,7 @@ pub(crate) struct SubQueue<E> {
     /// writes the histogram, which must not invalidate the read-only fields above.
     pub(crate) latency: CachePadded<Latency>,
     tail: CachePadded<AtomicU64>,
-    reader: CachePadded<ReaderShared>,
+    pub(crate) reader: CachePadded<ReaderShared>,
     /// Events handed out (the closed side of `delivered`/`consumed`): the taken ones less
     /// the one held back behind a `Lagged` report, if any. Written only by the receiver, per
     /// event, on a line of its own (read only by stats).
@@ -507,8 +482,9 @@ impl<E> SubQueue<E> {
                         // Relaxed: the shard wrote it.
                         let seg = slot.seg.load(Ordering::Relaxed);
                         // SAFETY: the entry held one reference, now the shard's (the
-                        // receiver never claimed it and cannot: `head` moved past it).
-                        unsafe { self.pool.release(NonNull::new_unchecked(seg), 1) };
+                        // receiver never claimed it and cannot: `head` moved past it);
+                        // the slot of a queued entry is never null.
+                        drop(unsafe { SegHold::adopt(SegPtr(NonNull::new_unchecked(seg)), 1) });
                     }
                     head = next;
                 }
@@ -556,9 +532,9 @@ impl<E> SubQueue<E> {
                 // Part now, the rest when there is room: the rest needs a reference of
                 // its own (we still hold the run's, so the count cannot reach zero).
                 // SAFETY: we hold the run's reference.
-                unsafe { Segment::add_refs(seg.0, 1) };
+                let part_ref = unsafe { SegHold::share(seg) };
                 let part = low_bits(mask, room);
-                self.push_entry(seg, part, room);
+                self.push_entry(part_ref.into_raw(), part, room);
                 pushed.queued += room;
                 mask &= !part;
                 k -= room;
@@ -625,7 +601,7 @@ impl<E> SubQueue<E> {
     }
 
     /// Receiver only: one event handed out.
-    fn count_consumed(&self) {
+    pub(crate) fn count_consumed(&self) {
         // Relaxed: the receiver is the only writer.
         let c = self.consumed.load(Ordering::Relaxed);
         // Release: pairs with the Acquire load in `delivered_consumed`.
@@ -633,7 +609,7 @@ impl<E> SubQueue<E> {
     }
 
     /// Receiver only: one `Lagged` report handed out.
-    fn count_lagged_report(&self) {
+    pub(crate) fn count_lagged_report(&self) {
         // Relaxed: single writer, no partner.
         let c = self.lagged_reports.load(Ordering::Relaxed);
         self.lagged_reports.store(c + 1, Ordering::Relaxed);
@@ -702,7 +678,7 @@ impl<E> SubQueue<E> {
     }
 
     /// Receiver only: an entry's last event was taken (frees room for a `Block` shard).
-    fn entry_done(&self) {
+    pub(crate) fn entry_done(&self) {
         if self.overflow == Overflow::Block {
             // Release: pairs with the shard's Acquire load/CAS of `tx` in `push_blocking`.
             let old = self.tx.fetch_add(TX_UNIT, Ordering::AcqRel);
@@ -713,7 +689,7 @@ impl<E> SubQueue<E> {
     }
 
     /// Whether an entry waits past `head` (the receiver's view).
-    fn has_entries(&self, head: u64) -> bool {
+    pub(crate) fn has_entries(&self, head: u64) -> bool {
         // Acquire: pairs with the Release store in `push_entry`.
         self.tail.load(Ordering::Acquire) != unpack(head).0
     }
@@ -807,559 +783,11 @@ impl<E> Drop for SubQueue<E> {
             let seg = self.slots[(i & self.mask) as usize].seg.load(Ordering::Relaxed);
             if let Some(seg) = NonNull::new(seg) {
                 // SAFETY: a queued, unclaimed entry holds one reference, released once here.
-                unsafe { self.pool.release(seg, 1) };
+                drop(unsafe { SegHold::adopt(SegPtr(seg), 1) });
             }
         }
     }
 }
-
-/// The entry the receiver reads (its reference is the receiver's).
-struct Current<E> {
-    seg: SegPtr<E>,
-    /// Match index of the first event << 16 | mask.
-    word: u64,
-    /// Its index in the queue.
-    index: u64,
-    /// Its events not yet taken, and how many were.
-    rest: u16,
-    taken: u32,
-}
-
-impl<E> Clone for Current<E> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<E> Copy for Current<E> {}
-
-/// One event taken from the queue.
-pub(crate) struct Claimed<E> {
-    pub(crate) seg: SegPtr<E>,
-    /// `usize`, not `u32`: a 4-byte field copied out by an 8-byte load is a
-    /// store-forwarding stall on every receive.
-    pub(crate) slot: usize,
-    index: u64,
-}
-
-impl<E> Clone for Claimed<E> {
-    fn clone(&self) -> Self {
-        Claimed { seg: self.seg, slot: self.slot, index: self.index }
-    }
-}
-
-/// The receiving side of a [`SubQueue`]: lag accounting, reading in place and waiting.
-/// Owned by one `Subscriber` (or a loom model).
-pub(crate) struct Receiver<E> {
-    queue: Arc<SubQueue<E>>,
-    strategy: WaitStrategy,
-    /// Latency sampling: 1 in `sample_every` received events (0: off).
-    sample_every: u32,
-    since_sample: u32,
-    /// Match index of the next event we expect ("Loss accounting").
-    expected: u64,
-    /// Our copy of `head` (the only writer unless `DropOldest`).
-    head: u64,
-    /// Events taken (claimed) so far; published in `ReaderShared::taken`.
-    taken: u64,
-    /// The entry being read, if we own its reference.
-    current: Option<Current<E>>,
-    /// `current`'s last event was handed out: release it once that delivery is done.
-    finish_current: bool,
-    /// The event right after a gap: returned by the call after the one that said `Lagged`.
-    pending: Option<Claimed<E>>,
-    /// A `Lagged(n)` that `recv_many` met after it had handed out events: reported by the
-    /// next receive, before `pending`.
-    deferred_lag: Option<u64>,
-}
-
-// SAFETY: the receiver's segment pointers are references it owns (module docs).
-unsafe impl<E: Send + Sync> Send for Receiver<E> {}
-// SAFETY: `&Receiver` exposes nothing but gauges.
-unsafe impl<E: Send + Sync> Sync for Receiver<E> {}
-
-impl<E> Receiver<E> {
-    pub(crate) fn new(queue: Arc<SubQueue<E>>, strategy: WaitStrategy) -> Self {
-        Receiver {
-            queue,
-            strategy,
-            sample_every: 0,
-            since_sample: 0,
-            expected: 0,
-            head: 0,
-            taken: 0,
-            current: None,
-            finish_current: false,
-            pending: None,
-            deferred_lag: None,
-        }
-    }
-
-    /// Records the latency of 1 in `every` received events into the queue's histogram.
-    pub(crate) fn sample_latency(&mut self, every: u32) {
-        self.sample_every = every;
-    }
-
-    #[inline]
-    fn sample(&mut self, seg: SegPtr<E>, slot: usize) {
-        // By value, not `&Claimed`: a claimed event that must live in memory for this
-        // call costs a store-forwarding stall when it is copied out right after.
-        if self.sample_every == 0 {
-            return;
-        }
-        self.since_sample += 1;
-        if self.since_sample >= self.sample_every {
-            self.since_sample = 0;
-            self.record_sample(seg, slot);
-        }
-    }
-
-    #[cold]
-    fn record_sample(&self, seg: SegPtr<E>, slot: usize) {
-        // SAFETY: a claimed event's segment is held by `current` (ours).
-        let event = unsafe { Segment::event(seg.0, slot) };
-        if let Some(age) = event.age() {
-            let nanos = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
-            self.queue.latency.record(nanos);
-        }
-    }
-
-    pub(crate) fn queue(&self) -> &SubQueue<E> {
-        &self.queue
-    }
-
-    /// Events waiting for this receiver, including one held back behind a `Lagged` report,
-    /// at most the capacity.
-    pub(crate) fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    /// Called when a delivery is done: releases the entry whose last event it was.
-    pub(crate) fn finish(&mut self) {
-        if self.finish_current && self.pending.is_none() {
-            self.finish_current = false;
-            if let Some(current) = self.current.take() {
-                // SAFETY: `current`'s reference is ours, and its last delivery is done.
-                unsafe { self.queue.pool.release(current.seg.0, 1) };
-            }
-        }
-    }
-
-    /// Takes the next event from the queue, if any.
-    fn claim(&mut self) -> Option<Claimed<E>> {
-        let queue = &*self.queue;
-        let oldest = queue.overflow == Overflow::DropOldest;
-        loop {
-            let head = if oldest {
-                // Acquire: pairs with the shard's eviction CAS.
-                queue.reader.head.load(Ordering::Acquire)
-            } else {
-                self.head
-            };
-            let (index, _, taken) = unpack(head);
-            if let Some(current) = self.current {
-                if current.index != index {
-                    // The shard evicted the rest of our entry: we still own its reference.
-                    self.current = None;
-                    // SAFETY: `current`'s reference is ours; nothing of it is handed out
-                    // (a delivery borrows the receiver, so none is alive during `claim`).
-                    unsafe { queue.pool.release(current.seg.0, 1) };
-                }
-            }
-            let mut current = match self.current {
-                Some(current) => current,
-                None => {
-                    // A new entry: the only time a receive loads the shard's `tail`.
-                    if !queue.has_entries(head) {
-                        return None;
-                    }
-                    let slot = &queue.slots[(index & queue.mask) as usize];
-                    // Relaxed: ordered by the Acquire load of `tail` in `has_entries`.
-                    let seg = slot.seg.load(Ordering::Relaxed);
-                    let word = slot.word.load(Ordering::Relaxed);
-                    match NonNull::new(seg) {
-                        Some(seg) => {
-                            Current { seg: SegPtr(seg), word, index, rest: word as u16, taken: 0 }
-                        }
-                        // Only a reused slot under `DropOldest` reads as empty: retry.
-                        None => continue,
-                    }
-                }
-            };
-            if current.taken != taken {
-                // `DropOldest` evicted from this entry (or this is a torn read of a reused
-                // slot, which the CAS below rejects).
-                let mask = current.word as u16;
-                if taken >= mask.count_ones() {
-                    continue;
-                }
-                current.rest = mask & !low_bits(mask, taken);
-                current.taken = taken;
-            }
-            let slot = current.rest.trailing_zeros();
-            current.rest &= current.rest.wrapping_sub(1);
-            current.taken += 1;
-            let last = current.rest == 0;
-            let next = if last { pack(index + 1, false, 0) } else { pack(index, true, taken + 1) };
-            if oldest {
-                // AcqRel: claims the event against the shard's eviction (module docs).
-                if queue
-                    .reader
-                    .head
-                    .compare_exchange(head, next, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
-                    continue;
-                }
-            } else {
-                // Ours alone until the receiver is dropped (see `ReaderShared::head`).
-                self.head = next;
-            }
-            self.taken += 1;
-            // Release: pairs with the shard's Acquire load in `room`: the event is claimed
-            // (its entry copied), its room free. Per event: room is exact, as the user set it.
-            queue.reader.taken.store(self.taken, Ordering::Release);
-            // The entry's reference is ours from its first claim.
-            self.current = Some(current);
-            if last {
-                self.finish_current = true;
-                queue.entry_done();
-            }
-            let index = (current.word >> 16) + u64::from(taken);
-            return Some(Claimed { seg: current.seg, slot: slot as usize, index });
-        }
-    }
-
-    /// Checks the claimed event against the index we expect.
-    fn accept(&mut self, claimed: Claimed<E>) -> Result<Claimed<E>, TryRecvError> {
-        debug_assert!(claimed.index >= self.expected, "queue reordered");
-        let lost = claimed.index - self.expected;
-        self.expected = claimed.index + 1;
-        if lost == 0 {
-            self.queue.count_consumed();
-            self.sample(claimed.seg, claimed.slot);
-            Ok(claimed)
-        } else {
-            self.pending = Some(claimed);
-            self.queue.count_lagged_report();
-            Err(TryRecvError::Lagged(lost))
-        }
-    }
-
-    /// The next event, if any; the common case (the next event of the entry being read)
-    /// inline, everything else in [`try_claim_slow`](Self::try_claim_slow).
-    #[inline(always)]
-    pub(crate) fn try_claim(&mut self) -> Result<Claimed<E>, TryRecvError> {
-        match self.claim_in_entry() {
-            Some(claimed) => Ok(claimed),
-            None => self.try_claim_slow(),
-        }
-    }
-
-    /// The next event of the entry we are reading, when nothing else is owed first (no
-    /// deferred `Lagged`, no event held back behind one) and the shard cannot evict from
-    /// under us (not `DropOldest`). The events of an entry have consecutive match indices,
-    /// so there is no gap to check: the event after a claimed one in its entry is always
-    /// the one we expect.
-    #[inline(always)]
-    fn claim_in_entry(&mut self) -> Option<Claimed<E>> {
-        if self.finish_current
-            || self.pending.is_some()
-            || self.deferred_lag.is_some()
-            || self.queue.overflow == Overflow::DropOldest
-        {
-            return None;
-        }
-        let current = self.current.as_mut()?;
-        let slot = current.rest.trailing_zeros();
-        let taken = current.taken;
-        current.rest &= current.rest.wrapping_sub(1);
-        current.taken += 1;
-        let last = current.rest == 0;
-        let index = (current.word >> 16) + u64::from(taken);
-        let seg = current.seg;
-        let entry = current.index;
-        debug_assert_eq!(index, self.expected, "an entry's indices are consecutive");
-        self.head = if last { pack(entry + 1, false, 0) } else { pack(entry, true, taken + 1) };
-        self.taken += 1;
-        let queue = &*self.queue;
-        // Release: as in `claim`.
-        queue.reader.taken.store(self.taken, Ordering::Release);
-        if last {
-            self.finish_current = true;
-            queue.entry_done();
-        }
-        self.expected = index + 1;
-        let claimed = Claimed { seg, slot: slot as usize, index };
-        queue.count_consumed();
-        self.sample(claimed.seg, claimed.slot);
-        Some(claimed)
-    }
-
-    fn try_claim_slow(&mut self) -> Result<Claimed<E>, TryRecvError> {
-        if let Some(lost) = self.deferred_lag.take() {
-            return Err(TryRecvError::Lagged(lost));
-        }
-        if let Some(claimed) = self.pending.take() {
-            self.queue.count_consumed();
-            self.sample(claimed.seg, claimed.slot);
-            return Ok(claimed);
-        }
-        self.finish();
-        if let Some(claimed) = self.claim() {
-            return self.accept(claimed);
-        }
-        if self.queue.rx_state() & RX_CLOSED == 0 {
-            return Err(TryRecvError::Empty);
-        }
-        // Closed: every push before the close is visible now (Acquire in `rx_state`).
-        if let Some(claimed) = self.claim() {
-            return self.accept(claimed);
-        }
-        let matched = self.queue.matched();
-        if matched > self.expected {
-            let lost = matched - self.expected;
-            self.expected = matched;
-            self.queue.count_lagged_report();
-            return Err(TryRecvError::Lagged(lost));
-        }
-        Err(TryRecvError::Closed)
-    }
-
-    /// Hands out up to `max` queued events to `f`, without waiting, after `first` if
-    /// given. Stops at a gap (its `Lagged` is reported by the next receive) and at the end
-    /// of the queue. Returns how many `f` got.
-    pub(crate) fn claim_many(
-        &mut self,
-        first: Option<Claimed<E>>,
-        max: usize,
-        f: &mut dyn FnMut(Delivery<'_, E>),
-    ) -> usize {
-        let mut n = 0;
-        if let Some(claimed) = first {
-            f(Delivery::new(self, claimed));
-            n += 1;
-        }
-        while n < max {
-            match self.try_claim() {
-                Ok(claimed) => {
-                    f(Delivery::new(self, claimed));
-                    n += 1;
-                }
-                Err(TryRecvError::Lagged(lost)) => {
-                    self.deferred_lag = Some(lost);
-                    break;
-                }
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-            }
-        }
-        n
-    }
-
-    /// `try_recv_many`: as [`claim_many`](Self::claim_many), reporting `Empty`, `Closed` or
-    /// `Lagged` if nothing was handed out.
-    pub(crate) fn try_recv_many(
-        &mut self,
-        max: usize,
-        f: &mut dyn FnMut(Delivery<'_, E>),
-    ) -> Result<usize, TryRecvError> {
-        if max == 0 {
-            return Ok(0);
-        }
-        let first = self.try_claim()?;
-        Ok(self.claim_many(Some(first), max, f))
-    }
-
-    /// `recv_many`: waits for one event as `recv` does, then hands out what else is queued.
-    pub(crate) fn recv_many(
-        &mut self,
-        max: usize,
-        f: &mut dyn FnMut(Delivery<'_, E>),
-    ) -> Result<usize, RecvError> {
-        if max == 0 {
-            return Ok(0);
-        }
-        let first = match self.claim_until(None) {
-            Ok(claimed) => claimed,
-            Err(RecvTimeoutError::Lagged(n)) => return Err(RecvError::Lagged(n)),
-            Err(RecvTimeoutError::Closed | RecvTimeoutError::Timeout) => {
-                return Err(RecvError::Closed)
-            }
-        };
-        Ok(self.claim_many(Some(first), max, f))
-    }
-
-    /// One poll of an async receive: the body of [`Recv`] and of the subscriber's stream.
-    /// `registered` says whether our waker may be in the queue's waiter slot.
-    #[inline(always)]
-    pub(crate) fn poll_claim(
-        &mut self,
-        cx: &mut Context<'_>,
-        registered: &mut bool,
-    ) -> Poll<Result<Claimed<E>, RecvError>> {
-        loop {
-            let result = match self.try_claim() {
-                Ok(claimed) => Ok(claimed),
-                Err(TryRecvError::Lagged(lost)) => Err(RecvError::Lagged(lost)),
-                Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                Err(TryRecvError::Empty) => {
-                    let seen = self.queue.rx_state();
-                    if self.is_empty()
-                        && seen & RX_CLOSED == 0
-                        && self.queue.register_waker(seen, cx.waker())
-                    {
-                        *registered = true;
-                        // SeqCst: as in `claim_until` ("Wake protocol").
-                        atomic::fence(Ordering::SeqCst);
-                        if self.is_empty() {
-                            return Poll::Pending;
-                        }
-                    }
-                    continue;
-                }
-            };
-            if *registered {
-                self.queue.clear_waker();
-                *registered = false;
-            }
-            return Poll::Ready(result);
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        let head = if self.queue.overflow == Overflow::DropOldest {
-            // Acquire: as in `claim`.
-            self.queue.reader.head.load(Ordering::Acquire)
-        } else {
-            self.head
-        };
-        self.pending.is_none() && !self.queue.has_entries(head)
-    }
-
-    pub(crate) fn try_recv(&mut self) -> Result<Delivery<'_, E>, TryRecvError> {
-        let claimed = self.try_claim()?;
-        Ok(Delivery::new(self, claimed))
-    }
-
-    pub(crate) fn recv(&mut self) -> Result<Delivery<'_, E>, RecvError> {
-        match self.claim_until(None) {
-            Ok(claimed) => Ok(Delivery::new(self, claimed)),
-            Err(RecvTimeoutError::Lagged(n)) => Err(RecvError::Lagged(n)),
-            Err(RecvTimeoutError::Closed | RecvTimeoutError::Timeout) => Err(RecvError::Closed),
-        }
-    }
-
-    pub(crate) fn recv_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Delivery<'_, E>, RecvTimeoutError> {
-        let deadline = Instant::now()
-            .checked_add(timeout)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
-        let claimed = self.claim_until(Some(deadline))?;
-        Ok(Delivery::new(self, claimed))
-    }
-
-    pub(crate) fn recv_async(&mut self) -> Recv<'_, E> {
-        Recv { receiver: Some(self), registered: false }
-    }
-
-    fn claim_until(&mut self, deadline: Option<Instant>) -> Result<Claimed<E>, RecvTimeoutError> {
-        let mut n = 0;
-        loop {
-            match self.try_claim() {
-                Ok(claimed) => return Ok(claimed),
-                Err(TryRecvError::Lagged(lost)) => return Err(RecvTimeoutError::Lagged(lost)),
-                Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
-                Err(TryRecvError::Empty) => {}
-            }
-            let remaining = match deadline {
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(remaining) if !remaining.is_zero() => Some(remaining),
-                    _ => return Err(RecvTimeoutError::Timeout),
-                },
-                None => None,
-            };
-            if !spin_or_yield(self.strategy.step(n)) {
-                n = n.saturating_add(1);
-                continue;
-            }
-            // The wake protocol: read `rx`, look again, park only if `rx` did not move.
-            let seen = self.queue.rx_state();
-            if !self.is_empty() || seen & RX_CLOSED != 0 {
-                continue;
-            }
-            if self.queue.prepare_park(seen) {
-                // SeqCst: pairs with the shard's fence after a batch ("Wake protocol"): a
-                // batch this look misses will see our bit and wake us.
-                atomic::fence(Ordering::SeqCst);
-                if !self.is_empty() {
-                    // Not sleeping after all: take the registration back, so the shard
-                    // does not unpark us for nothing (it may already have: harmless).
-                    self.queue.cancel_park();
-                    continue;
-                }
-                match remaining {
-                    Some(remaining) => park_timeout(remaining),
-                    None => thread::park(),
-                }
-            }
-        }
-    }
-}
-
-impl<E> Drop for Receiver<E> {
-    fn drop(&mut self) {
-        if self.queue.overflow != Overflow::DropOldest {
-            // Release: `SubQueue::drop` (after the last `Arc`, which orders it after us)
-            // releases the entries from here on.
-            self.queue.reader.head.store(self.head, Ordering::Release);
-        }
-        // No delivery is alive (they borrow the receiver): release the entry we own.
-        self.pending = None;
-        if let Some(current) = self.current.take() {
-            // SAFETY: `current`'s reference is ours; nothing of it is in use.
-            unsafe { self.queue.pool.release(current.seg.0, 1) };
-        }
-    }
-}
-
-/// The future of `Subscriber::recv_async`. Holds no event: dropping it loses nothing.
-#[must_use = "futures do nothing unless polled"]
-pub struct Recv<'a, E> {
-    receiver: Option<&'a mut Receiver<E>>,
-    registered: bool,
-}
-
-impl<'a, E> Future for Recv<'a, E> {
-    type Output = Result<Delivery<'a, E>, RecvError>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let receiver = this.receiver.take().expect("`Recv` polled after completion");
-        match receiver.poll_claim(cx, &mut this.registered) {
-            Poll::Pending => {
-                this.receiver = Some(receiver);
-                Poll::Pending
-            }
-            Poll::Ready(result) => {
-                Poll::Ready(result.map(|claimed| Delivery::new(receiver, claimed)))
-            }
-        }
-    }
-}
-
-impl<E> Drop for Recv<'_, E> {
-    fn drop(&mut self) {
-        if self.registered {
-            if let Some(receiver) = &self.receiver {
-                receiver.queue.clear_waker();
-            }
-        }
-    }
-}
-
-impl<E> Unpin for Recv<'_, E> {}
 
 /// Most events an entry can hold.
 const _: () = assert!(SEG_LEN <= 16, "a slot mask is 16 bits");

@@ -7,12 +7,13 @@
 //! once every cursor is past `s - capacity`: the slowest shard gates the publisher, and
 //! nothing is ever dropped in the ring.
 //!
-//! Each slot also counts the shards still to read its value; the shard that brings the
-//! count to zero, when it releases the slot, moves the value out and drops it. A value
-//! lives in the ring only until every shard has dispatched it, not until the publisher
-//! happens to overwrite its slot: an idle publisher leaves nothing behind, and a value's
-//! drop (an `Arc<Event>`: usually its last reference but a subscriber's) runs on the shard
-//! that just touched it, not on the publisher.
+//! For a value type that needs dropping, each slot also counts the shards still to read
+//! its value; the shard that brings the count to zero, when it releases the slot, moves the
+//! value out and drops it. Such a value lives in the ring only until every shard has
+//! dispatched it, not until the publisher happens to overwrite its slot, and its drop runs
+//! on the shard that just touched it, not on the publisher. The bus's values,
+//! `segment::SegRef`s, are `Copy` and skip that count (see below): the events they point
+//! at are counted per segment, in `segment`.
 //!
 //! # Words
 //! - `tail`: bits 0..62 count published events; [`CLOSED`] says no event will follow;

@@ -17,29 +17,8 @@ use uuid::Uuid;
 use crate::event::{Alias, Binding, Event};
 use crate::lru::Lru;
 use crate::registry::List;
+use crate::stats::counters::Tally;
 use crate::topic::{BuildPrecomputed, Topic};
-
-/// Counts kept by the shard thread in plain integers and flushed once per batch.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Tally {
-    pub(crate) dispatched: u64,
-    pub(crate) delivered: u64,
-    pub(crate) dropped: u64,
-    pub(crate) dropped_newest: u64,
-    pub(crate) dropped_oldest: u64,
-    pub(crate) dropped_disconnect: u64,
-    pub(crate) dropped_shutdown: u64,
-    pub(crate) filtered_out: u64,
-    pub(crate) filter_panics: u64,
-    pub(crate) route_hits: u64,
-    pub(crate) route_misses: u64,
-    pub(crate) route_invalidations: u64,
-    pub(crate) binds: u64,
-    pub(crate) unbinds: u64,
-    pub(crate) binding_hits: u64,
-    pub(crate) binding_misses: u64,
-    pub(crate) binding_evictions: u64,
-}
 
 pub(crate) struct BindingCache {
     map: Lru<Alias, Uuid, BuildPrecomputed>,

@@ -15,6 +15,12 @@
 //!   entry;
 //! - one per owned delivery (`Delivery::to_owned`).
 //!
+//! A shard and an owned delivery own their references as a [`SegHold`], whose drop
+//! releases them. A queue entry's reference travels as a pointer (in its slot, then in
+//! the receiver's current entry, which the hot receive path reads as a plain pointer): it
+//! goes in with `SegHold::into_raw` (or `hand_off`) and comes back with `SegHold::adopt`,
+//! whose drop releases it. Nothing outside this file changes a count.
+//!
 //! The thread that brings the count to zero drops the segment's events and pushes the
 //! segment onto its pool's free stack. The publisher is the free stack's only consumer (it
 //! takes the whole stack with one swap), so the stack has no ABA problem. A pool grows
@@ -79,6 +85,9 @@ pub(crate) struct Segment<E> {
     written: CachePadded<UnsafeCell<u32>>,
     /// Which free stack the segment returns to.
     home: u32,
+    /// The pool it belongs to, for the release that recycles it. Every holder of a
+    /// reference keeps the pool alive (the pool frees its segments only when dropped).
+    pool: *const Pool<E>,
     /// The route each shard resolved for each event: row `shard`, column slot. Written by
     /// that shard before it pushes the event, read by its receivers.
     routes: Box<[UnsafeCell<Option<Uuid>>]>,
@@ -86,11 +95,12 @@ pub(crate) struct Segment<E> {
 }
 
 impl<E> Segment<E> {
-    fn new(shards: usize, home: u32) -> Self {
+    fn new(shards: usize, home: u32, pool: *const Pool<E>) -> Self {
         Segment {
             counts: CachePadded::new(Counts::default()),
             written: CachePadded::new(UnsafeCell::new(0)),
             home,
+            pool,
             routes: (0..shards * SEG_LEN).map(|_| UnsafeCell::new(None)).collect(),
             events: std::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
         }
@@ -139,7 +149,7 @@ impl<E> Segment<E> {
     ///
     /// # Safety
     /// The caller holds a reference on the segment.
-    pub(crate) unsafe fn add_refs(this: NonNull<Self>, n: u32) {
+    unsafe fn add_refs(this: NonNull<Self>, n: u32) {
         // Relaxed: like `Arc::clone`, the caller's own reference keeps the segment alive;
         // the increment is published to receivers with the entry (queue tail, Release).
         // SAFETY: the segment is alive (the caller's reference).
@@ -214,7 +224,8 @@ impl<E> Pool<E> {
     }
 
     fn alloc(&self, home: u32) -> NonNull<Segment<E>> {
-        let seg = NonNull::from(Box::leak(Box::new(Segment::new(self.shards, home))));
+        // `self` is inside the bus's `Arc`: its address is stable for the segment's life.
+        let seg = NonNull::from(Box::leak(Box::new(Segment::new(self.shards, home, self))));
         self.all.lock().push(SegPtr(seg));
         seg
     }
@@ -249,34 +260,151 @@ impl<E> Pool<E> {
             }
         }
     }
+}
 
-    /// Releases `n` references on `seg`; the last one drops its events and recycles it.
+/// Releases `n` references on `seg`; the last one drops its events and recycles it.
+///
+/// # Safety
+/// The caller holds `n` references on `seg` and does not use them afterwards.
+unsafe fn release<E>(seg: NonNull<Segment<E>>, n: u32) {
+    if n == 0 {
+        return;
+    }
+    // SAFETY: alive: the caller's references.
+    let s = unsafe { seg.as_ref() };
+    // AcqRel: Release publishes our reads of the events (and a shard's `len` store) to
+    // the thread that drops them; Acquire, for that thread, sees every other holder's.
+    let before = s.counts.refs.fetch_sub(n, Ordering::AcqRel);
+    debug_assert!(before >= n, "segment reference count underflow");
+    if before != n {
+        return;
+    }
+    // Relaxed: ordered by the AcqRel decrement (every shard stored it before its own
+    // Release decrement).
+    let len = s.counts.len.load(Ordering::Relaxed) as usize;
+    debug_assert!(len <= SEG_LEN);
+    for slot in &s.events[..len] {
+        // SAFETY: the count is zero: every holder is done and no shard will read
+        // again; slots `..len` hold the segment's published events, dropped once, here.
+        slot.with_mut(|v| unsafe { (*v).assume_init_drop() });
+    }
+    // SAFETY: the pool outlives its segments, and the caller's holder kept it alive.
+    unsafe { (*s.pool).give_back(seg) };
+}
+
+/// References on one segment, owned: the one place a count is taken and given back. A
+/// `SegHold` holds `n` references (a shard holds its own plus, during a batch, one per
+/// run it will push; everything else holds one), and dropping it releases them; the
+/// last release anywhere drops the segment's events and recycles it.
+///
+/// A queue entry keeps its reference as a pointer in an atomic slot: [`into_raw`]
+/// (or [`hand_off`], for references a batch took together) puts it there and
+/// [`adopt`] takes it back, as `Arc::into_raw` and `Arc::from_raw` do.
+///
+/// Costs what the counts cost by hand: a hold is a pointer and a plain `u32`, taking
+/// `n` references is one `fetch_add`, dropping is one `fetch_sub` (none for `n == 0`).
+///
+/// [`into_raw`]: Self::into_raw
+/// [`hand_off`]: Self::hand_off
+/// [`adopt`]: Self::adopt
+pub(crate) struct SegHold<E> {
+    seg: SegPtr<E>,
+    n: u32,
+}
+
+impl<E> SegHold<E> {
+    /// Takes ownership of `n` references the caller holds on `seg`: a shard's own (set by
+    /// the publisher when it started the segment), or a queue entry's.
     ///
     /// # Safety
-    /// The caller holds `n` references on `seg` and does not use them afterwards.
-    pub(crate) unsafe fn release(&self, seg: NonNull<Segment<E>>, n: u32) {
-        if n == 0 {
-            return;
+    /// The caller holds `n` references on `seg` and hands them to the hold (it neither
+    /// uses nor releases them afterwards).
+    #[inline(always)]
+    pub(crate) unsafe fn adopt(seg: SegPtr<E>, n: u32) -> Self {
+        SegHold { seg, n }
+    }
+
+    /// One new reference on a segment the caller holds a reference on.
+    ///
+    /// # Safety
+    /// The caller holds a reference on `seg` during the call (so the count cannot reach
+    /// zero meanwhile).
+    #[inline(always)]
+    pub(crate) unsafe fn share(seg: SegPtr<E>) -> Self {
+        // SAFETY: the caller's reference keeps `seg` alive.
+        unsafe { Segment::add_refs(seg.0, 1) };
+        SegHold { seg, n: 1 }
+    }
+
+    /// The segment.
+    #[inline(always)]
+    pub(crate) fn seg(&self) -> SegPtr<E> {
+        self.seg
+    }
+
+    /// Takes `n` more references (one `fetch_add`; nothing for 0): a batch's runs.
+    #[inline(always)]
+    pub(crate) fn take(&mut self, n: u32) {
+        if n > 0 {
+            debug_assert!(self.n > 0, "taking references needs one held");
+            // SAFETY: the hold's own reference keeps the segment alive.
+            unsafe { Segment::add_refs(self.seg.0, n) };
+            self.n += n;
         }
-        // SAFETY: alive: the caller's references.
-        let s = unsafe { seg.as_ref() };
-        // AcqRel: Release publishes our reads of the events (and a shard's `len` store) to
-        // the thread that drops them; Acquire, for that thread, sees every other holder's.
-        let before = s.counts.refs.fetch_sub(n, Ordering::AcqRel);
-        debug_assert!(before >= n, "segment reference count underflow");
-        if before != n {
-            return;
-        }
-        // Relaxed: ordered by the AcqRel decrement (every shard stored it before its own
-        // Release decrement).
-        let len = s.counts.len.load(Ordering::Relaxed) as usize;
-        debug_assert!(len <= SEG_LEN);
-        for slot in &s.events[..len] {
-            // SAFETY: the count is zero: every holder is done and no shard will read
-            // again; slots `..len` hold the segment's published events, dropped once, here.
-            slot.with_mut(|v| unsafe { (*v).assume_init_drop() });
-        }
-        self.give_back(seg);
+    }
+
+    /// `n` of the references went to queue entries (which the queue took with `seg()`
+    /// while this hold kept them): they are no longer the hold's to release.
+    #[inline(always)]
+    pub(crate) fn hand_off(&mut self, n: u32) {
+        debug_assert!(n <= self.n, "handing off references not held");
+        self.n -= n;
+    }
+
+    /// Releases every reference but one.
+    #[inline(always)]
+    pub(crate) fn release_extra(&mut self) {
+        debug_assert!(self.n >= 1);
+        // SAFETY: the hold owns `n` references; it keeps one.
+        unsafe { release(self.seg.0, self.n - 1) };
+        self.n = 1;
+    }
+
+    /// A shard records the segment's length, before its drop releases its reference.
+    #[inline(always)]
+    pub(crate) fn set_len(&self, len: usize) {
+        debug_assert!(self.n > 0);
+        // SAFETY: the hold's reference keeps the segment alive.
+        unsafe { Segment::set_len(self.seg.0, len) };
+    }
+
+    /// Hands the hold's one reference on, as a pointer (into a queue slot); [`adopt`]
+    /// takes it back.
+    ///
+    /// [`adopt`]: Self::adopt
+    #[inline(always)]
+    pub(crate) fn into_raw(self) -> SegPtr<E> {
+        debug_assert_eq!(self.n, 1, "a raw pointer carries one reference");
+        let seg = self.seg;
+        std::mem::forget(self);
+        seg
+    }
+}
+
+impl<E> Clone for SegHold<E> {
+    /// One new reference (whatever `n` this hold has).
+    fn clone(&self) -> Self {
+        debug_assert!(self.n > 0);
+        // SAFETY: this hold's reference keeps the segment alive.
+        unsafe { SegHold::share(self.seg) }
+    }
+}
+
+impl<E> Drop for SegHold<E> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: the hold owns `n` references and is gone after this.
+        unsafe { release(self.seg.0, self.n) };
     }
 }
 

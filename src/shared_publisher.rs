@@ -28,11 +28,11 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::bus::Shared;
 use crate::error::{PublishError, PublishTimeoutError, PublishToError, TryPublishError};
 use crate::event::Event;
 use crate::publisher::Publisher;
 use crate::ring::FlushWait;
+use crate::shared::Shared;
 use crate::sync::atomic::Ordering;
 use crate::sync::{hint, thread, Arc, Mutex};
 
@@ -265,8 +265,8 @@ impl<E> SharedPublisher<E> {
 
     /// Shows `source`'s counters in the bus's stats, as
     /// [`Bus::attach_stats`](crate::Bus::attach_stats) does.
-    pub fn attach_stats(&self, source: std::sync::Arc<dyn crate::ExternalStats>) {
-        self.inner.shared.external.attach(source);
+    pub fn attach_stats(&self, source: std::sync::Arc<dyn crate::stats::external::ExternalStats>) {
+        self.inner.shared.reporting.external.attach(source);
     }
 
     /// Drops this handle. The bus closes for publishing when the last clone is dropped or
@@ -282,7 +282,7 @@ impl<E> SharedPublisher<E> {
     /// Live subscribers; see [`Publisher::subscriber_count`]. Takes no lock.
     pub fn subscriber_count(&self) -> usize {
         // Relaxed: a gauge, as in `Publisher::subscriber_count`.
-        self.inner.shared.live_subscribers.load(Ordering::Relaxed) as usize
+        self.inner.shared.lifetime.live_subscribers.load(Ordering::Relaxed) as usize
     }
 
     /// Events published and not yet dispatched by every shard; see [`Publisher::len`].

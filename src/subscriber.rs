@@ -3,7 +3,7 @@
 //! Receive methods take `&mut self`, like `tokio::sync::broadcast::Receiver`: a subscriber
 //! has one consumer, which is what lets the wake protocol keep a single waiter slot and the
 //! lag accounting live in plain fields. Move it between threads freely; share it by
-//! subscribing again. The receive logic itself is `queue::Receiver`, so the loom models
+//! subscribing again. The receive logic itself is `receiver::Receiver`, so the loom models
 //! drive exactly the code users run.
 
 use std::fmt;
@@ -11,10 +11,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::bus::{BusHandle, Shared};
 use crate::error::{BusError, RecvError, RecvTimeoutError, TryRecvError};
-use crate::event::{Delivery, OwnedDelivery};
-use crate::queue::{Receiver, Recv, SubQueue};
+use crate::queue::SubQueue;
+use crate::receiver::{Delivery, OwnedDelivery, Receiver, Recv};
+use crate::shared::{BusHandle, Shared};
 use crate::subscription::Subscription;
 use crate::sync::atomic::Ordering;
 use crate::sync::Arc;
@@ -38,8 +38,8 @@ impl<E> Subscriber<E> {
         subscription: Subscription<E>,
     ) -> Self {
         let shared = Arc::clone(&handle.shared);
-        let mut receiver = Receiver::new(queue, shared.wait_strategy);
-        receiver.sample_latency(shared.latency_sample_every);
+        let mut receiver = Receiver::new(queue, shared.config.wait_strategy);
+        receiver.sample_latency(shared.config.latency_sample_every);
         Subscriber { receiver, shared, subscription, handle }
     }
 
@@ -190,7 +190,8 @@ impl<E: Send + Sync + 'static> Subscriber<E> {
     pub fn resubscribe(&self) -> Result<Subscriber<E>, BusError> {
         let mut subscription = self.subscription.clone();
         subscription.capacity = Some(self.capacity());
-        BusHandle::subscribe(&self.handle, subscription)
+        let queue = self.handle.shared.register(&subscription)?;
+        Ok(Subscriber::new(queue, Arc::clone(&self.handle), subscription))
     }
 }
 
@@ -287,18 +288,18 @@ impl<E> Drop for Subscriber<E> {
         let queue = self.receiver.queue();
         queue.disconnect_receiver();
         self.shared.shards[queue.meta.shard].remove(queue.meta.id);
-        if self.shared.latency_sample_every != 0 {
+        if self.shared.config.latency_sample_every != 0 {
             let mut retired = crate::stats::latency::empty();
             queue.latency.merge_into(&mut retired);
-            self.shared.retired_latency.merge_hist(&retired);
+            self.shared.reporting.retired_latency.merge_hist(&retired);
         }
         // After everything this subscriber counted: see `stats::CounterPair`.
-        self.shared.subscriptions.close();
+        self.shared.lifetime.subscriptions.close();
         // Last: `Publisher::closed` resolving means this subscriber is entirely gone.
         // Release: pairs with the Acquire loads in `Closed::poll` (`publisher` module).
-        let before = self.shared.live_subscribers.fetch_sub(1, Ordering::AcqRel);
+        let before = self.shared.lifetime.live_subscribers.fetch_sub(1, Ordering::AcqRel);
         if before == 1 {
-            let wakers = std::mem::take(&mut self.shared.closed_wakers.lock().wakers);
+            let wakers = std::mem::take(&mut self.shared.lifetime.closed_wakers.lock().wakers);
             // Wake outside the lock: a waker may poll `closed` again at once.
             for (_, waker) in wakers {
                 waker.wake();

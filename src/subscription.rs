@@ -190,3 +190,24 @@ impl<E> fmt::Debug for Subscription<E> {
             .finish()
     }
 }
+
+/// Why an event was lost for a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DropReason {
+    /// `Overflow::DropNewest`: the new event.
+    Newest,
+    /// `Overflow::DropOldest`: the oldest queued event (the new one was queued).
+    Oldest,
+    /// `Overflow::Disconnect`: the new event; the queue is now closed.
+    Disconnect,
+    /// `Overflow::Block`, ended by bus shutdown.
+    Shutdown,
+}
+
+/// Who a queue belongs to, for stats and debugging.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Meta {
+    pub(crate) id: u64,
+    pub(crate) name: String,
+    pub(crate) shard: usize,
+}

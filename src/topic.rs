@@ -23,10 +23,11 @@ use std::str::FromStr;
 // std's lock, not `crate::sync`: the table is process-wide, outside any loom model.
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
-use crate::error::{PatternError, TopicError, TopicErrorKind};
+use crate::error::{
+    PatternError, TopicError, TopicErrorKind, TOPIC_MAX_LEN as MAX_LEN,
+    TOPIC_MAX_TOKENS as MAX_TOKENS,
+};
 
-const MAX_LEN: usize = 255;
-const MAX_TOKENS: usize = 32;
 const SYS: &str = "$SYS";
 
 /// See [`Topic::INTERN_LIMIT`].

@@ -15,7 +15,7 @@ use std::time::Duration;
 #[cfg(feature = "tracing")]
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::queue::{DropReason, Meta};
+use crate::subscription::{DropReason, Meta};
 
 /// How long a publish may wait for ring space before it is reported.
 #[cfg(feature = "tracing")]

@@ -15,7 +15,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use shardcast::StatsSnapshot;
+use shardcast::stats::StatsSnapshot;
 
 /// Hang guard: long enough never to fire on a slow, noisy machine; never a timing assertion.
 const HANG: Duration = Duration::from_secs(30);
@@ -154,7 +154,7 @@ fn daemon_serves_live_stats_and_exits_cleanly_on_sigterm() {
     let (content_type, body) = get(&agent, &json);
     assert_eq!(content_type, "application/json");
     let stats = snapshot(&body);
-    assert_eq!(stats.version, shardcast::STATS_VERSION);
+    assert_eq!(stats.version, shardcast::stats::STATS_VERSION);
     let names: Vec<&str> = stats.subscribers.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["audit", "orders-eu", "sensors", "dashboard"]);
     wait_for_more("published in /stats.json", stats.published, || {

@@ -107,7 +107,7 @@ fn close_leaves_the_unpublished_events_in_order() {
 /// `all` (room for everything), `only_a` (topic `a` only), `newest` (`all`, 4 slots,
 /// `DropNewest`) and `oldest` (`all`, 4 slots, `DropOldest`). None reads until the batch is
 /// dispatched.
-fn one_batch(topics: &[&str; 16]) -> ([Vec<Got>; 4], shardcast::StatsSnapshot) {
+fn one_batch(topics: &[&str; 16]) -> ([Vec<Got>; 4], shardcast::stats::StatsSnapshot) {
     watchdog("one batch of 16", {
         let topics = topics.map(str::to_owned);
         move || {

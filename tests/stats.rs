@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use shardcast::stats::{ExternalMetric, ExternalStats, StatsSnapshot, STATS_TOPIC_OVERFLOW};
 use shardcast::{
-    Bus, Event, ExternalMetric, ExternalStats, Overflow, RecvTimeoutError, StatsSnapshot,
-    Subscriber, Subscription, Topic, TryPublishError, STATS_TOPIC_OVERFLOW,
+    Bus, Event, Overflow, RecvTimeoutError, Subscriber, Subscription, Topic, TryPublishError,
 };
 use shardcast_models::prometheus::parse_prometheus;
 
@@ -57,7 +57,7 @@ fn scenario(n: u64) -> (Bus<u64>, StatsSnapshot, [(u64, u64); 3]) {
 fn counters_account_for_every_event() {
     let n = 300;
     let (_bus, s, got) = scenario(n);
-    assert_eq!(s.version, shardcast::STATS_VERSION);
+    assert_eq!(s.version, shardcast::stats::STATS_VERSION);
     assert_eq!(s.published, n);
     assert_eq!((s.subscriptions, s.subscriptions_closed), (3, 0));
     assert_eq!(s.shards.len(), 2);
@@ -351,7 +351,7 @@ fn promtool_check(text: &str) {
 
 mod sys_events {
     use super::*;
-    use shardcast::{StatsDelta, STATS_TOPIC};
+    use shardcast::stats::{StatsDelta, STATS_TOPIC};
 
     enum Msg {
         Data(u64),

@@ -34,7 +34,7 @@ enum Command {
     /// Publish 20 events to three subscribers with different overflow policies; print what
     /// each received
     Demo,
-    /// Work with stats captures (see `shardcast::StatsRecorder`)
+    /// Work with stats captures (see `shardcast::stats::StatsRecorder`)
     #[command(subcommand)]
     Stats(StatsCommand),
     /// Run the standard scenarios against every competitor and print a table

@@ -1,4 +1,4 @@
-//! `shardcast stats plot`: a capture (from `shardcast::StatsRecorder`) as an SVG chart.
+//! `shardcast stats plot`: a capture (from `shardcast::stats::StatsRecorder`) as an SVG chart.
 //!
 //! Three panels share the time axis (seconds since the first sample, from the bus's own
 //! `uptime_seconds`, so a slow sampler does not distort rates): throughput (published/s and
@@ -16,7 +16,7 @@ use std::path::Path;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use shardcast::{Capture, StatsSnapshot};
+use shardcast::stats::{Capture, StatsSnapshot};
 
 const SIZE: (u32, u32) = (1100, 1000);
 const PUBLISHED: RGBColor = RGBColor(31, 119, 180);
@@ -238,7 +238,7 @@ mod tests {
     use std::path::PathBuf;
     use std::time::{SystemTime, UNIX_EPOCH};
 
-    use shardcast::{CaptureMeta, LatencyStats, ShardStats};
+    use shardcast::stats::{CaptureMeta, LatencyStats, ShardStats};
 
     use super::*;
 
@@ -275,7 +275,7 @@ mod tests {
         let (mut published, mut delivered, mut dropped) = (0u64, 0u64, 0u64);
         for i in 0..60u64 {
             let mut s = StatsSnapshot::default();
-            s.version = shardcast::STATS_VERSION;
+            s.version = shardcast::stats::STATS_VERSION;
             s.uptime_seconds = 100.0 + i as f64;
             s.published = published;
             for shard in 0..2 {

@@ -2,7 +2,7 @@
 //!
 //! The daemon serves `Bus::stats()` as JSON (the example daemon at `/stats.json`); every
 //! `--every` this GETs it, for `--for`, and then saves the snapshots as one capture file in
-//! `--out`, the same `<id>.json` that `shardcast::StatsRecorder` writes (through
+//! `--out`, the same `<id>.json` that `shardcast::stats::StatsRecorder` writes (through
 //! `Capture::save`), so `shardcast stats plot` reads it. The plot's time axis is each
 //! snapshot's own `uptime_seconds`, so a slow poll does not distort rates.
 //!
@@ -20,7 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use shardcast::{Capture, StatsSnapshot};
+use shardcast::stats::{Capture, StatsSnapshot};
 
 use crate::http::{self, GetError, Url};
 use crate::Usage;

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use shardcast::{Bus, Capture, Event, RecvError, Subscription, Topic};
+use shardcast::stats::Capture;
+use shardcast::{Bus, Event, RecvError, Subscription, Topic};
 
 fn shardcast(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_shardcast")).args(args).output().expect("run shardcast")

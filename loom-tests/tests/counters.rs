@@ -5,7 +5,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use shardcast::CounterPair;
+use shardcast::stats::CounterPair;
 
 #[test]
 fn snapshot_never_shows_more_closed_than_open() {

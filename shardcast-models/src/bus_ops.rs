@@ -561,7 +561,7 @@ pub fn check(input: &Input) -> Verdict {
             s.shard
         );
     }
-    let sum = |f: fn(&shardcast::ShardStats) -> u64| stats.iter().map(f).sum::<u64>();
+    let sum = |f: fn(&shardcast::stats::ShardStats) -> u64| stats.iter().map(f).sum::<u64>();
     assert_eq!(sum(|s| s.delivered), totals.delivered, "shards' delivered");
     assert_eq!(sum(|s| s.filtered_out), totals.filtered_out, "shards' filtered_out");
     assert_eq!(sum(|s| s.dropped), totals.dropped, "shards' dropped (every policy's losses)");

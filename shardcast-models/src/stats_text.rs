@@ -33,11 +33,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::Hash;
 
 use arbitrary::Arbitrary;
-use shardcast::{
-    Bus, Event, ExternalMetric, LatencyStats, MetricKind, Overflow, ShardStats, StatsSnapshot,
-    Subscriber, SubscriberStats, Subscription, Topic, TopicStats, TryRecvError,
-    STATS_TOPIC_OVERFLOW,
+use shardcast::stats::{
+    ExternalMetric, LatencyStats, MetricKind, ShardStats, StatsSnapshot, SubscriberStats,
+    TopicStats, STATS_TOPIC_OVERFLOW,
 };
+use shardcast::{Bus, Event, Overflow, Subscriber, Subscription, Topic, TryRecvError};
 
 use crate::prometheus::{self, first_duplicate, Labels, Sample};
 use crate::support::{decode_and_check, settle};

@@ -14,11 +14,8 @@ use crate::codec::Codec;
 use crate::error::{BridgeError, ImportError};
 use crate::export::{self, ExportHandle, ExportOptions};
 use crate::import::{self, ImportHandle, ImportOptions, ImportPublisher};
+use crate::shared::Inner;
 use crate::stats::{add, BridgeStats, Counters, Source};
-
-/// The alias namespace that marks an event imported from NATS; the key is the origin id
-/// of the bridge that exported it.
-pub const ALIAS_NAMESPACE: &str = "shardcast-nats";
 
 /// How to connect a [`Bridge`].
 #[derive(Debug)]
@@ -55,38 +52,6 @@ impl BridgeConfig {
     pub fn connect_options(mut self, options: ConnectOptions) -> Self {
         self.connect = Some(options);
         self
-    }
-}
-
-pub(crate) struct Inner {
-    pub client: Client,
-    pub origin: Uuid,
-    pub prefix: Topic,
-    pub counters: Arc<Counters>,
-    /// The counters as the buses this bridge serves show them (each holds it weakly).
-    pub source: Arc<Source>,
-    pub state_changed: Arc<Notify>,
-    pub runtime: tokio::runtime::Handle,
-    pub next_export: AtomicU32,
-    /// Start of the decode-error log rate limit's clock.
-    pub epoch: Instant,
-}
-
-impl Inner {
-    pub(crate) fn is_connected(&self) -> bool {
-        self.counters.connected.load(Relaxed)
-    }
-
-    /// Returns once the connection is up.
-    pub(crate) async fn connected(&self) {
-        loop {
-            // Created before the check: `notify_waiters` after this line reaches it.
-            let changed = self.state_changed.notified();
-            if self.is_connected() {
-                return;
-            }
-            changed.await;
-        }
     }
 }
 

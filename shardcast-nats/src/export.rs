@@ -12,10 +12,10 @@ use async_nats::Subject;
 use shardcast::{Bus, Overflow, RecvError, Subscription, Topic};
 use tokio::task::JoinHandle;
 
-use crate::bridge::{Inner, ALIAS_NAMESPACE};
 use crate::codec::{Codec, Json};
 use crate::error::BridgeError;
 use crate::headers::{self, Outgoing};
+use crate::shared::{Inner, ALIAS_NAMESPACE};
 use crate::stats::{add, sub};
 
 /// How an export subscribes to the local bus and encodes payloads.

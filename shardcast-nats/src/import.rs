@@ -10,16 +10,15 @@ use std::sync::Arc;
 
 use async_nats::Message;
 use futures_util::StreamExt;
-use shardcast::{
-    Alias, Event, ExternalStats, Pattern, PublishError, Publisher, SharedPublisher, Topic, Uuid,
-};
+use shardcast::stats::ExternalStats;
+use shardcast::{Alias, Event, Pattern, PublishError, Publisher, SharedPublisher, Topic, Uuid};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::bridge::{Inner, ALIAS_NAMESPACE};
 use crate::codec::{Codec, Json};
 use crate::error::{BridgeError, DecodeError, ImportError};
 use crate::headers;
+use crate::shared::{Inner, ALIAS_NAMESPACE};
 use crate::stats::{add, sub, Counters};
 
 /// How an import decodes messages.

@@ -30,9 +30,13 @@
 //! never arrived, whatever lost it ([`BridgeStats::import_missed`]).
 //!
 //! # Observability
-//! [`Bridge::stats`] is a plain [`BridgeStats`] snapshot (serde);
-//! [`Bridge::prometheus_text`] its `shardcast_nats_*` series, to append to the bus's
-//! `StatsSnapshot::prometheus_text()`.
+//! A bus shows the counters of every bridge that exports from it or imports into it: the
+//! export or import attaches them ([`Bus::attach_stats`](shardcast::Bus::attach_stats)),
+//! so the bus's own `stats()` and `StatsSnapshot::prometheus_text()` carry the
+//! `shardcast_nats_*` series. Do not append [`Bridge::prometheus_text`] to the bus's text:
+//! each series would be there twice, which Prometheus rejects. [`Bridge::stats`] is a plain
+//! [`BridgeStats`] snapshot (serde), and [`Bridge::prometheus_text`] its series alone, for a
+//! process that serves the bridge's metrics without a bus's.
 //!
 //! # Example
 //! Needs a `nats-server` on 127.0.0.1:4222, hence `no_run`; `examples/two_daemons.rs`
@@ -59,7 +63,8 @@
 //!
 //! let mut publisher = local.publisher()?;
 //! publisher.publish(Event::new(Topic::new("orders.eu")?, Order { id: 1 }))?;
-//! println!("{}", bridge.prometheus_text());
+//! // The bridge's `shardcast_nats_*` series are in the bus's own text.
+//! println!("{}", local.stats().prometheus_text());
 //! # Ok(()) }
 //! ```
 
@@ -71,11 +76,13 @@ mod error;
 mod export;
 pub mod headers;
 mod import;
+mod shared;
 mod stats;
 
-pub use bridge::{Bridge, BridgeConfig, ALIAS_NAMESPACE};
+pub use bridge::{Bridge, BridgeConfig};
 pub use codec::{Codec, Json, Raw};
 pub use error::{BridgeError, CodecError, DecodeError, ImportError};
 pub use export::{ExportHandle, ExportOptions};
 pub use import::{ImportHandle, ImportOptions, ImportPublisher, ImportSender};
+pub use shared::ALIAS_NAMESPACE;
 pub use stats::{BridgeStats, DecodeErrors};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use shardcast::{ExternalMetric, ExternalStats};
+use shardcast::stats::{ExternalMetric, ExternalStats};
 
 /// Live counters, shared by the bridge, its exports and imports and the connection-event
 /// callback.
@@ -163,7 +163,7 @@ impl BridgeStats {
         ExternalMetric::prometheus_text(&self.metrics())
     }
 
-    /// The snapshot as metrics for a bus's stats ([`shardcast::ExternalStats`]).
+    /// The snapshot as metrics for a bus's stats ([`shardcast::stats::ExternalStats`]).
     pub fn metrics(&self) -> Vec<ExternalMetric> {
         type Extra = &'static [(&'static str, &'static str)];
         let origin = self.origin.as_str();

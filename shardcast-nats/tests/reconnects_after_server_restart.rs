@@ -97,6 +97,8 @@ async fn bridge_resumes_and_counts_every_loss() {
     let local_got = receive_through(&mut local, &mut local_previous, total - 1).await;
     assert_eq!((local_got, local.dropped()), (total, 0));
 
+    // `imported` moves just after the bus took the event: wait for it, don't race it.
+    eventually("imported all received", || b.stats().imported >= got).await;
     let (sa, sb) = (a.stats(), b.stats());
     // What the receiver missed is exactly what the import counted as missed...
     assert_eq!(got + sb.import_missed, total, "a: {sa:?}\nb: {sb:?}");

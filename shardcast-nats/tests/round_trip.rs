@@ -9,7 +9,7 @@ use bytes::Bytes;
 use shardcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
 use shardcast_nats::{ExportOptions, ImportOptions, Raw, ALIAS_NAMESPACE};
 
-use common::{bridge, within, NatsServer, DEADLINE};
+use common::{bridge, eventually, within, NatsServer, DEADLINE};
 
 /// Events per test: 20 000 rather than 100 000, which took 7.0 s (alone) to 10.3 s (on a
 /// busy machine) for both tests together in a debug build on 2 cores; CI's budget is tight.
@@ -86,6 +86,8 @@ async fn json_events_cross_in_order() {
         );
     }
     drop(within("publisher", sender).await.unwrap());
+    // `imported` moves just after the bus took the event: wait for it, don't race it.
+    eventually("imported all", || b.stats().imported >= N).await;
     let (sa, sb) = (a.stats(), b.stats());
     assert_eq!(sa.exported, N);
     assert_eq!(sb.imported, N);
@@ -125,5 +127,6 @@ async fn raw_bytes_cross_unchanged() {
     }
     drop(within("publisher", sender).await.unwrap());
     assert_eq!(a.stats().exported, N);
+    eventually("imported all", || b.stats().imported >= N).await;
     assert_eq!(b.stats().imported, N);
 }

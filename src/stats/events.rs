@@ -15,6 +15,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::snapshot::{StatsSnapshot, TopicStats, STATS_VERSION};
+use crate::event::Event;
+use crate::segment::{SegRef, Writer};
+use crate::shared::Shared;
+use crate::sync::atomic::Ordering;
+use crate::sync::Arc;
+use crate::topic::Topic;
 
 /// The topic stats events are published on.
 pub const STATS_TOPIC: &str = "$SYS.stats";
@@ -52,7 +58,7 @@ pub struct StatsDelta {
 impl StatsDelta {
     /// The change from `before` to `after`; `None` if nothing changed.
     pub fn between(before: &StatsSnapshot, after: &StatsSnapshot) -> Option<StatsDelta> {
-        let sum = |s: &StatsSnapshot, f: fn(&super::ShardStats) -> u64| {
+        let sum = |s: &StatsSnapshot, f: fn(&super::snapshot::ShardStats) -> u64| {
             s.shards.iter().map(f).sum::<u64>()
         };
         let d = |a: u64, b: u64| b.saturating_sub(a);
@@ -99,4 +105,51 @@ impl StatsDelta {
 /// Clamps a user interval to something a thread can sleep on sensibly.
 pub(crate) fn clamp_interval(interval: Duration) -> Duration {
     interval.max(Duration::from_millis(1))
+}
+
+/// The stats events thread: a snapshot per interval, a `$SYS.stats` event when something
+/// changed, until the bus closes.
+pub(crate) fn run<E: From<StatsDelta> + Send + Sync + 'static>(
+    shared: &Shared<E>,
+    mut before: StatsSnapshot,
+    interval: Duration,
+) {
+    let mut seq = 0;
+    let mut writer = Writer::for_system(Arc::clone(&shared.pool));
+    loop {
+        {
+            let mut stopped = shared.reporting.thread.stop.lock();
+            if !*stopped {
+                stopped = shared.reporting.thread.wake.wait_timeout(stopped, interval);
+            }
+            if *stopped {
+                return;
+            }
+        }
+        let after = shared.stats();
+        if let Some(delta) = StatsDelta::between(&before, &after) {
+            if let Ok(topic) = Topic::system(STATS_TOPIC) {
+                let mut event = Event::new(topic, E::from(delta));
+                event.stamp(seq);
+                seq += 1;
+                let (at, _) = writer.reserve(shared.shards.len() as u32);
+                writer.write(at, event);
+                writer.commit();
+                writer.seal();
+                post_system_event(shared, at);
+            }
+        }
+        before = after;
+    }
+}
+
+/// Hands a `$SYS` event, alone in a segment holding one reference per shard, to every
+/// shard and wakes them.
+fn post_system_event<E>(shared: &Shared<E>, at: SegRef<E>) {
+    for inbox in shared.sys_inbox.iter() {
+        inbox.events.lock().push(at);
+        // Release: pairs with the Acquire swap in `Shard::deliver_system_events`.
+        inbox.pending.store(true, Ordering::Release);
+    }
+    shared.ring.wake_consumers();
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::sync::Mutex;
 
 /// A set of counters kept outside the bus that [`Bus::stats`](crate::Bus::stats) includes
-/// in [`StatsSnapshot::external`](crate::StatsSnapshot::external) and in its Prometheus
+/// in [`StatsSnapshot::external`](crate::stats::StatsSnapshot::external) and in its Prometheus
 /// text. Attach one with [`Bus::attach_stats`](crate::Bus::attach_stats).
 ///
 /// `collect` runs on the thread that takes the snapshot, every time: keep it to loads of
@@ -21,7 +21,8 @@ use crate::sync::Mutex;
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// use std::sync::Arc;
-/// use shardcast::{Bus, ExternalMetric, ExternalStats};
+/// use shardcast::Bus;
+/// use shardcast::stats::{ExternalMetric, ExternalStats};
 ///
 /// #[derive(Default)]
 /// struct Uploads(AtomicU64);
@@ -105,12 +106,6 @@ impl ExternalMetric {
         let labels = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         self.samples.push(ExternalSample { labels, value });
         self
-    }
-
-    /// `metrics` alone in the Prometheus text exposition format 0.0.4, as the bus's
-    /// [`prometheus_text`](crate::StatsSnapshot::prometheus_text) writes them.
-    pub fn prometheus_text(metrics: &[ExternalMetric]) -> String {
-        super::snapshot::external_text(metrics)
     }
 }
 

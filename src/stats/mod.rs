@@ -1,136 +1,42 @@
-//! Counters, gauges and latency: where every event went.
+//! What the bus counts, and the ways to read it.
 //!
-//! # Counting discipline
-//! - Each counter has exactly one writer site. Counters written by one thread use a
-//!   `Relaxed` load and store (no read-modify-write); counters written by several threads
-//!   (subscription lifetimes) use `fetch_add`.
-//! - Shards count in a plain [`Tally`] during a batch and add it to their padded
-//!   [`ShardCounters`] once per batch.
-//! - Every lifetime is an open/closed pair ([`CounterPair`] and the per-subscriber
-//!   `delivered`/`consumed`, the shard's `dispatched` against `published`). Close
-//!   increments use `Release`; a snapshot loads each closed counter with `Acquire` *before*
-//!   its open counterpart with `Relaxed`, so a snapshot never shows closed > open, on any
-//!   architecture.
-//!
-//! # Orderings
-//! | write (Release) | read (Acquire, then the open side Relaxed) | pair |
-//! |---|---|---|
-//! | `CounterPair::close` | `CounterPair::snapshot` | `subscriptions` / `subscriptions_closed` |
-//! | receiver's `consumed` store (`SubQueue::count_consumed`) | `SubQueue::delivered_consumed` | `delivered` / `consumed` per subscriber |
-//! | shard's `dispatched` store in `ShardCounters::add` | `ShardCounters::snapshot`, before `published` | `published` / `dispatched` |
-//!
-//! Modelled in `loom-tests/tests/counters.rs` (which fails if a Release is weakened).
+//! - [`Bus::stats`](crate::Bus::stats) returns a [`StatsSnapshot`]: plain data (serde), per
+//!   shard ([`ShardStats`]), per subscriber ([`SubscriberStats`]), per topic prefix
+//!   ([`TopicStats`]) and latency ([`LatencyStats`]); every open/closed pair satisfies
+//!   `open >= closed`. [`StatsSnapshot::prometheus_text`] writes it in the Prometheus text
+//!   format.
+//! - [`Bus::publish_stats_every`](crate::Bus::publish_stats_every) posts a [`StatsDelta`] on
+//!   [`STATS_TOPIC`] (`$SYS.stats`) every interval in which something changed. `$SYS`
+//!   traffic is never counted.
+//! - [`ExternalStats`]: counters kept outside the bus (a bridge's, say), shown in its
+//!   snapshot and Prometheus text once attached with
+//!   [`Bus::attach_stats`](crate::Bus::attach_stats).
+//! - `StatsRecorder` (the `recorder` feature, on by default) records snapshots to a capture
+//!   file that `shardcast stats plot` charts.
 
+// Layout: `counters` (the lifetime pairs and each shard's counters, with the counting
+// discipline and the orderings a snapshot relies on), `snapshot` (the plain data),
+// `prometheus` (its text), `topics` (the bounded per-topic-prefix table), `latency`
+// (sampled publish -> receive latency), `events` (`StatsDelta` and the `$SYS` thread),
+// `external`, `recorder`. This file only declares and re-exports: those modules depend on
+// each other and on the rest of the crate directly, never through here.
+
+pub(crate) mod counters;
 pub(crate) mod events;
 pub(crate) mod external;
 pub(crate) mod latency;
+pub(crate) mod prometheus;
+#[cfg(feature = "recorder")]
 pub(crate) mod recorder;
 pub(crate) mod snapshot;
 pub(crate) mod topics;
 
-use crossbeam_utils::CachePadded;
-
-use crate::routing::Tally;
-use crate::sync::atomic::{AtomicU64, Ordering};
-
-pub use snapshot::{LatencyStats, ShardStats, StatsSnapshot, SubscriberStats, TopicStats};
-
-/// An open/closed lifetime counter pair, for lifetimes that open and close on any thread.
-#[derive(Default, Debug)]
-pub struct CounterPair {
-    open: AtomicU64,
-    closed: AtomicU64,
-}
-
-impl CounterPair {
-    /// A pair at zero.
-    pub fn new() -> Self {
-        CounterPair { open: AtomicU64::new(0), closed: AtomicU64::new(0) }
-    }
-
-    /// Counts an opening.
-    pub fn open(&self) {
-        // Relaxed: the opening is published by whatever later hands the object to the
-        // thread that closes it, and that close is Release.
-        self.open.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts a closing; must follow (happen after) its opening.
-    pub fn close(&self) {
-        // Release: pairs with the Acquire load in `snapshot`; everything before this close,
-        // including its opening, is visible to a snapshot that sees it.
-        self.closed.fetch_add(1, Ordering::Release);
-    }
-
-    /// `(open, closed)`, with `open >= closed` guaranteed.
-    pub fn snapshot(&self) -> (u64, u64) {
-        // Acquire first: pairs with `close`. Then the open side, which can only be newer.
-        let closed = self.closed.load(Ordering::Acquire);
-        let open = self.open.load(Ordering::Relaxed);
-        (open, closed)
-    }
-}
-
-/// One shard's counters, padded so shards do not share cache lines.
-#[derive(Default)]
-pub(crate) struct ShardCounters {
-    inner: CachePadded<Inner>,
-}
-
-macro_rules! shard_counters {
-    ($($field:ident,)*) => {
-        #[derive(Default)]
-        struct Inner {
-            $($field: AtomicU64,)*
-        }
-
-        impl ShardCounters {
-            /// Adds a batch's tally. Called only by the owning shard thread.
-            pub(crate) fn add(&self, tally: &Tally) {
-                $(
-                    if tally.$field != 0 {
-                        let c = &self.inner.$field;
-                        // Release: single writer (this shard). For `dispatched` it pairs
-                        // with the Acquire load in `snapshot` (`published >= dispatched`);
-                        // for the others it is free on x86 and keeps one code path.
-                        c.store(c.load(Ordering::Relaxed) + tally.$field, Ordering::Release);
-                    }
-                )*
-            }
-
-            /// The shard's counters; `published` is read after `dispatched`.
-            pub(crate) fn snapshot(&self, shard: usize, published: impl FnOnce() -> u64) -> ShardStats {
-                // Acquire: pairs with the Release store in `add`; the ring count read
-                // after it is at least what the shard dispatched.
-                let dispatched = self.inner.dispatched.load(Ordering::Acquire);
-                let published = published();
-                ShardStats {
-                    shard,
-                    backlog: published.saturating_sub(dispatched),
-                    // Relaxed: independent monotonic counters.
-                    $($field: self.inner.$field.load(Ordering::Relaxed),)*
-                }
-            }
-        }
-    };
-}
-
-shard_counters! {
-    dispatched,
-    delivered,
-    dropped,
-    dropped_newest,
-    dropped_oldest,
-    dropped_disconnect,
-    dropped_shutdown,
-    filtered_out,
-    filter_panics,
-    route_hits,
-    route_misses,
-    route_invalidations,
-    binds,
-    unbinds,
-    binding_hits,
-    binding_misses,
-    binding_evictions,
-}
+pub use counters::CounterPair;
+pub use events::{StatsDelta, STATS_TOPIC};
+pub use external::{ExternalMetric, ExternalSample, ExternalStats, MetricKind};
+#[cfg(feature = "recorder")]
+pub use recorder::{Capture, CaptureMeta, RecorderError, StatsRecorder};
+pub use snapshot::{
+    LatencyStats, ShardStats, StatsSnapshot, SubscriberStats, TopicStats, STATS_VERSION,
+};
+pub use topics::OVERFLOW as STATS_TOPIC_OVERFLOW;

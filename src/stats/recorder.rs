@@ -34,7 +34,7 @@ use serde::de::{self, Deserializer as _, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::bus::Bus;
-use crate::stats::StatsSnapshot;
+use crate::stats::snapshot::StatsSnapshot;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::thread::JoinHandle;
 use crate::sync::{spawn_named, Arc, Condvar, Mutex};
@@ -97,7 +97,8 @@ impl Capture {
     /// `shardcast stats record` saves the snapshots it polls from a daemon's `/stats.json`.
     ///
     /// ```
-    /// use shardcast::{Bus, Capture, StatsRecorder};
+    /// use shardcast::Bus;
+    /// use shardcast::stats::{Capture, StatsRecorder};
     /// # let dir = std::env::temp_dir().join(format!("shardcast-doc-save-{}", std::process::id()));
     /// let bus: Bus<u64> = Bus::builder().build()?;
     /// let mut capture = Capture::default();
@@ -179,7 +180,8 @@ struct Source(Box<dyn Fn() -> StatsSnapshot + Send + Sync>);
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use shardcast::{Bus, StatsRecorder};
+/// use shardcast::Bus;
+/// use shardcast::stats::StatsRecorder;
 ///
 /// let bus: Bus<u64> = Bus::builder().build()?;
 /// let recorder = StatsRecorder::new("/var/lib/myapp/captures", bus.clone())
@@ -933,10 +935,10 @@ mod tests {
         let tmp = TempDir::new("bus");
         let bus: Bus<u64> = Bus::builder().build().unwrap();
         let mut publisher = bus.publisher().unwrap();
-        let topic = crate::Topic::new("orders.eu.created").unwrap();
+        let topic = crate::topic::Topic::new("orders.eu.created").unwrap();
         let recorder = StatsRecorder::new(&tmp.0, bus.clone()).interval(Duration::from_millis(1));
         recorder.start().unwrap();
-        publisher.publish(crate::Event::new(topic, 1)).unwrap();
+        publisher.publish(crate::event::Event::new(topic, 1)).unwrap();
         let deadline = Instant::now() + HANG;
         while recorder
             .capture
@@ -957,7 +959,7 @@ mod tests {
         let meta = recorder.stop().unwrap();
         let capture = recorder.load(&meta.id).unwrap();
         assert_eq!(capture.samples.last().unwrap().published, 1);
-        assert_eq!(capture.samples[0].version, crate::STATS_VERSION);
+        assert_eq!(capture.samples[0].version, crate::stats::snapshot::STATS_VERSION);
     }
 
     #[test]

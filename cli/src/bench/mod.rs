@@ -16,7 +16,6 @@
 //! only such ratios mean anything.
 
 mod bridge;
-pub mod impls;
 mod nats_server;
 mod plot;
 mod report;
@@ -34,8 +33,11 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Usage;
+// The competitors live in the workspace's `shardcast-bench` crate, shared with the
+// criterion benches (`benches/`).
 use bridge::BridgeRow;
 use impls::{Impl, Mode, Spec};
+pub use shardcast_bench::impls;
 use stats::Summary;
 
 /// The most subscribers `--subscribers` accepts: every receiver is a task or an OS thread.

@@ -2,7 +2,7 @@
  * thread of the process running (so the kernel sends it an IPI) and alone. README
  * "Numbers", attempt 17: the heavy side of the asymmetric fence pair it tried.
  *
- *     gcc -O2 -pthread scripts/membarrier_cost.c -o /tmp/membarrier_cost && /tmp/membarrier_cost
+ *     gcc -O2 -pthread docs/perf/experiments/membarrier_cost.c -o /tmp/membarrier_cost && /tmp/membarrier_cost
  */
 #include <pthread.h>
 #include <stdatomic.h>

@@ -5,19 +5,20 @@
 //! it to the same receivers: subscriber `i` wants topic `i % spec.topics`, event `seq` has
 //! topic `seq % spec.topics`. Receivers do the minimum: read the clock and push
 //! `(seq, nanos)` into a preallocated `Vec` ([`Rec::record`]); the arithmetic (fan-out
-//! completion, percentiles, losses) happens afterwards, in `stats.rs`.
+//! completion, percentiles, losses) happens afterwards, in the CLI's `bench/stats.rs`.
+//! Every channel's receivers run the one receive loop of [`crate::recv`]
+//! ([`Rec::receive_blocking`], [`Rec::receive_async`]).
 //!
 //! Receivers run as tokio tasks on a multi-thread runtime ([`Mode::Async`]) or as OS
 //! threads ([`Mode::Threads`]), the same for every library that has an async API; the two
 //! that have none (crossbeam-channel, disruptor) say in their function what they do.
-//!
-//! This file is also compiled into the criterion bench (`benches/fanout.rs`, via
-//! `#[path]`), so it depends only on external crates and on nothing else in the CLI.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
+
+use crate::recv::{receive_async, receive_blocking, AsyncSource, BlockingSource, Source};
 
 /// The payload: small and `Copy`, so every library moves the same 16 bytes. Competitors
 /// filter on `topic` with one integer compare, the cheapest filter there is; shardcast
@@ -59,7 +60,7 @@ pub enum Impl {
     /// `DropNewest` queue that holds the whole run, so no backpressure at all. Beside the
     /// `Block` row it separates the cost of the data path from the cost of backpressure.
     ShardcastBigQueues,
-    /// Not a library: the harness floor (see [`floor`]).
+    /// Not a library: the harness floor (the `floor` function below).
     Floor,
 }
 
@@ -207,8 +208,9 @@ pub struct Rec {
     pub got: Vec<(u64, u64)>,
     /// Losses the library reported to this subscriber (Lagged/Overflowed/drops).
     pub reported_lost: u64,
-    pub(crate) slow: bool,
-    pub(crate) origin: Option<Origin>,
+    /// The slow subscriber: sleeps [`SLOW_DELAY`] after each event.
+    pub slow: bool,
+    pub origin: Option<Origin>,
 }
 
 /// A vector with room for `n` items whose every page is already faulted in: the timed
@@ -223,7 +225,7 @@ pub fn prefaulted<T: Copy>(n: usize, fill: T) -> Vec<T> {
 }
 
 impl Rec {
-    pub(crate) fn new(spec: &Spec, sub: usize, origin: Origin) -> Rec {
+    pub fn new(spec: &Spec, sub: usize, origin: Origin) -> Rec {
         Rec {
             sub,
             got: prefaulted(spec.expected(sub) as usize, (u64::MAX, u64::MAX)),
@@ -235,9 +237,44 @@ impl Rec {
 
     /// The whole receive-side work: one clock read and one push into reserved space.
     #[inline]
-    pub(crate) fn record(&mut self, seq: u64) {
+    pub fn record(&mut self, seq: u64) {
         let ns = self.origin.map_or(0, |o| o.elapsed_ns());
         self.got.push((seq, ns));
+    }
+
+    /// What to do with one message: record it if this subscriber wants it (`filters`: the
+    /// library hands every receiver every message, as broadcast channels do; otherwise the
+    /// library filtered already), then the slow subscriber's pause.
+    #[inline]
+    fn take(&mut self, spec: &Spec, filters: bool, m: Msg) -> Option<Duration> {
+        if filters && !spec.wants(self.sub, m.seq) {
+            return None;
+        }
+        self.record(m.seq);
+        self.slow.then_some(SLOW_DELAY)
+    }
+
+    /// The receive side of every channel's row, on a thread: the one receive loop
+    /// ([`receive_blocking`]) until `Closed`, adding what the library reports lost.
+    pub fn receive_blocking<S: BlockingSource<Msg = Msg>>(
+        &mut self,
+        src: &mut S,
+        spec: &Spec,
+        filters: bool,
+    ) {
+        let tally = receive_blocking(src, u64::MAX, |m| self.take(spec, filters, m));
+        self.reported_lost += tally.lost;
+    }
+
+    /// [`Rec::receive_blocking`] in a tokio task.
+    pub async fn receive_async<S: AsyncSource<Msg = Msg>>(
+        &mut self,
+        src: &mut S,
+        spec: &Spec,
+        filters: bool,
+    ) {
+        let tally = receive_async(src, u64::MAX, |m| self.take(spec, filters, m)).await;
+        self.reported_lost += tally.lost;
     }
 }
 
@@ -293,6 +330,24 @@ impl<'rt> Receivers<'rt> {
         self.threads.push(thread::spawn(f));
     }
 
+    /// Spawns a receiver that runs the one receive loop on `src`, in the spec's mode.
+    fn spawn_loop<S>(&mut self, spec: &Spec, mut rec: Rec, mut src: S, filters: bool)
+    where
+        S: Source<Msg = Msg> + BlockingSource + AsyncSource,
+    {
+        let spec = spec.clone();
+        match self.mode {
+            Mode::Async => self.spawn_async(async move {
+                rec.receive_async(&mut src, &spec, filters).await;
+                rec
+            }),
+            Mode::Threads => self.spawn_thread(move || {
+                rec.receive_blocking(&mut src, &spec, filters);
+                rec
+            }),
+        }
+    }
+
     /// For libraries with only a blocking API: the blocking pool in async mode (what a
     /// tokio application would do), a plain thread otherwise.
     fn spawn_blocking(&mut self, f: impl FnOnce() -> Rec + Send + 'static) {
@@ -318,26 +373,10 @@ impl<'rt> Receivers<'rt> {
     }
 }
 
-async fn slow_async(rec: &Rec) {
-    if rec.slow {
-        tokio::time::sleep(SLOW_DELAY).await;
-    }
-}
-
-fn slow_blocking(rec: &Rec) {
-    if rec.slow {
-        thread::sleep(SLOW_DELAY);
-    }
-}
-
 /// Publishes `spec.events` messages from a new thread, paced at `spec.rate` if set;
 /// `publish` returns once the library accepted the message. Returns the publish
 /// timestamps (taken just before each publish).
-pub(crate) fn publish_loop<P: FnMut(Msg) + Send>(
-    spec: &Spec,
-    origin: Origin,
-    mut publish: P,
-) -> Vec<u64> {
+pub fn publish_loop<P: FnMut(Msg) + Send>(spec: &Spec, origin: Origin, mut publish: P) -> Vec<u64> {
     let events = spec.events;
     let topics = u64::from(spec.topics);
     let interval = spec.rate.map(|r| 1e9 / r.max(1) as f64);
@@ -366,41 +405,12 @@ pub(crate) fn publish_loop<P: FnMut(Msg) + Send>(
 
 /// Competitor 1: `tokio::sync::broadcast`: every receiver sees every event and filters for itself.
 fn tokio_broadcast(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
-    use tokio::sync::broadcast::error::RecvError;
     // Capacity is shared by all receivers; in saturation it holds the whole run so no
     // receiver lags. Paced runs use the same bounded size as every other library's queue.
     let cap = if spec.lossless { spec.lossless_capacity() } else { spec.queue };
     let (tx, _) = tokio::sync::broadcast::channel::<Msg>(cap);
     for sub in 0..spec.receivers() {
-        let mut rx = tx.subscribe();
-        let mut rec = Rec::new(spec, sub, origin);
-        let spec = spec.clone();
-        match spec.mode {
-            Mode::Async => rxs.spawn_async(async move {
-                loop {
-                    match rx.recv().await {
-                        Ok(m) if spec.wants(sub, m.seq) => {
-                            rec.record(m.seq);
-                            slow_async(&rec).await;
-                        }
-                        Ok(_) => {}
-                        Err(RecvError::Lagged(n)) => rec.reported_lost += n,
-                        Err(RecvError::Closed) => return rec,
-                    }
-                }
-            }),
-            Mode::Threads => rxs.spawn_thread(move || loop {
-                match rx.blocking_recv() {
-                    Ok(m) if spec.wants(sub, m.seq) => {
-                        rec.record(m.seq);
-                        slow_blocking(&rec);
-                    }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(n)) => rec.reported_lost += n,
-                    Err(RecvError::Closed) => return rec,
-                }
-            }),
-        }
+        rxs.spawn_loop(spec, Rec::new(spec, sub, origin), tx.subscribe(), true);
     }
     // `send` only fails with no receivers, and there always are some here.
     publish_loop(spec, origin, move |m| {
@@ -443,20 +453,17 @@ fn worker_mpsc(
         });
         let mut rec = Rec::new(spec, sub, origin);
         let dropped = Arc::clone(&dropped);
+        let spec = spec.clone();
+        // The worker filtered: everything in the mpsc is wanted. Its drops are counted on
+        // the sending side, read once the mpsc closed.
         match spec.mode {
             Mode::Async => rxs.spawn_async(async move {
-                while let Some(m) = mrx.recv().await {
-                    rec.record(m.seq);
-                    slow_async(&rec).await;
-                }
+                rec.receive_async(&mut mrx, &spec, false).await;
                 rec.reported_lost = dropped[sub].load(Ordering::Relaxed);
                 rec
             }),
             Mode::Threads => rxs.spawn_thread(move || {
-                while let Some(m) = mrx.blocking_recv() {
-                    rec.record(m.seq);
-                    slow_blocking(&rec);
-                }
+                rec.receive_blocking(&mut mrx, &spec, false);
                 rec.reported_lost = dropped[sub].load(Ordering::Relaxed);
                 rec
             }),
@@ -523,15 +530,14 @@ fn crossbeam(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
     for sub in 0..spec.receivers() {
         // Saturation: blocking `send` is crossbeam's lossless mode (backpressure), so the
         // queue keeps the paced runs' size instead of holding the whole run.
-        let (tx, rx) = crossbeam_channel::bounded::<Msg>(spec.queue);
+        let (tx, mut rx) = crossbeam_channel::bounded::<Msg>(spec.queue);
         txs.push((sub, tx));
         let mut rec = Rec::new(spec, sub, origin);
         let dropped = Arc::clone(&dropped);
+        let spec = spec.clone();
+        // The publisher filtered: everything in the channel is wanted.
         rxs.spawn_blocking(move || {
-            while let Ok(m) = rx.recv() {
-                rec.record(m.seq);
-                slow_blocking(&rec);
-            }
+            rec.receive_blocking(&mut rx, &spec, false);
             rec.reported_lost = dropped[sub].load(Ordering::Relaxed);
             rec
         });
@@ -555,7 +561,6 @@ fn crossbeam(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
 /// Competitor 4: async-broadcast with overflow on: a full channel evicts its oldest message, and a
 /// receiver that missed it sees `Overflowed(n)`. Receivers filter for themselves.
 fn async_bcast(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
-    use async_broadcast::RecvError;
     let cap = if spec.lossless { spec.lossless_capacity() } else { spec.queue };
     let (mut tx, rx0) = async_broadcast::broadcast::<Msg>(cap);
     tx.set_overflow(true);
@@ -563,35 +568,8 @@ fn async_bcast(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64>
     while receivers.len() < spec.receivers() {
         receivers.push(receivers[0].new_receiver());
     }
-    for (sub, mut rx) in receivers.into_iter().enumerate() {
-        let mut rec = Rec::new(spec, sub, origin);
-        let spec = spec.clone();
-        match spec.mode {
-            Mode::Async => rxs.spawn_async(async move {
-                loop {
-                    match rx.recv_direct().await {
-                        Ok(m) if spec.wants(sub, m.seq) => {
-                            rec.record(m.seq);
-                            slow_async(&rec).await;
-                        }
-                        Ok(_) => {}
-                        Err(RecvError::Overflowed(n)) => rec.reported_lost += n,
-                        Err(RecvError::Closed) => return rec,
-                    }
-                }
-            }),
-            Mode::Threads => rxs.spawn_thread(move || loop {
-                match rx.recv_blocking() {
-                    Ok(m) if spec.wants(sub, m.seq) => {
-                        rec.record(m.seq);
-                        slow_blocking(&rec);
-                    }
-                    Ok(_) => {}
-                    Err(RecvError::Overflowed(n)) => rec.reported_lost += n,
-                    Err(RecvError::Closed) => return rec,
-                }
-            }),
-        }
+    for (sub, rx) in receivers.into_iter().enumerate() {
+        rxs.spawn_loop(spec, Rec::new(spec, sub, origin), rx, true);
     }
     // With overflow on, `try_broadcast` never reports Full: it evicts and returns the
     // evicted message.
@@ -686,7 +664,7 @@ where
 /// through the ring, like crossbeam's `send`) and the default 1024-event queue; paced runs
 /// use the default `DropNewest` and `spec.queue`.
 fn shardcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>, big: bool) -> Vec<u64> {
-    use shardcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
+    use shardcast::{Bus, Event, Overflow, Subscription, Topic};
     let bus: Bus<Msg> =
         Bus::builder().dispatchers(spec.dispatchers).build().expect("valid bus config");
     let topics: Vec<Topic> = (0..spec.topics)
@@ -706,33 +684,10 @@ fn shardcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>, big: bool
         } else {
             (Overflow::DropNewest, spec.queue)
         };
-        let mut s =
+        let s =
             bus.subscribe(subscription.capacity(capacity).overflow(overflow)).expect("subscribe");
-        let mut rec = Rec::new(spec, sub, origin);
-        match spec.mode {
-            Mode::Async => rxs.spawn_async(async move {
-                loop {
-                    match s.recv_async().await {
-                        Ok(d) => {
-                            rec.record(d.payload().seq);
-                            slow_async(&rec).await;
-                        }
-                        Err(RecvError::Lagged(n)) => rec.reported_lost += n,
-                        Err(RecvError::Closed) => return rec,
-                    }
-                }
-            }),
-            Mode::Threads => rxs.spawn_thread(move || loop {
-                match s.recv() {
-                    Ok(d) => {
-                        rec.record(d.payload().seq);
-                        slow_blocking(&rec);
-                    }
-                    Err(RecvError::Lagged(n)) => rec.reported_lost += n,
-                    Err(RecvError::Closed) => return rec,
-                }
-            }),
-        }
+        // The shards filtered (by pattern): everything delivered is wanted.
+        rxs.spawn_loop(spec, Rec::new(spec, sub, origin), s, false);
     }
     let mut publisher = bus.publisher().expect("publisher");
     let stamps = publish_loop(spec, origin, |m| {

@@ -1,0 +1,286 @@
+//! The state every part of one bus shares (`Shared`), what keeps a bus alive
+//! (`BusHandle`), registering a subscriber's queue with a shard, and the capacity checks
+//! that both the builder and `subscribe` apply.
+//!
+//! `bus` builds it; the publisher, the subscribers and the shards read it. It depends on
+//! the data path below it (ring, segments, registry, queues) and on the stats types, never
+//! on the handles built over it (`Bus`, `Publisher`, `Subscriber`).
+
+use std::task::Waker;
+use std::thread::ThreadId;
+use std::time::Instant;
+
+use crate::error::{BusError, ConfigError};
+use crate::queue::SubQueue;
+use crate::registry::{Entry, Registry};
+use crate::ring::Ring;
+use crate::segment::{Pool, SegRef};
+use crate::stats::counters::{CounterPair, ShardCounters};
+use crate::stats::external::Sources;
+use crate::stats::latency::{self, Latency};
+use crate::stats::snapshot::{
+    ShardStats, StatsSnapshot, SubscriberStats, TopicStats, STATS_VERSION,
+};
+use crate::stats::topics::TopicTable;
+use crate::subscription::{Meta, Subscription};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{thread::JoinHandle, Arc, Condvar, Mutex};
+use crate::trace::RateLimit;
+use crate::wait::WaitStrategy;
+
+/// State shared by the bus handle, the publisher, the subscribers and the shards.
+///
+/// The fields at the top are the data path's: the ring and segments, the shards' lists and
+/// counters, written by the publisher and the shards while events flow. The rest is grouped
+/// by who writes it: [`Config`] (nobody, after the build), [`Lifetime`] (handles as they
+/// come and go), [`Reporting`] (the stats side, off the data path).
+pub(crate) struct Shared<E> {
+    pub(crate) ring: Arc<Ring<SegRef<E>>>,
+    /// Every segment of this bus (see `segment`).
+    pub(crate) pool: Arc<Pool<E>>,
+    pub(crate) shards: Box<[Registry<E>]>,
+    /// One per shard, written only by that shard.
+    pub(crate) counters: Box<[ShardCounters]>,
+    /// One inbox per shard for `$SYS` events (which do not go through the ring).
+    pub(crate) sys_inbox: Box<[SysInbox<E>]>,
+    /// Per topic prefix; `None` with stats off. Written by the publisher and the shards.
+    pub(crate) topics: Option<TopicTable>,
+    /// Publishes that found the ring full. Written only by the publisher.
+    pub(crate) publisher_waits: AtomicU64,
+    /// Rate limit of the "ring stayed full" `tracing` event (empty without the feature).
+    pub(crate) ring_full_limit: RateLimit,
+    pub(crate) config: Config,
+    pub(crate) lifetime: Lifetime,
+    pub(crate) reporting: Reporting,
+}
+
+/// What the builder set; read-only once the bus is built.
+pub(crate) struct Config {
+    pub(crate) binding_capacity: usize,
+    pub(crate) route_cache_capacity: usize,
+    pub(crate) wait_strategy: WaitStrategy,
+    /// Receives sampled for latency: 1 in this many; 0 = off.
+    pub(crate) latency_sample_every: u32,
+    /// A subscription's capacity when it sets none.
+    pub(crate) queue_capacity: usize,
+}
+
+/// Written as handles come and go: taking the publisher, subscribing, dropping, closing.
+pub(crate) struct Lifetime {
+    /// Set by `Bus::close`: `Overflow::Block` pushes stop waiting.
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) publisher_taken: AtomicBool,
+    pub(crate) next_id: AtomicU64,
+    /// Serialises subscribes, so least-loaded placement sees every earlier one.
+    pub(crate) placement: Mutex<()>,
+    /// Subscriptions opened / closed.
+    pub(crate) subscriptions: CounterPair,
+    /// Live `Subscriber` handles: incremented by subscribe, decremented last in
+    /// `Subscriber::drop`. Read by `Publisher::subscriber_count` and `Publisher::closed`.
+    pub(crate) live_subscribers: AtomicU64,
+    /// Tasks waiting in `Publisher::closed` for `live_subscribers` to reach 0.
+    pub(crate) closed_wakers: Mutex<ClosedWakers>,
+}
+
+/// The stats side: written off the data path (a subscriber's drop, `attach_stats`, the
+/// `$SYS` stats thread), read by `Bus::stats`.
+pub(crate) struct Reporting {
+    pub(crate) started: Instant,
+    /// Latency samples of subscribers that are gone.
+    pub(crate) retired_latency: Latency,
+    /// Counters kept outside the bus, shown by `Bus::stats` (never by `$SYS.stats`).
+    pub(crate) external: Sources,
+    /// The `$SYS` stats thread (`stats::events`).
+    pub(crate) thread: StatsThread,
+}
+
+/// Starts and stops the `$SYS` stats thread.
+#[derive(Default)]
+pub(crate) struct StatsThread {
+    pub(crate) started: AtomicBool,
+    pub(crate) stop: Mutex<bool>,
+    pub(crate) wake: Condvar,
+}
+
+/// The tasks waiting in `Publisher::closed`, each under the id of its future.
+#[derive(Default)]
+pub(crate) struct ClosedWakers {
+    pub(crate) next_id: u64,
+    pub(crate) wakers: Vec<(u64, Waker)>,
+}
+
+/// `$SYS` events waiting for one shard.
+pub(crate) struct SysInbox<E> {
+    pub(crate) pending: AtomicBool,
+    pub(crate) events: Mutex<Vec<SegRef<E>>>,
+}
+
+/// What every handle (`Bus`, `Publisher`, `Subscriber`) keeps alive; its drop closes the
+/// bus and joins the dispatchers. The dispatcher threads hold only `Shared`, never this, so
+/// they never keep the bus alive.
+pub(crate) struct BusHandle<E> {
+    pub(crate) shared: Arc<Shared<E>>,
+    pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) thread_ids: Vec<ThreadId>,
+}
+
+pub(crate) fn check_queue_capacity(
+    field: &'static str,
+    capacity: usize,
+) -> Result<(), ConfigError> {
+    if capacity == 0 {
+        return Err(ConfigError::new(field, capacity, "at least 1"));
+    }
+    // `ArrayQueue` allocates the slots up front; refuse sizes that cannot be allocated
+    // rather than abort on allocation failure.
+    if capacity > 1 << 26 {
+        return Err(ConfigError::new(field, capacity, "at most 67108864"));
+    }
+    Ok(())
+}
+
+impl<E> Shared<E> {
+    pub(crate) fn shard_stats(&self) -> Vec<ShardStats> {
+        let ring = &self.ring;
+        self.counters.iter().enumerate().map(|(i, c)| c.snapshot(i, || ring.published())).collect()
+    }
+
+    /// [`stats`](Self::stats) plus the attached external sources' readings.
+    pub(crate) fn stats_with_external(&self) -> StatsSnapshot {
+        let mut stats = self.stats();
+        stats.external = self.reporting.external.collect();
+        stats
+    }
+
+    pub(crate) fn stats(&self) -> StatsSnapshot {
+        let shared = self;
+        let (subscriptions, subscriptions_closed) = shared.lifetime.subscriptions.snapshot();
+        let shards = self.shard_stats();
+        let mut all_latency = latency::empty();
+        shared.reporting.retired_latency.merge_into(&mut all_latency);
+        let mut subscribers = Vec::new();
+        for registry in shared.shards.iter() {
+            for entry in registry.load().entries.iter() {
+                let q = &entry.queue;
+                let (delivered, consumed) = q.delivered_consumed();
+                q.latency.merge_into(&mut all_latency);
+                subscribers.push(SubscriberStats {
+                    id: q.meta.id,
+                    name: q.meta.name.clone(),
+                    shard: q.meta.shard,
+                    delivered,
+                    consumed,
+                    dropped: q.dropped(),
+                    lagged_reports: q.lagged_reports(),
+                    queue_depth: q.len() as u64,
+                    queue_capacity: q.capacity() as u64,
+                    latency: q.latency.stats(),
+                });
+            }
+        }
+        subscribers.sort_unstable_by_key(|s| s.id);
+        let topics = shared.topics.as_ref().map_or_else(Vec::new, |t| {
+            t.snapshot()
+                .into_iter()
+                .map(|(prefix, published, delivered, dropped)| TopicStats {
+                    prefix,
+                    published,
+                    delivered,
+                    dropped,
+                })
+                .collect()
+        });
+        StatsSnapshot {
+            version: STATS_VERSION,
+            uptime_seconds: shared.reporting.started.elapsed().as_secs_f64(),
+            published: shared.ring.published(),
+            // Relaxed: a plain counter read.
+            publisher_waits: shared.publisher_waits.load(Ordering::Relaxed),
+            ring_capacity: shared.ring.capacity(),
+            ring_occupancy: shared.ring.occupancy(),
+            subscriptions,
+            subscriptions_closed,
+            shards,
+            subscribers,
+            topics,
+            latency: latency::stats_of(&all_latency),
+            external: Vec::new(),
+        }
+    }
+
+    /// Places a new subscriber on the least-loaded shard and registers its queue there:
+    /// the core of `Bus::subscribe` and `Subscriber::resubscribe`, which wrap the queue in
+    /// a `Subscriber`.
+    pub(crate) fn register(
+        &self,
+        subscription: &Subscription<E>,
+    ) -> Result<Arc<SubQueue<E>>, BusError> {
+        let shared = self;
+        let capacity = subscription.capacity.unwrap_or(shared.config.queue_capacity);
+        check_queue_capacity("capacity", capacity)?;
+        let _placement = shared.lifetime.placement.lock();
+        let shard = (0..shared.shards.len()).min_by_key(|&i| shared.shards[i].len()).unwrap_or(0);
+        // Relaxed: ids need only be unique.
+        let id = shared.lifetime.next_id.fetch_add(1, Ordering::Relaxed);
+        let name = subscription.name.clone().unwrap_or_else(|| format!("sub-{id}"));
+        let queue = Arc::new(SubQueue::new(
+            capacity,
+            subscription.overflow,
+            Meta { id, name, shard },
+            Arc::clone(&shared.pool),
+        ));
+        let start = || (!shared.ring.is_closed()).then(|| shared.ring.published_acquire());
+        let entry = Entry {
+            id,
+            start: 0,
+            queue: Arc::clone(&queue),
+            matcher: subscription.matcher.clone(),
+            route: subscription.route.map(|r| r.as_u128()),
+            filter: subscription.filter.clone(),
+        };
+        shared.shards[shard].insert(entry, start).map_err(|_| BusError::Closed)?;
+        shared.lifetime.subscriptions.open();
+        // Relaxed: a count; `Publisher::closed` needs only the decrements ordered (a
+        // subscriber that exists was counted before its handle could reach anyone).
+        shared.lifetime.live_subscribers.fetch_add(1, Ordering::Relaxed);
+        Ok(queue)
+    }
+}
+
+impl<E> BusHandle<E> {
+    pub(crate) fn close(&self) {
+        let shared = &self.shared;
+        // Release: pairs with the Acquire loads in `SubQueue::push_blocking`.
+        shared.lifetime.shutdown.store(true, Ordering::Release);
+        shared.ring.close();
+        *shared.reporting.thread.stop.lock() = true;
+        shared.reporting.thread.wake.notify_all();
+        for registry in shared.shards.iter() {
+            for entry in registry.load().entries.iter() {
+                entry.queue.wake_shard_if_registered();
+            }
+        }
+        #[cfg(not(loom))]
+        if self.thread_ids.contains(&std::thread::current().id()) {
+            // Called from a dispatcher thread (a subscriber's code holding a bus handle):
+            // joining itself would deadlock; the last handle's drop joins.
+            return;
+        }
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for thread in threads {
+            // A shard that panicked already closed what it owned (dispatch's `Finish`).
+            let _ = thread.join();
+        }
+        // A concurrent close may have taken the threads: wait for the shards all the same,
+        // so that after any `close` returns every queue is closed (each shard closes its
+        // queues, then retires its cursor).
+        shared.ring.wait_retired(shared.config.wait_strategy);
+    }
+}
+
+impl<E> Drop for BusHandle<E> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
