@@ -89,7 +89,7 @@ pub use error::{
 };
 pub use event::{Alias, Event};
 /// Events per segment: a queue entry covers at most this many, so a subscriber pins at
-/// most `SEGMENT_LEN` times its capacity in events (see the README's "Memory").
+/// most `SEGMENT_LEN` times its capacity in events (see the README's "What it promises").
 pub const SEGMENT_LEN: usize = segment::SEG_LEN;
 pub use publisher::{Closed, Flush, Publisher};
 pub use receiver::{Delivery, OwnedDelivery, Recv};

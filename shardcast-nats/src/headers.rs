@@ -26,8 +26,8 @@
 //! One header rather than one per field because async-nats keeps headers in a
 //! `HashMap<HeaderName, Vec<HeaderValue>>`: every header costs allocations and hashing
 //! when the export builds it, when the receiving client parses it, and at every lookup.
-//! With six headers that was about a fifth of the bridge's CPU (README, "What the bridge
-//! costs").
+//! With six headers that was about a fifth of the bridge's CPU (docs/perf/README.md,
+//! "The NATS bridge").
 //!
 //! Imports also accept the one-header-per-field form that earlier builds wrote
 //! ([`ORIGIN`], [`EXPORT`], [`EXPORT_SEQ`], [`SEQ`], [`PUBLISHED_AT`], [`ROUTE`], with

@@ -84,7 +84,7 @@ pub struct BenchArgs {
     mode: ModeArg,
     /// shardcast dispatcher shards, 1..=64. 1, the library's default, is best on 2 cores: 2
     /// and 4 shards were slower at N = 1 to 16 and in filtered, no faster at N=64, and
-    /// raised paced p50 and losses (README "Numbers", attempt 26: the publisher, the shards
+    /// raised paced p50 and losses (docs/perf/journal.md, attempt 26: the publisher, the shards
     /// and two tokio workers oversubscribe the cores)
     #[arg(
         long,
