@@ -464,6 +464,38 @@ impl<E: Send + Sync + 'static> Bus<E> {
         self.handle.close();
     }
 
+    /// [`close`](Self::close) without blocking the thread: closes the bus at once, then
+    /// resolves once every dispatcher shard has finished and closed its subscribers'
+    /// queues, with the same guarantee as `close` (a subscriber's `try_recv` then returns
+    /// what is queued and then `Closed`, never `Empty`). The shards wake the future as they
+    /// finish (a registered waker, no polling). The dispatcher threads are joined later,
+    /// by the last handle's drop, by which time they have finished. Idempotent, and
+    /// cancel-safe: the bus is closed when the future is first polled, and dropping the
+    /// future leaves no waker behind. Do not await it inside a subscription's filter (a
+    /// dispatcher thread): it would wait for itself.
+    ///
+    /// ```
+    /// use shardcast::{Bus, Event, Subscription, Topic, TryRecvError};
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let publisher = bus.shared_publisher()?;
+    /// publisher.publish_async(Event::new(Topic::new("t")?, 1)).await?;
+    /// bus.close_async().await;
+    /// assert!(publisher.is_closed());
+    /// assert_eq!(*sub.try_recv()?.payload(), 1);
+    /// assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn close_async(&self) {
+        self.handle.start_close();
+        // Each shard closes its queues, then retires its cursor (dispatch's `Finish`); the
+        // retire's cursor swap wakes this future (the ring's flush-waker protocol).
+        self.handle.shared.ring.retired_async().await;
+    }
+
     /// Whether the bus is closed (by [`close`](Self::close) or the publisher's drop).
     pub fn is_closed(&self) -> bool {
         self.handle.shared.ring.is_closed()

@@ -19,7 +19,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::error::{PublishError, PublishTimeoutError, PublishToError, TryPublishError};
+use crate::error::{
+    PublishError, PublishTimeoutError, PublishToError, TopicError, TryPublishError,
+};
 use crate::event::Event;
 use crate::ring::{FlushWait, Producer, PushError, WaitError};
 use crate::segment::{SegRef, Writer, SEG_LEN};
@@ -227,18 +229,24 @@ impl<E> Publisher<E> {
     /// # Errors
     /// `Topic` (the text is not a valid topic) or `Closed`, with the payload.
     pub fn publish_to(&mut self, topic: &str, payload: E) -> Result<u64, PublishToError<E>> {
-        let topic = match &self.last_topic {
-            Some(last) if last.as_str() == topic => last.clone(),
-            _ => match Topic::new(topic) {
-                Ok(t) => {
-                    self.last_topic = Some(t.clone());
-                    t
-                }
-                Err(e) => return Err(PublishToError::Topic(e, payload)),
-            },
+        let topic = match self.topic(topic) {
+            Ok(t) => t,
+            Err(e) => return Err(PublishToError::Topic(e, payload)),
         };
         self.publish(Event::new(topic, payload))
             .map_err(|e| PublishToError::Closed(e.into_inner().into_payload()))
+    }
+
+    /// The topic for `text`: the last one again without parsing, or parsed and remembered.
+    pub(crate) fn topic(&mut self, text: &str) -> Result<Topic, TopicError> {
+        match &self.last_topic {
+            Some(last) if last.as_str() == text => Ok(last.clone()),
+            _ => {
+                let t = Topic::new(text)?;
+                self.last_topic = Some(t.clone());
+                Ok(t)
+            }
+        }
     }
 
     /// Publishes `event` if the ring has room right now; never waits.
@@ -438,7 +446,7 @@ impl<E> Publisher<E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn closed(&self) -> Closed<'_, E> {
-        Closed { shared: &self.shared, id: None }
+        Closed::new(&self.shared)
     }
 
     /// Events published and not yet dispatched by every shard: the ring's occupancy, a
@@ -503,9 +511,16 @@ impl<E> Drop for Publisher<E> {
     }
 }
 
-/// The future of [`Publisher::flush_async`].
+/// The future of [`Publisher::flush_async`] and
+/// [`SharedPublisher::flush_async`](crate::SharedPublisher::flush_async).
 #[must_use = "futures do nothing unless polled"]
 pub struct Flush<'a, E>(FlushWait<'a, SegRef<E>>);
+
+impl<'a, E> Flush<'a, E> {
+    pub(crate) fn new(wait: FlushWait<'a, SegRef<E>>) -> Self {
+        Flush(wait)
+    }
+}
 
 impl<E> Future for Flush<'_, E> {
     type Output = ();
@@ -522,12 +537,19 @@ impl<E> fmt::Debug for Flush<'_, E> {
     }
 }
 
-/// The future of [`Publisher::closed`].
+/// The future of [`Publisher::closed`] and
+/// [`SharedPublisher::closed`](crate::SharedPublisher::closed).
 #[must_use = "futures do nothing unless polled"]
 pub struct Closed<'a, E> {
     shared: &'a Shared<E>,
     /// Our entry in `closed_wakers`, once registered.
     id: Option<u64>,
+}
+
+impl<'a, E> Closed<'a, E> {
+    pub(crate) fn new(shared: &'a Shared<E>) -> Self {
+        Closed { shared, id: None }
+    }
 }
 
 impl<E> Closed<'_, E> {

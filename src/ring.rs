@@ -279,6 +279,11 @@ impl<T> Ring<T> {
         self.wait_dispatched(RETIRED, strategy);
     }
 
+    /// The future form of [`wait_retired`](Self::wait_retired) (`Bus::close_async`).
+    pub(crate) fn retired_async(&self) -> FlushWait<'_, T> {
+        FlushWait::new(self, RETIRED)
+    }
+
     /// Retires shard `index`'s cursor: that shard has finished (drained or panicked) and
     /// never gates the publisher, a flush or a close again.
     pub(crate) fn retire(&self, index: usize) {

@@ -249,7 +249,10 @@ impl<E> Shared<E> {
 }
 
 impl<E> BusHandle<E> {
-    pub(crate) fn close(&self) {
+    /// The part of `close` that never waits: closes the ring, stops the stats thread and
+    /// wakes every shard waiting on a `Block` subscriber (`Bus::close_async` awaits the
+    /// rest).
+    pub(crate) fn start_close(&self) {
         let shared = &self.shared;
         // Release: pairs with the Acquire loads in `SubQueue::push_blocking`.
         shared.lifetime.shutdown.store(true, Ordering::Release);
@@ -261,6 +264,11 @@ impl<E> BusHandle<E> {
                 entry.queue.wake_shard_if_registered();
             }
         }
+    }
+
+    pub(crate) fn close(&self) {
+        let shared = &self.shared;
+        self.start_close();
         #[cfg(not(loom))]
         if self.thread_ids.contains(&std::thread::current().id()) {
             // Called from a dispatcher thread (a subscriber's code holding a bus handle):

@@ -28,13 +28,16 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::error::{PublishError, PublishTimeoutError, PublishToError, TryPublishError};
+use crate::error::{
+    PublishError, PublishTimeoutError, PublishToError, TopicError, TryPublishError,
+};
 use crate::event::Event;
-use crate::publisher::Publisher;
+use crate::publisher::{Closed, Flush, Publisher};
 use crate::ring::FlushWait;
 use crate::shared::Shared;
 use crate::sync::atomic::Ordering;
 use crate::sync::{hint, thread, Arc, Mutex};
+use crate::topic::Topic;
 
 /// Spins on a busy lock before yielding the thread, in [`SharedPublisher::try_publish`].
 const TRY_SPINS: u32 = 64;
@@ -192,6 +195,59 @@ impl<E> SharedPublisher<E> {
         }
     }
 
+    /// [`publish_to`](Self::publish_to) without blocking the thread: the topic given as
+    /// text, then a wait for ring space as in [`publish_async`](Self::publish_async). The
+    /// last topic is reused without parsing when the lock is free at once; otherwise the
+    /// text is parsed here, never waiting for the lock.
+    ///
+    /// Cancel-safe, as `publish_async`: the payload is either published or dropped with
+    /// the future, unpublished.
+    ///
+    /// ```
+    /// use shardcast::{Bus, PublishToError, Subscription};
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let bus: Bus<u32> = Bus::builder().ring_capacity(2).build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let publisher = bus.shared_publisher()?;
+    /// for i in 0..5 {
+    ///     publisher.publish_to_async("orders.eu.created", i).await?;
+    /// }
+    /// assert!(matches!(
+    ///     publisher.publish_to_async("orders..eu", 9).await,
+    ///     Err(PublishToError::Topic(_, 9))
+    /// ));
+    /// publisher.flush_async().await;
+    /// assert_eq!(sub.len(), 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Topic` (the text is not a valid topic) or `Closed`, with the payload.
+    pub async fn publish_to_async(
+        &self,
+        topic: &str,
+        payload: E,
+    ) -> Result<u64, PublishToError<E>> {
+        let topic = match self.topic(topic) {
+            Ok(t) => t,
+            Err(e) => return Err(PublishToError::Topic(e, payload)),
+        };
+        self.publish_async(Event::new(topic, payload))
+            .await
+            .map_err(|e| PublishToError::Closed(e.into_inner().into_payload()))
+    }
+
+    /// The topic for `text`: through the publisher's one-topic cache if the lock is free
+    /// now, parsed here otherwise (never waiting for the lock).
+    fn topic(&self, text: &str) -> Result<Topic, TopicError> {
+        match self.inner.publisher.try_lock() {
+            Some(mut publisher) => publisher.topic(text),
+            None => Topic::new(text),
+        }
+    }
+
     /// Publishes `event` if the ring has room right now. It never waits for ring space,
     /// and never queues behind a handle that does: if the lock is busy and the ring is full,
     /// it returns `Full` at once; if the lock is busy and the ring has room, it waits for
@@ -263,6 +319,57 @@ impl<E> SharedPublisher<E> {
         self.inner.publisher.lock().flush();
     }
 
+    /// [`flush`](Self::flush) without blocking the thread, as [`Publisher::flush_async`]
+    /// does: resolves once every event published (through any clone) before this call is
+    /// in the queue of every subscriber it matches, or dropped and counted under that
+    /// subscriber's [`Overflow`](crate::Overflow) policy. It takes no lock, so it never
+    /// waits behind a clone that is waiting for ring space, and clones publishing
+    /// meanwhile are not held up. Cancel-safe: dropping it loses nothing and leaves no
+    /// waker behind.
+    ///
+    /// ```
+    /// use shardcast::{Bus, Event, Subscription, Topic};
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let publisher = bus.shared_publisher()?;
+    /// publisher.clone().publish_async(Event::new(Topic::new("t")?, 7)).await?;
+    /// publisher.flush_async().await;
+    /// assert_eq!(*sub.try_recv()?.payload(), 7); // never `Empty` after a flush
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush_async(&self) -> Flush<'_, E> {
+        let ring = &self.inner.shared.ring;
+        // Every publish that returned before this call (on this thread, or one that this
+        // thread synchronised with) is counted in `tail`: the Acquire load pairs with the
+        // Release CAS in `Producer::push`, as in `published_acquire`'s other uses.
+        Flush::new(crate::ring::FlushWait::new(ring, ring.published_acquire()))
+    }
+
+    /// Resolves when no subscriber is left ([`subscriber_count`](Self::subscriber_count)
+    /// is 0), as [`Publisher::closed`] does and like tokio's `Sender::closed`: at once if
+    /// there is none now, otherwise when the last one is dropped. Takes no lock.
+    /// Cancel-safe: dropping the future leaves nothing behind.
+    ///
+    /// ```
+    /// use shardcast::{Bus, Subscription};
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let publisher = bus.shared_publisher()?;
+    /// let sub = bus.subscribe(Subscription::all())?;
+    /// tokio::spawn(async move { drop(sub) });
+    /// publisher.closed().await; // the last subscriber is gone
+    /// assert_eq!(publisher.subscriber_count(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn closed(&self) -> Closed<'_, E> {
+        Closed::new(&self.inner.shared)
+    }
+
     /// Shows `source`'s counters in the bus's stats, as
     /// [`Bus::attach_stats`](crate::Bus::attach_stats) does.
     pub fn attach_stats(&self, source: std::sync::Arc<dyn crate::stats::external::ExternalStats>) {
@@ -280,6 +387,17 @@ impl<E> SharedPublisher<E> {
     }
 
     /// Live subscribers; see [`Publisher::subscriber_count`]. Takes no lock.
+    ///
+    /// ```
+    /// use shardcast::{Bus, Subscription};
+    /// let bus: Bus<u32> = Bus::builder().build()?;
+    /// let publisher = bus.shared_publisher()?;
+    /// let sub = bus.subscribe(Subscription::all())?;
+    /// assert_eq!(publisher.clone().subscriber_count(), 1);
+    /// drop(sub);
+    /// assert_eq!(publisher.subscriber_count(), 0);
+    /// # Ok::<(), shardcast::BusError>(())
+    /// ```
     pub fn subscriber_count(&self) -> usize {
         // Relaxed: a gauge, as in `Publisher::subscriber_count`.
         self.inner.shared.lifetime.live_subscribers.load(Ordering::Relaxed) as usize

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -494,4 +494,48 @@ fn dispatcher_threads_are_named_and_joined_on_close() {
         thread::sleep(Duration::from_millis(1));
     }
     assert!(left.is_empty(), "dispatcher threads still running after close: {left:?}");
+}
+
+#[test]
+fn close_async_yields_until_the_shards_have_closed_every_queue() {
+    watchdog("Bus::close_async on a current-thread runtime", || {
+        let open = Arc::new(AtomicBool::new(false));
+        let bus: Bus<u64> = Bus::builder().dispatchers(2).build().unwrap();
+        // The filter holds its shard until a task on the same runtime opens it: a
+        // `close_async` that blocked the thread would never let that task run.
+        let gate = Arc::clone(&open);
+        let mut held = bus
+            .subscribe(Subscription::all().filter(move |_| {
+                // Acquire: pairs with the Release store in the opener task.
+                while !gate.load(Ordering::Acquire) {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                true
+            }))
+            .unwrap();
+        let mut other = bus.subscribe(Subscription::all()).unwrap();
+        let mut publisher = bus.publisher().unwrap();
+        publisher.publish(Event::new(topic(), 1)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let opener = {
+                let open = Arc::clone(&open);
+                // Release: pairs with the Acquire load in the filter.
+                tokio::spawn(async move { open.store(true, Ordering::Release) })
+            };
+            bus.close_async().await;
+            assert!(open.load(Ordering::Relaxed), "close_async yielded to the opener");
+            opener.await.unwrap();
+            bus.close_async().await; // idempotent: at once
+        });
+        assert!(bus.is_closed());
+        let err = publisher.publish(Event::new(topic(), 2)).unwrap_err();
+        assert_eq!(*err.into_inner().payload(), 2);
+        for sub in [&mut held, &mut other] {
+            // Every queue closed when it resolved: what was queued, then `Closed`, never
+            // `Empty`.
+            assert_eq!(*sub.try_recv().unwrap().payload(), 1);
+            assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Closed);
+        }
+    });
 }

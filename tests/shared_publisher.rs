@@ -6,14 +6,15 @@
 
 mod common;
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{drain_to_closed, events, scaled, topic, watchdog, Got, HANG};
 use shardcast::{
-    Bus, BusError, Event, Overflow, PublishTimeoutError, RecvTimeoutError, SharedPublisher,
-    Subscription,
+    Bus, BusError, Event, Overflow, PublishTimeoutError, PublishToError, RecvTimeoutError,
+    SharedPublisher, Subscription,
 };
 
 const THREADS: usize = 4;
@@ -221,5 +222,97 @@ fn try_publish_on_a_full_ring_says_full_even_while_another_clone_waits() {
         assert_eq!(got, events(0..=next));
         // The blocked thread's clone was the last: the bus is closed once it returns.
         assert_eq!(drain_to_closed(&mut sub), Vec::new());
+    });
+}
+
+/// A subscription whose filter holds its shard until `open` is set. The tests below set it
+/// from a task on the same current-thread runtime as the future under test: a future that
+/// blocked the thread instead of yielding would never let that task run, and would hang
+/// (caught by the watchdog).
+fn gated(open: &Arc<AtomicBool>) -> Subscription<u64> {
+    let open = Arc::clone(open);
+    Subscription::all().filter(move |_| {
+        // Acquire: pairs with the Release store in `opens`; nothing else rides on it.
+        while !open.load(Ordering::Acquire) {
+            thread::sleep(Duration::from_millis(1));
+        }
+        true
+    })
+}
+
+async fn opens(open: Arc<AtomicBool>) {
+    // Release: pairs with the Acquire load in `gated`'s filter.
+    open.store(true, Ordering::Release);
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+#[test]
+fn flush_async_yields_to_the_task_that_lets_it_finish() {
+    watchdog("SharedPublisher::flush_async on a current-thread runtime", || {
+        let open = Arc::new(AtomicBool::new(false));
+        let bus: Bus<u64> = Bus::builder().build().unwrap();
+        let mut sub = bus.subscribe(gated(&open)).unwrap();
+        let publisher = bus.shared_publisher().unwrap();
+        current_thread().block_on(async {
+            publisher.publish_async(Event::new(topic(), 1)).await.unwrap();
+            let opener = tokio::spawn(opens(Arc::clone(&open)));
+            // The shard is held in the filter until the opener runs: only a flush that
+            // yields can finish.
+            publisher.clone().flush_async().await;
+            opener.await.unwrap();
+        });
+        assert_eq!(*sub.try_recv().unwrap().payload(), 1, "in the queue after the flush");
+    });
+}
+
+#[test]
+fn publish_to_async_waits_for_space_without_blocking_the_thread() {
+    watchdog("SharedPublisher::publish_to_async on a current-thread runtime", || {
+        let open = Arc::new(AtomicBool::new(false));
+        let bus: Bus<u64> = Bus::builder().ring_capacity(2).build().unwrap();
+        let mut sub = bus.subscribe(gated(&open)).unwrap();
+        let publisher = bus.shared_publisher().unwrap();
+        current_thread().block_on(async {
+            let opener = tokio::spawn(opens(Arc::clone(&open)));
+            for i in 0..8 {
+                publisher.publish_to_async("orders.eu.created", i).await.unwrap();
+            }
+            // A 2-slot ring behind a held shard: the loop had to wait, and the opener ran
+            // while it did.
+            assert!(open.load(Ordering::Relaxed), "publish_to_async yielded");
+            opener.await.unwrap();
+            publisher.flush_async().await;
+        });
+        let got: Vec<u64> = (0..8).map(|_| *sub.try_recv().unwrap().payload()).collect();
+        assert_eq!(got, (0..8).collect::<Vec<_>>());
+        let err =
+            current_thread().block_on(publisher.publish_to_async("orders..eu", 9)).unwrap_err();
+        assert!(matches!(err, PublishToError::Topic(_, 9)), "{err:?}");
+        drop(sub);
+        bus.close();
+        let err = current_thread().block_on(publisher.publish_to_async("t", 10)).unwrap_err();
+        assert!(err.is_closed());
+        assert_eq!(err.into_inner(), 10, "the payload comes back");
+    });
+}
+
+#[test]
+fn closed_yields_until_the_last_subscriber_is_dropped() {
+    watchdog("SharedPublisher::closed on a current-thread runtime", || {
+        let bus: Bus<u64> = Bus::builder().build().unwrap();
+        let publisher = bus.shared_publisher().unwrap();
+        let sub = bus.subscribe(Subscription::all()).unwrap();
+        assert_eq!(publisher.subscriber_count(), 1);
+        current_thread().block_on(async {
+            let dropper = tokio::spawn(async move { drop(sub) });
+            publisher.closed().await;
+            dropper.await.unwrap();
+        });
+        assert_eq!(publisher.subscriber_count(), 0);
+        // With none left it resolves at once.
+        current_thread().block_on(publisher.clone().closed());
     });
 }
