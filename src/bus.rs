@@ -237,6 +237,7 @@ impl BusBuilder {
             lifetime: Lifetime {
                 shutdown: AtomicBool::new(false),
                 publisher_taken: AtomicBool::new(false),
+                shared_publisher: Mutex::new(None),
                 next_id: AtomicU64::new(0),
                 placement: Mutex::new(()),
                 subscriptions: CounterPair::new(),
@@ -329,7 +330,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// Takes the bus's one publisher.
     ///
     /// # Errors
-    /// `PublisherTaken` if a publisher was already taken, exclusive or
+    /// `PublisherTaken` while a publisher is alive, exclusive or
     /// [shared](Self::shared_publisher) (a bus has one publisher for its whole life:
     /// dropping it closes the bus); `Closed` if the bus is closed.
     pub fn publisher(&self) -> Result<Publisher<E>, BusError> {
@@ -344,28 +345,42 @@ impl<E: Send + Sync + 'static> Bus<E> {
         Ok(Publisher::new(Arc::clone(&self.handle)))
     }
 
-    /// Takes the bus's one publisher as a [`SharedPublisher`]: `Clone + Send + Sync`, with
-    /// `publish(&self)`, for many threads or tasks. Clone it to hand it out; the bus closes
-    /// for publishing when the last clone is dropped.
+    /// The bus's one publisher as a [`SharedPublisher`]: `Clone + Send + Sync`, with
+    /// `publish(&self)`, for many threads or tasks. The first call takes the publisher;
+    /// while any clone lives, later calls (on any `Bus` handle) return another clone of it,
+    /// so tasks that restart can each ask the bus again. The bus closes for publishing when
+    /// the last clone is dropped.
     ///
     /// ```
     /// use shardcast::{Bus, BusError};
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let publisher = bus.shared_publisher()?;
-    /// let for_a_task = publisher.clone();
+    /// let for_a_task = bus.shared_publisher()?; // another clone, as `publisher.clone()`
     /// assert_eq!(bus.publisher().unwrap_err(), BusError::PublisherTaken);
-    /// assert_eq!(bus.shared_publisher().unwrap_err(), BusError::PublisherTaken);
     /// drop((publisher, for_a_task));
     /// assert!(bus.is_closed());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
-    /// `PublisherTaken` if a publisher was already taken, exclusive or shared (clone the
-    /// shared one instead of asking again); `Closed` if the bus is closed.
+    /// `PublisherTaken` while the exclusive [`publisher`](Self::publisher) is alive;
+    /// `Closed` if the bus is closed (which it is once the last clone has been dropped).
     pub fn shared_publisher(&self) -> Result<SharedPublisher<E>, BusError> {
+        let shared = &self.handle.shared;
+        // Held while taking a new one: two calls never both take the publisher.
+        let mut slot = shared.lifetime.shared_publisher.lock();
+        if let Some(weak) = &*slot {
+            if shared.ring.is_closed() {
+                return Err(BusError::Closed);
+            }
+            // Gone: its last clone was dropped, which closes the bus (the ring may not say
+            // so yet, for a moment).
+            return SharedPublisher::upgrade(weak).ok_or(BusError::Closed);
+        }
         let publisher = self.publisher()?;
-        Ok(SharedPublisher::new(publisher, Arc::clone(&self.handle.shared)))
+        let handle = SharedPublisher::new(publisher, Arc::clone(shared));
+        *slot = Some(handle.downgrade());
+        Ok(handle)
     }
 
     /// A [`Subscription`] to the topics matching `pattern`, typed with this bus's payload.

@@ -18,8 +18,9 @@
 //!
 //! # Lifetime
 //! The `Publisher` inside is dropped (and the bus closed for publishing) when the last
-//! clone is dropped or closed. While any clone is alive, [`Bus::publisher`] and
-//! [`Bus::shared_publisher`] return [`BusError::PublisherTaken`](crate::BusError), as they do
+//! clone is dropped or closed. The bus keeps a weak reference to the clones' shared state:
+//! while any clone is alive, [`Bus::shared_publisher`] returns another clone and
+//! [`Bus::publisher`] returns [`BusError::PublisherTaken`](crate::BusError), as both do
 //! while the exclusive publisher is alive.
 //!
 //! [`Bus::publisher`]: crate::Bus::publisher
@@ -94,10 +95,12 @@ const TRY_SPINS: u32 = 64;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SharedPublisher<E> {
-    inner: Arc<Inner<E>>,
+    /// A `std` `Arc`, also under loom: the bus keeps a `std::sync::Weak` to it (loom has
+    /// none) to hand out more clones; a reference count, not a protocol between threads.
+    inner: std::sync::Arc<Inner<E>>,
 }
 
-struct Inner<E> {
+pub(crate) struct Inner<E> {
     publisher: Mutex<Publisher<E>>,
     /// For the lock-free gauges and `try_publish`'s look at the ring; the publisher keeps
     /// the bus alive.
@@ -106,7 +109,18 @@ struct Inner<E> {
 
 impl<E> SharedPublisher<E> {
     pub(crate) fn new(publisher: Publisher<E>, shared: Arc<Shared<E>>) -> Self {
-        SharedPublisher { inner: Arc::new(Inner { publisher: Mutex::new(publisher), shared }) }
+        let inner = Inner { publisher: Mutex::new(publisher), shared };
+        SharedPublisher { inner: std::sync::Arc::new(inner) }
+    }
+
+    /// The handle the bus remembers, to hand out clones of this one.
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner<E>> {
+        std::sync::Arc::downgrade(&self.inner)
+    }
+
+    /// Another clone of a handle the bus remembered, if one is still alive.
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner<E>>) -> Option<Self> {
+        weak.upgrade().map(|inner| SharedPublisher { inner })
     }
 
     /// Publishes `event`, waiting (per the bus's wait strategy) while the ring is full, as
@@ -422,7 +436,7 @@ impl<E> SharedPublisher<E> {
 
 impl<E> Clone for SharedPublisher<E> {
     fn clone(&self) -> Self {
-        SharedPublisher { inner: Arc::clone(&self.inner) }
+        SharedPublisher { inner: std::sync::Arc::clone(&self.inner) }
     }
 }
 

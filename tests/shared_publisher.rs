@@ -1,6 +1,7 @@
 //! Promise: a `SharedPublisher` is the bus's one publisher, shared. Clones publish from many
 //! threads; every subscriber gets each thread's events exactly once and in that thread's
-//! order. While a publisher of either kind is alive, asking for another says
+//! order. While a shared one lives, `shared_publisher()` hands out another clone and
+//! `publisher()` says `PublisherTaken`; while the exclusive one lives, both say
 //! `PublisherTaken`. The bus closes for publishing when the last clone goes. A full ring
 //! makes `try_publish` say `Full` at once, also while another clone waits for space.
 
@@ -120,11 +121,59 @@ fn publisher_taken_both_ways() {
     let shared = bus.shared_publisher().unwrap();
     let clone = shared.clone();
     assert_eq!(bus.publisher().unwrap_err(), BusError::PublisherTaken);
-    assert_eq!(bus.shared_publisher().unwrap_err(), BusError::PublisherTaken);
     drop(shared);
     assert_eq!(bus.publisher().unwrap_err(), BusError::PublisherTaken, "a clone is alive");
     drop(clone);
     assert_eq!(bus.publisher().unwrap_err(), BusError::Closed);
+}
+
+#[test]
+fn shared_publisher_hands_out_clones_while_one_lives() {
+    watchdog("shared_publisher clones", || {
+        let bus: Bus<u64> = Bus::builder().build().unwrap();
+        let mut sub = bus.subscribe(Subscription::all()).unwrap();
+        let first = bus.shared_publisher().unwrap();
+        // Tasks that restart ask the bus again, from any `Bus` handle: each gets a clone
+        // of the same publisher, whose sequence numbers continue.
+        let again = bus.shared_publisher().unwrap();
+        let from_a_clone_of_the_bus = bus.clone().shared_publisher().unwrap();
+        assert_eq!(first.publish(Event::new(topic(), 10)).unwrap(), 0);
+        assert_eq!(again.publish(Event::new(topic(), 11)).unwrap(), 1);
+        assert_eq!(from_a_clone_of_the_bus.publish(Event::new(topic(), 12)).unwrap(), 2);
+        assert_eq!(bus.publisher().unwrap_err(), BusError::PublisherTaken, "exclusive: no");
+        drop(first);
+        drop(again);
+        assert!(!bus.is_closed(), "one clone still lives");
+        let late = bus.shared_publisher().unwrap();
+        drop(from_a_clone_of_the_bus);
+        late.publish(Event::new(topic(), 13)).unwrap();
+        drop(late);
+        // The last clone is gone: the bus is closed, and asking again says so.
+        assert!(bus.is_closed());
+        assert!(matches!(bus.shared_publisher(), Err(BusError::Closed)));
+        assert_eq!(drain_to_closed(&mut sub), events(0..4));
+    });
+
+    // Many threads asking at once all get clones of the one publisher.
+    watchdog("concurrent shared_publisher calls", || {
+        let bus: Bus<u64> = Bus::builder().build().unwrap();
+        let mut sub = bus.subscribe(Subscription::all()).unwrap();
+        let keep = bus.shared_publisher().unwrap();
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let bus = bus.clone();
+                thread::spawn(move || {
+                    let publisher = bus.shared_publisher().unwrap();
+                    publisher.publish(Event::new(topic(), 0)).unwrap()
+                })
+            })
+            .collect();
+        let mut seqs: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (0..THREADS as u64).collect::<Vec<_>>(), "one sequence, one ring");
+        drop(keep);
+        assert_eq!(drain_to_closed(&mut sub).len(), THREADS);
+    });
 }
 
 #[test]
