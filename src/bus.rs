@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::error::{BusError, ConfigError, PatternError};
+use crate::error::{BusError, CloseReason, ConfigError, PatternError};
 use crate::publisher::Publisher;
 use crate::registry::Registry;
 use crate::ring::Ring;
@@ -21,7 +21,7 @@ use crate::stats::snapshot::{ShardStats, StatsSnapshot};
 use crate::stats::topics::TopicTable;
 use crate::subscriber::Subscriber;
 use crate::subscription::Subscription;
-use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use crate::sync::{spawn_named, Arc, Mutex};
 use crate::topic::Topic;
 use crate::trace::RateLimit;
@@ -236,6 +236,7 @@ impl BusBuilder {
             },
             lifetime: Lifetime {
                 shutdown: AtomicBool::new(false),
+                closed_by: AtomicU8::new(0),
                 publisher_taken: AtomicBool::new(false),
                 shared_publisher: Mutex::new(None),
                 next_id: AtomicU64::new(0),
@@ -284,15 +285,20 @@ impl BusBuilder {
 
 /// A handle to an event bus. Cheap to clone.
 ///
-/// The bus lives as long as any handle to it does, of any kind: a `Bus`, the
-/// [`Publisher`] (or a [`SharedPublisher`] clone) or a [`Subscriber`], like a channel lives
-/// as long as its halves. A
-/// function may build a bus and return only its publisher and subscribers. When the last
-/// handle of any kind is dropped, the bus closes and its dispatcher threads are joined
-/// (if that drop runs on a dispatcher thread itself, for example inside a subscription's
-/// filter, the threads are left to finish on their own instead: a thread cannot join
-/// itself). [`close`](Self::close) ends the bus early; dropping the publisher ends
-/// publishing.
+/// Lifetime: a bus has one publisher for its whole life, either the exclusive
+/// [`Publisher`] or the clones of one [`SharedPublisher`] (while a clone lives,
+/// [`shared_publisher`](Self::shared_publisher) hands out another). The bus closes when
+/// that publisher goes (the exclusive one, or the last clone, is dropped or closed), when
+/// [`close`](Self::close) or [`close_async`](Self::close_async) is called, or when a
+/// dispatcher thread panics. Closing is final: events already published are still
+/// delivered, each subscriber drains its queue and then sees `Closed`, and taking a
+/// publisher or subscribing returns [`BusError::Closed`], whose message says which of these
+/// closed it. The bus itself lives as long as any handle to it does, of any kind (a `Bus`,
+/// a publisher or a [`Subscriber`]), like a channel lives as long as its halves, so a
+/// function may build a bus and return only its publisher and subscribers; when the last
+/// handle is dropped, the bus closes and its dispatcher threads are joined (if that drop
+/// runs on a dispatcher thread itself, for example inside a subscription's filter, the
+/// threads are left to finish on their own instead: a thread cannot join itself).
 ///
 /// ```
 /// use shardcast::{Bus, Event, Subscription, Topic};
@@ -336,7 +342,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
     pub fn publisher(&self) -> Result<Publisher<E>, BusError> {
         let shared = &self.handle.shared;
         if shared.ring.is_closed() {
-            return Err(BusError::Closed);
+            return Err(shared.closed_error("take the publisher", CloseReason::CloseCalled));
         }
         // Relaxed: the flag guards only itself; the publisher's state comes from the ring.
         if shared.lifetime.publisher_taken.swap(true, Ordering::Relaxed) {
@@ -370,12 +376,14 @@ impl<E: Send + Sync + 'static> Bus<E> {
         // Held while taking a new one: two calls never both take the publisher.
         let mut slot = shared.lifetime.shared_publisher.lock();
         if let Some(weak) = &*slot {
+            let operation = "take the publisher";
             if shared.ring.is_closed() {
-                return Err(BusError::Closed);
+                return Err(shared.closed_error(operation, CloseReason::PublisherDropped));
             }
             // Gone: its last clone was dropped, which closes the bus (the ring may not say
             // so yet, for a moment).
-            return SharedPublisher::upgrade(weak).ok_or(BusError::Closed);
+            return SharedPublisher::upgrade(weak)
+                .ok_or_else(|| shared.closed_error(operation, CloseReason::PublisherDropped));
         }
         let publisher = self.publisher()?;
         let handle = SharedPublisher::new(publisher, Arc::clone(shared));
@@ -445,9 +453,10 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// before its start).
     ///
     /// # Errors
-    /// `Closed` after the bus closed; `Config` for a capacity of 0.
+    /// `Closed` after the bus closed (a closed bus takes no new subscriber; the error says
+    /// why it closed); `Config` for a capacity of 0.
     pub fn subscribe(&self, subscription: Subscription<E>) -> Result<Subscriber<E>, BusError> {
-        let queue = self.handle.shared.register(&subscription)?;
+        let queue = self.handle.shared.register(&subscription, "subscribe")?;
         Ok(Subscriber::new(queue, Arc::clone(&self.handle), subscription))
     }
 
@@ -597,14 +606,14 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// ```
     ///
     /// # Errors
-    /// `Closed` if the bus is closed.
+    /// `Closed` if the bus is closed; `Config` if the OS cannot spawn the stats thread.
     pub fn publish_stats_every(&self, interval: Duration) -> Result<(), BusError>
     where
         E: From<StatsDelta>,
     {
         let shared = &self.handle.shared;
         if shared.ring.is_closed() {
-            return Err(BusError::Closed);
+            return Err(shared.closed_error("publish stats", CloseReason::CloseCalled));
         }
         let mut threads = self.handle.threads.lock();
         // Relaxed: guarded by the `threads` lock.
@@ -619,7 +628,13 @@ impl<E: Send + Sync + 'static> Bus<E> {
         let handle = spawn_named("shardcast-stats".to_owned(), move || {
             events::run::<E>(&worker, baseline, interval);
         })
-        .map_err(|_| BusError::Closed)?;
+        .map_err(|e| {
+            BusError::Config(ConfigError::new(
+                "publish_stats_every",
+                format!("a stats thread ({e})"),
+                "a thread the OS can spawn",
+            ))
+        })?;
         threads.push(handle);
         Ok(())
     }

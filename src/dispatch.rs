@@ -59,7 +59,7 @@ impl<E> Drop for Finish<'_, E> {
         let panicking = false;
         if panicking {
             crate::trace::shard_panicked(self.index);
-            self.shared.ring.close();
+            self.shared.close_ring(crate::shared::CLOSED_BY_PANIC);
         }
         for entry in self.shared.shards[self.index].close().entries.iter() {
             entry.queue.close();

@@ -181,12 +181,72 @@ impl fmt::Display for AliasError {
 
 impl std::error::Error for AliasError {}
 
+/// Why a bus is closed: what closed it first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// Its last publisher was dropped or closed: the exclusive
+    /// [`Publisher`](crate::Publisher), or the last [`SharedPublisher`](crate::SharedPublisher)
+    /// clone. A bus has one publisher for its whole life.
+    PublisherDropped,
+    /// [`Bus::close`](crate::Bus::close) or [`Bus::close_async`](crate::Bus::close_async)
+    /// was called.
+    CloseCalled,
+    /// A dispatcher thread panicked (in a subscription's filter), which closes the bus.
+    DispatcherPanicked,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CloseReason::PublisherDropped => "its last publisher was dropped",
+            CloseReason::CloseCalled => "`Bus::close` was called",
+            CloseReason::DispatcherPanicked => "a dispatcher thread panicked",
+        })
+    }
+}
+
+/// [`BusError::Closed`]: which operation a closed bus refused, and why the bus is closed.
+/// Its `Display` says both, for example "cannot subscribe: bus closed: its last publisher
+/// was dropped".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClosedError {
+    operation: &'static str,
+    reason: CloseReason,
+}
+
+impl ClosedError {
+    pub(crate) fn new(operation: &'static str, reason: CloseReason) -> Self {
+        Self { operation, reason }
+    }
+
+    /// The refused operation, e.g. `"subscribe"`.
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// Why the bus is closed.
+    pub fn reason(&self) -> CloseReason {
+        self.reason
+    }
+}
+
+impl fmt::Display for ClosedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot {}: bus closed: {}", self.operation, self.reason)
+    }
+}
+
+impl std::error::Error for ClosedError {}
+
 /// An operation on the bus that cannot proceed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BusError {
-    /// The bus is closed: no new publishers or subscribers.
-    Closed,
+    /// The bus is closed, for good: it takes no new publisher or subscriber. The
+    /// [`ClosedError`] names the operation and why the bus closed (its last publisher was
+    /// dropped, or `Bus::close` was called).
+    Closed(ClosedError),
     /// Another [`Publisher`](crate::Publisher) was already taken from this bus.
     PublisherTaken,
     /// A subscription option is out of bounds: the same [`ConfigError`] that
@@ -202,10 +262,25 @@ pub enum BusError {
 impl fmt::Display for BusError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BusError::Closed => f.write_str("bus closed"),
+            BusError::Closed(e) => e.fmt(f),
             BusError::PublisherTaken => f.write_str("the bus already has a publisher"),
             BusError::Config(e) => e.fmt(f),
             BusError::Pattern(e) => e.fmt(f),
+        }
+    }
+}
+
+impl BusError {
+    /// Whether the error is `Closed`.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, BusError::Closed(_))
+    }
+
+    /// Why the bus is closed, for a `Closed` error.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        match self {
+            BusError::Closed(e) => Some(e.reason()),
+            _ => None,
         }
     }
 }

@@ -83,9 +83,9 @@ pub use bus::{
     MAX_ROUTE_CACHE_CAPACITY, MIN_RING_CAPACITY,
 };
 pub use error::{
-    AliasError, BusError, ConfigError, PatternError, PublishError, PublishTimeoutError,
-    PublishToError, RecvError, RecvTimeoutError, TopicError, TopicErrorKind, TryPublishError,
-    TryRecvError,
+    AliasError, BusError, CloseReason, ClosedError, ConfigError, PatternError, PublishError,
+    PublishTimeoutError, PublishToError, RecvError, RecvTimeoutError, TopicError, TopicErrorKind,
+    TryPublishError, TryRecvError,
 };
 pub use event::{Alias, Event};
 /// Events per segment: a queue entry covers at most this many, so a subscriber pins at

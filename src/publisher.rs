@@ -507,7 +507,7 @@ impl<E> Publisher<E> {
 
 impl<E> Drop for Publisher<E> {
     fn drop(&mut self) {
-        self.shared.ring.close();
+        self.shared.close_ring(crate::shared::CLOSED_BY_PUBLISHER);
     }
 }
 

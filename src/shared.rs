@@ -10,7 +10,7 @@ use std::task::Waker;
 use std::thread::ThreadId;
 use std::time::Instant;
 
-use crate::error::{BusError, ConfigError};
+use crate::error::{BusError, CloseReason, ClosedError, ConfigError};
 use crate::queue::SubQueue;
 use crate::registry::{Entry, Registry};
 use crate::ring::Ring;
@@ -24,7 +24,7 @@ use crate::stats::snapshot::{
 };
 use crate::stats::topics::TopicTable;
 use crate::subscription::{Meta, Subscription};
-use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use crate::sync::{thread::JoinHandle, Arc, Condvar, Mutex};
 use crate::trace::RateLimit;
 use crate::wait::WaitStrategy;
@@ -70,6 +70,9 @@ pub(crate) struct Config {
 pub(crate) struct Lifetime<E> {
     /// Set by `Bus::close`: `Overflow::Block` pushes stop waiting.
     pub(crate) shutdown: AtomicBool,
+    /// What closed the ring first (`CLOSED_BY_*`), set just before closing it; read by
+    /// [`Shared::closed_error`] for the message of `BusError::Closed`.
+    pub(crate) closed_by: AtomicU8,
     pub(crate) publisher_taken: AtomicBool,
     /// The live `SharedPublisher` clones' state, once one was taken: `Bus::shared_publisher`
     /// hands out another clone while it upgrades. A `std` `Weak` (see `sync`).
@@ -129,6 +132,15 @@ pub(crate) struct BusHandle<E> {
     pub(crate) thread_ids: Vec<ThreadId>,
 }
 
+/// `Lifetime::closed_by`: still open (or closed by nobody who could see an error).
+const OPEN: u8 = 0;
+/// `Lifetime::closed_by`: the last publisher was dropped.
+pub(crate) const CLOSED_BY_PUBLISHER: u8 = 1;
+/// `Lifetime::closed_by`: `Bus::close` or `close_async`.
+pub(crate) const CLOSED_BY_CLOSE: u8 = 2;
+/// `Lifetime::closed_by`: a dispatcher panicked.
+pub(crate) const CLOSED_BY_PANIC: u8 = 3;
+
 pub(crate) fn check_queue_capacity(
     field: &'static str,
     capacity: usize,
@@ -145,6 +157,34 @@ pub(crate) fn check_queue_capacity(
 }
 
 impl<E> Shared<E> {
+    /// Closes the ring, recording `by` (a `CLOSED_BY_*`) as the reason if nothing closed
+    /// it before. Returns whether this call closed it.
+    pub(crate) fn close_ring(&self, by: u8) -> bool {
+        // Relaxed: the first writer wins; the ring's close below is an AcqRel RMW, so a
+        // reader that sees the ring closed through an Acquire load (`Ring::is_closed`)
+        // also sees this value (see `closed_error`).
+        let _ = self.lifetime.closed_by.compare_exchange(
+            OPEN,
+            by,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        self.ring.close()
+    }
+
+    /// `BusError::Closed` for `operation`, saying why the bus closed. Call after seeing the
+    /// ring closed; `otherwise` is the reason if none was recorded yet.
+    pub(crate) fn closed_error(&self, operation: &'static str, otherwise: CloseReason) -> BusError {
+        // Relaxed: ordered by the ring's CLOSED flag, as `close_ring` says.
+        let reason = match self.lifetime.closed_by.load(Ordering::Relaxed) {
+            CLOSED_BY_PUBLISHER => CloseReason::PublisherDropped,
+            CLOSED_BY_CLOSE => CloseReason::CloseCalled,
+            CLOSED_BY_PANIC => CloseReason::DispatcherPanicked,
+            _ => otherwise,
+        };
+        BusError::Closed(ClosedError::new(operation, reason))
+    }
+
     pub(crate) fn shard_stats(&self) -> Vec<ShardStats> {
         let ring = &self.ring;
         self.counters.iter().enumerate().map(|(i, c)| c.snapshot(i, || ring.published())).collect()
@@ -219,6 +259,7 @@ impl<E> Shared<E> {
     pub(crate) fn register(
         &self,
         subscription: &Subscription<E>,
+        operation: &'static str,
     ) -> Result<Arc<SubQueue<E>>, BusError> {
         let shared = self;
         let capacity = subscription.capacity.unwrap_or(shared.config.queue_capacity);
@@ -243,7 +284,9 @@ impl<E> Shared<E> {
             route: subscription.route.map(|r| r.as_u128()),
             filter: subscription.filter.clone(),
         };
-        shared.shards[shard].insert(entry, start).map_err(|_| BusError::Closed)?;
+        shared.shards[shard]
+            .insert(entry, start)
+            .map_err(|_| shared.closed_error(operation, CloseReason::CloseCalled))?;
         shared.lifetime.subscriptions.open();
         // Relaxed: a count; `Publisher::closed` needs only the decrements ordered (a
         // subscriber that exists was counted before its handle could reach anyone).
@@ -260,7 +303,7 @@ impl<E> BusHandle<E> {
         let shared = &self.shared;
         // Release: pairs with the Acquire loads in `SubQueue::push_blocking`.
         shared.lifetime.shutdown.store(true, Ordering::Release);
-        shared.ring.close();
+        shared.close_ring(CLOSED_BY_CLOSE);
         *shared.reporting.thread.stop.lock() = true;
         shared.reporting.thread.wake.notify_all();
         for registry in shared.shards.iter() {

@@ -190,7 +190,7 @@ impl<E: Send + Sync + 'static> Subscriber<E> {
     pub fn resubscribe(&self) -> Result<Subscriber<E>, BusError> {
         let mut subscription = self.subscription.clone();
         subscription.capacity = Some(self.capacity());
-        let queue = self.handle.shared.register(&subscription)?;
+        let queue = self.handle.shared.register(&subscription, "resubscribe")?;
         Ok(Subscriber::new(queue, Arc::clone(&self.handle), subscription))
     }
 }

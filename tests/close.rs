@@ -16,8 +16,8 @@ use common::{
     assert_each_dropped_once, drain_to_closed, events, topic, tracker, watchdog, Tracked, HANG,
 };
 use shardcast::{
-    Bus, BusError, Event, Overflow, OwnedDelivery, RecvError, RecvTimeoutError, Subscriber,
-    Subscription, TryRecvError,
+    Bus, BusError, CloseReason, Event, Overflow, OwnedDelivery, RecvError, RecvTimeoutError,
+    Subscriber, Subscription, TryRecvError,
 };
 
 const N: u64 = common::scaled(2_000);
@@ -201,7 +201,7 @@ fn waiting_receivers_see_close_whatever_the_drop_order() {
 }
 
 #[test]
-fn subscribe_and_publisher_after_close_are_closed() {
+fn subscribe_and_publisher_after_close_are_closed_and_say_why() {
     for how in [HowToClose::DropPublisher, HowToClose::PublisherClose, HowToClose::BusClose] {
         let bus: Bus<u64> = Bus::builder().dispatchers(2).build().unwrap();
         let publisher = bus.publisher().unwrap();
@@ -212,20 +212,39 @@ fn subscribe_and_publisher_after_close_are_closed() {
             HowToClose::BusClose => bus.close(),
             HowToClose::DropBus => unreachable!(),
         }
+        let (reason, why) = match how {
+            HowToClose::BusClose => (CloseReason::CloseCalled, "`Bus::close` was called"),
+            _ => (CloseReason::PublisherDropped, "its last publisher was dropped"),
+        };
         assert!(bus.is_closed(), "{how:?}");
-        assert_eq!(bus.subscribe(Subscription::all()).unwrap_err(), BusError::Closed, "{how:?}");
-        assert_eq!(bus.publisher().unwrap_err(), BusError::Closed, "{how:?}");
+        let err = bus.subscribe(Subscription::all()).unwrap_err();
+        assert!(err.is_closed(), "{how:?}");
+        assert_eq!(err.close_reason(), Some(reason), "{how:?}");
+        assert_eq!(err.to_string(), format!("cannot subscribe: bus closed: {why}"));
+        let err = bus.publisher().unwrap_err();
+        assert_eq!(err.to_string(), format!("cannot take the publisher: bus closed: {why}"));
+        let err = bus.shared_publisher().unwrap_err();
+        assert_eq!(err.to_string(), format!("cannot take the publisher: bus closed: {why}"));
         // A clone of a closed bus is closed too.
-        assert_eq!(bus.clone().subscribe(Subscription::all()).unwrap_err(), BusError::Closed);
+        let err = bus.clone().subscribe(Subscription::all()).unwrap_err();
+        assert!(matches!(&err, BusError::Closed(e) if e.operation() == "subscribe"), "{err:?}");
         assert_eq!(bus.subscriber_count(), 0);
-        assert_eq!(BusError::Closed.to_string(), "bus closed");
     }
-    // Closed before any publisher was taken.
+    // Closed before any publisher was taken; a later close does not change the reason.
     let bus: Bus<u64> = Bus::builder().build().unwrap();
     bus.close();
     bus.close(); // idempotent
-    assert_eq!(bus.publisher().unwrap_err(), BusError::Closed);
-    assert_eq!(bus.subscribe(Subscription::all()).unwrap_err(), BusError::Closed);
+    assert_eq!(bus.publisher().unwrap_err().close_reason(), Some(CloseReason::CloseCalled));
+    assert!(bus.subscribe(Subscription::all()).unwrap_err().is_closed());
+
+    // The last `SharedPublisher` clone, then `Bus::close`: the first closer is the reason.
+    let bus: Bus<u64> = Bus::builder().build().unwrap();
+    let shared = bus.shared_publisher().unwrap();
+    drop(shared.clone());
+    drop(shared);
+    bus.close();
+    let err = bus.subscribe(Subscription::all()).unwrap_err();
+    assert_eq!(err.to_string(), "cannot subscribe: bus closed: its last publisher was dropped");
 }
 
 /// Subscribing races with close: it either succeeds (and the subscriber then sees
@@ -243,7 +262,7 @@ fn subscribe_racing_close_never_hangs() {
                     for _ in 0..20 {
                         match bus.subscribe(Subscription::all().capacity(64)) {
                             Ok(sub) => subs.push(sub),
-                            Err(BusError::Closed) => break,
+                            Err(BusError::Closed(_)) => break,
                             Err(e) => panic!("subscribe: {e}"),
                         }
                         thread::yield_now();
@@ -275,7 +294,7 @@ fn a_bus_has_one_publisher() {
     assert_eq!(BusError::PublisherTaken.to_string(), "the bus already has a publisher");
     drop(publisher);
     // Dropping the publisher closed the bus for good.
-    assert_eq!(bus.publisher().unwrap_err(), BusError::Closed);
+    assert_eq!(bus.publisher().unwrap_err().close_reason(), Some(CloseReason::PublisherDropped));
 }
 
 #[test]
