@@ -90,7 +90,7 @@ async fn run(port: u16) -> Result<(), Box<dyn Error>> {
     // them, not the default action (which would kill the process without final stats).
     let shutdown = Shutdown::install()?;
 
-    let bus: Bus<Payload> = Bus::builder().dispatchers(2).latency_sample_every(16).build()?;
+    let bus: Bus<Payload> = Bus::builder().dispatchers(1).latency_sample_every(16).build()?;
     let consumers = [
         (Subscription::all().name("audit"), Duration::ZERO),
         (Subscription::to("orders.eu.>")?.name("orders-eu"), Duration::ZERO),

@@ -11,7 +11,7 @@
 //!
 //! struct Order { id: u64 }
 //!
-//! let bus: Bus<Order> = Bus::builder().ring_capacity(4096).dispatchers(2).build()?;
+//! let bus: Bus<Order> = Bus::builder().ring_capacity(4096).dispatchers(1).build()?;
 //! let mut audit = bus.subscribe(
 //!     Subscription::all().capacity(256).overflow(Overflow::DropOldest).name("audit"),
 //! )?;

@@ -632,10 +632,7 @@ impl<'a, E> Delivery<'a, E> {
 
     /// The resolved route; renamed [`resolved_route`](Self::resolved_route) because this
     /// name shadowed [`Event::route`] (the published route) through `Deref`.
-    #[deprecated(
-        since = "0.2.0",
-        note = "use `resolved_route()`; `Event::route` is the published route"
-    )]
+    #[deprecated(note = "use `resolved_route()`; `Event::route` is the published route")]
     pub fn route(&self) -> Option<Uuid> {
         self.resolved_route()
     }
