@@ -249,7 +249,6 @@ impl BusBuilder {
                 shutdown: AtomicBool::new(false),
                 closed_by: AtomicU8::new(0),
                 publisher_taken: AtomicBool::new(false),
-                shared_publisher: Mutex::new(None),
                 next_id: AtomicU64::new(0),
                 placement: Mutex::new(()),
                 subscriptions: CounterPair::new(),
@@ -290,7 +289,10 @@ impl BusBuilder {
         let thread_ids = threads.iter().map(|t| t.thread().id()).collect();
         #[cfg(loom)]
         let thread_ids = Vec::new();
-        Ok(Bus { handle: Arc::new(BusHandle { shared, threads: Mutex::new(threads), thread_ids }) })
+        Ok(Bus {
+            handle: Arc::new(BusHandle { shared, threads: Mutex::new(threads), thread_ids }),
+            shared_publisher: Arc::new(Mutex::new(None)),
+        })
     }
 }
 
@@ -328,11 +330,20 @@ impl BusBuilder {
 /// ```
 pub struct Bus<E> {
     handle: Arc<BusHandle<E>>,
+    /// The live `SharedPublisher` clones' state, once one was taken: `shared_publisher`
+    /// hands out another clone while it upgrades. Shared by every clone of this `Bus`; a
+    /// `std` `Weak` (see `sync`).
+    shared_publisher: Arc<Mutex<Option<SharedSlot<E>>>>,
 }
+
+type SharedSlot<E> = std::sync::Weak<crate::shared_publisher::Inner<E>>;
 
 impl<E> Clone for Bus<E> {
     fn clone(&self) -> Self {
-        Bus { handle: Arc::clone(&self.handle) }
+        Bus {
+            handle: Arc::clone(&self.handle),
+            shared_publisher: Arc::clone(&self.shared_publisher),
+        }
     }
 }
 
@@ -385,7 +396,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
     pub fn shared_publisher(&self) -> Result<SharedPublisher<E>, BusError> {
         let shared = &self.handle.shared;
         // Held while taking a new one: two calls never both take the publisher.
-        let mut slot = shared.lifetime.shared_publisher.lock();
+        let mut slot = self.shared_publisher.lock();
         if let Some(weak) = &*slot {
             let operation = "take the publisher";
             if shared.ring.is_closed() {

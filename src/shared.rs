@@ -15,7 +15,6 @@ use crate::queue::SubQueue;
 use crate::registry::{Entry, Registry};
 use crate::ring::Ring;
 use crate::segment::{Pool, SegRef};
-use crate::shared_publisher::Inner as SharedInner;
 use crate::stats::counters::{CounterPair, ShardCounters};
 use crate::stats::external::Sources;
 use crate::stats::latency::{self, Latency};
@@ -51,7 +50,7 @@ pub(crate) struct Shared<E> {
     /// Rate limit of the "ring stayed full" `tracing` event (empty without the feature).
     pub(crate) ring_full_limit: RateLimit,
     pub(crate) config: Config,
-    pub(crate) lifetime: Lifetime<E>,
+    pub(crate) lifetime: Lifetime,
     pub(crate) reporting: Reporting,
 }
 
@@ -67,16 +66,13 @@ pub(crate) struct Config {
 }
 
 /// Written as handles come and go: taking the publisher, subscribing, dropping, closing.
-pub(crate) struct Lifetime<E> {
+pub(crate) struct Lifetime {
     /// Set by `Bus::close`: `Overflow::Block` pushes stop waiting.
     pub(crate) shutdown: AtomicBool,
     /// What closed the ring first (`CLOSED_BY_*`), set just before closing it; read by
     /// [`Shared::closed_error`] for the message of `BusError::Closed`.
     pub(crate) closed_by: AtomicU8,
     pub(crate) publisher_taken: AtomicBool,
-    /// The live `SharedPublisher` clones' state, once one was taken: `Bus::shared_publisher`
-    /// hands out another clone while it upgrades. A `std` `Weak` (see `sync`).
-    pub(crate) shared_publisher: Mutex<Option<std::sync::Weak<SharedInner<E>>>>,
     pub(crate) next_id: AtomicU64,
     /// Serialises subscribes, so least-loaded placement sees every earlier one.
     pub(crate) placement: Mutex<()>,

@@ -6,7 +6,7 @@
 //! One exception: `stats::external` holds the caller's `std::sync::Arc` stats sources as
 //! `std::sync::Weak`s (loom has no `Weak`); it is a list under this module's `Mutex`, not
 //! a protocol between the bus's threads. Likewise `SharedPublisher`'s clones share a `std`
-//! `Arc`, of which the bus keeps a `std` `Weak` under a `Mutex` to hand out more clones.
+//! `Arc`, of which `Bus` keeps a `std` `Weak` under a `Mutex` to hand out more clones.
 //!
 //! One stand-in differs under loom, because its crate does not run on loom: [`Swap`] is
 //! `arc_swap::ArcSwap` normally and a loom `Mutex<Arc<T>>` under loom. The models check the
