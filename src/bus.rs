@@ -493,7 +493,9 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// wait for itself), every shard has finished and closed its subscribers' queues: a
     /// subscriber's `try_recv` returns what is queued and then `Closed`, never `Empty`.
     /// Dropping the publisher does not wait: until the shards have drained the ring,
-    /// `try_recv` may still say `Empty` before `Closed`.
+    /// `try_recv` may still say `Empty` before `Closed`. `close` blocks the calling thread
+    /// while the shards drain; on an async executor await [`close_async`](Self::close_async)
+    /// instead.
     ///
     /// ```
     /// use shardcast::{Bus, Event, Subscription, Topic, TryRecvError};

@@ -247,7 +247,10 @@ pub enum BusError {
     /// [`ClosedError`] names the operation and why the bus closed (its last publisher was
     /// dropped, or `Bus::close` was called).
     Closed(ClosedError),
-    /// Another [`Publisher`](crate::Publisher) was already taken from this bus.
+    /// A publisher of this bus is alive: the exclusive [`Publisher`](crate::Publisher)
+    /// (which rules out a second publisher of either kind), or a
+    /// [`SharedPublisher`](crate::SharedPublisher) when the exclusive one was asked for
+    /// (clone the shared one, or ask [`Bus::shared_publisher`](crate::Bus::shared_publisher)).
     PublisherTaken,
     /// A subscription option is out of bounds: the same [`ConfigError`] that
     /// [`BusBuilder::build`](crate::BusBuilder::build) returns for a builder field, so one

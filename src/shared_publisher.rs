@@ -316,7 +316,8 @@ impl<E> SharedPublisher<E> {
 
     /// Waits until every event published (through any clone) before this call has been
     /// handled by every dispatcher shard; see [`Publisher::flush`]. It holds the lock while
-    /// it waits, so other handles' publishes wait for it too. Do not call it from a
+    /// it waits, so other handles' publishes wait for it too. It blocks the thread: in a
+    /// task, await [`flush_async`](Self::flush_async) instead. Do not call it from a
     /// subscription's filter (a dispatcher thread): it would wait for itself.
     ///
     /// ```
