@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use shardcast::{
-    Alias, Bus, BusError, Delivery, Event, Overflow, Pattern, Publisher, RecvTimeoutError,
-    Subscriber, Subscription, Topic, TryRecvError, Uuid, WaitStrategy,
+    Alias, Bus, BusError, CloseReason, Delivery, Event, Overflow, Pattern, Publisher,
+    RecvTimeoutError, Subscriber, Subscription, Topic, TryRecvError, Uuid, WaitStrategy,
 };
 
 use crate::late_binding::{LateBindingModel, Mark};
@@ -354,6 +354,8 @@ pub fn check(input: &Input) -> Verdict {
     let mut totals = Totals { delivered: 0, dropped: 0, filtered_out: 0 };
     let mut published = 0u64;
     let mut closed = false;
+    // What closed the bus first: every `BusError::Closed` after it must say so.
+    let mut close_reason: Option<CloseReason> = None;
     let mut live: Vec<Live> = Vec::new();
 
     for (step, &op) in input.ops.0.iter().enumerate() {
@@ -404,6 +406,7 @@ pub fn check(input: &Input) -> Verdict {
                     Err(e) => {
                         assert!(closed, "{}: subscribe failed on an open bus: {e}", at());
                         assert!(e.is_closed(), "{}: {e}", at());
+                        assert_eq!(e.close_reason(), close_reason, "{}: {e}", at());
                     }
                 }
             }
@@ -503,14 +506,21 @@ pub fn check(input: &Input) -> Verdict {
             }
             Op::Close { odds: 8.., .. } => {}
             Op::Close { by_publisher, .. } => {
-                if by_publisher {
-                    publisher = None;
+                let now = if by_publisher {
+                    publisher.take().map(|p| {
+                        drop(p);
+                        CloseReason::PublisherDropped
+                    })
                 } else {
                     bus.close();
-                }
+                    Some(CloseReason::CloseCalled)
+                };
+                close_reason = close_reason.or(now);
                 closed = true;
                 assert!(bus.is_closed(), "{}", at());
-                assert!(matches!(bus.publisher(), Err(BusError::Closed(_))), "{}", at());
+                let e = bus.publisher().expect_err("a publisher from a closed bus");
+                assert!(matches!(e, BusError::Closed(_)), "{}: {e}", at());
+                assert_eq!(e.close_reason(), close_reason, "{}: {e}", at());
             }
         }
     }
