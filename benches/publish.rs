@@ -227,11 +227,13 @@ fn shardcast_with(
         || {
             if how == How::Text {
                 for i in 0..iters {
-                    publisher.publish_to("bench.publish", payload(i)).expect("publish");
+                    publisher.publish_to_blocking("bench.publish", payload(i)).expect("publish");
                 }
             } else {
                 for i in 0..iters {
-                    publisher.publish(Event::new(topic.clone(), payload(i))).expect("publish");
+                    publisher
+                        .publish_blocking(Event::new(topic.clone(), payload(i)))
+                        .expect("publish");
                 }
             }
             // What tells the receiver it has everything: part of the real path, and cheap
@@ -261,7 +263,7 @@ fn shardcast_shared(iters: u64) -> Timing {
         },
         || {
             for i in 0..iters {
-                publisher.publish(Event::new(topic.clone(), payload(i))).expect("publish");
+                publisher.publish_blocking(Event::new(topic.clone(), payload(i))).expect("publish");
             }
             publisher.close(); // the only clone: closes the bus, as in `shardcast`
         },
@@ -387,7 +389,7 @@ fn shardcast_shared_senders(iters: u64) -> Timing {
             // uncontended std lock per sender per run: noise next to `iters` publishes.)
             let publisher = clones[sender].lock().expect("clone").take().expect("one take");
             for i in 0..share(iters, sender) {
-                publisher.publish(Event::new(topic.clone(), payload(i))).expect("publish");
+                publisher.publish_blocking(Event::new(topic.clone(), payload(i))).expect("publish");
             }
             // The last clone's drop closes the bus: that is what tells the receiver.
             drop(publisher);

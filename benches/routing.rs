@@ -113,7 +113,7 @@ fn dispatch(iters: u64, cache: usize) -> Duration {
         })
         .collect();
     for i in 0..iters {
-        publisher.publish(Event::new(topics[(i % 16) as usize].clone(), i)).unwrap();
+        publisher.publish_blocking(Event::new(topics[(i % 16) as usize].clone(), i)).unwrap();
     }
     publisher.close();
     for r in readers {

@@ -177,7 +177,7 @@ struct Tally {
 async fn consume(mut subscriber: Subscriber<Payload>, delay: Duration) -> Tally {
     let mut tally = Tally { name: subscriber.name().to_owned(), received: 0, lagged: 0 };
     loop {
-        match subscriber.recv_async().await {
+        match subscriber.recv().await {
             Ok(_delivery) => {
                 tally.received += 1;
                 if !delay.is_zero() {
@@ -203,7 +203,7 @@ fn produce(
         while !stop.load(Ordering::Relaxed) {
             for _ in 0..PER_TICK {
                 let topic = topics[(n % topics.len() as u64) as usize].clone();
-                if publisher.publish(Event::new(topic, n)).is_err() {
+                if publisher.publish_blocking(Event::new(topic, n)).is_err() {
                     return n; // the bus was closed under us
                 }
                 n += 1;

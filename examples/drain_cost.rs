@@ -1,5 +1,5 @@
 //! Per-delivery cost of the receive path and the dispatcher, isolated from scheduling:
-//! fills N queues of K events (timing the dispatcher), then drains them with `recv_async`
+//! fills N queues of K events (timing the dispatcher), then drains them with `recv().await`
 //! on one current-thread runtime, beside the same loop over a `Vec<u64>` (the harness's
 //! own cost). `cargo run --release --example drain_cost -- [N] [K] [ROUNDS]`; medians.
 
@@ -31,7 +31,7 @@ fn main() {
         let topic = Topic::new("bench.t0").unwrap();
         let t0 = Instant::now();
         for seq in 0..k {
-            p.publish(Event::new(topic.clone(), Msg { seq, _t: 0 })).unwrap();
+            p.publish_blocking(Event::new(topic.clone(), Msg { seq, _t: 0 })).unwrap();
         }
         for s in &subs {
             while s.len() < k as usize {
@@ -54,7 +54,7 @@ fn main() {
                 let clock = clock.clone();
                 hs.push(tokio::spawn(async move {
                     for _ in 0..k {
-                        let d = sub.recv_async().await.unwrap();
+                        let d = sub.recv().await.unwrap();
                         got.push((d.payload().seq, clock.raw()));
                     }
                     got

@@ -36,11 +36,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = {
         let topic = topic.clone();
         thread::spawn(move || loop {
-            match server_inbox.recv() {
+            match server_inbox.recv_blocking() {
                 Ok(request) => {
                     let id = *request.payload();
                     drop(request);
-                    response_pub.publish(Event::new(topic.clone(), id)).expect("response bus");
+                    response_pub
+                        .publish_blocking(Event::new(topic.clone(), id))
+                        .expect("response bus");
                     response_pub.flush(); // at most one response in flight
                 }
                 Err(RecvError::Closed) => return,
@@ -63,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Err(e) => return Err(e.into()),
             }
         }
-        request_pub.publish(Event::new(topic.clone(), next_id))?;
+        request_pub.publish_blocking(Event::new(topic.clone(), next_id))?;
         request_pub.flush(); // at most one request in flight
         next_id += 1;
     }

@@ -319,13 +319,13 @@ impl BusBuilder {
 /// let bus: Bus<String> = Bus::builder().dispatchers(1).build()?;
 /// let mut audit = bus.subscribe(Subscription::all().name("audit"))?;
 /// let mut publisher = bus.publisher()?;
-/// publisher.publish(Event::new(Topic::new("orders.eu.created")?, "order 1".to_owned()))?;
+/// publisher.publish_blocking(Event::new(Topic::new("orders.eu.created")?, "order 1".to_owned()))?;
 /// drop(publisher); // close: what was published is still delivered
 ///
-/// let delivery = audit.recv()?;
+/// let delivery = audit.recv_blocking()?;
 /// assert_eq!((delivery.seq(), delivery.payload().as_str()), (0, "order 1"));
 /// drop(delivery); // a delivery borrows its subscriber until it is dropped
-/// assert_eq!(audit.recv().unwrap_err(), shardcast::RecvError::Closed);
+/// assert_eq!(audit.recv_blocking().unwrap_err(), shardcast::RecvError::Closed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Bus<E> {
@@ -428,10 +428,10 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// let mut big = bus.subscribe(bus.subscription("orders.>")?.filter(|e| e.payload().id > 100))?;
     /// let mut publisher = bus.publisher()?;
     /// for id in [7, 700] {
-    ///     publisher.publish(Event::new(Topic::new("orders.eu.created")?, Order { id }))?;
+    ///     publisher.publish_blocking(Event::new(Topic::new("orders.eu.created")?, Order { id }))?;
     /// }
     /// publisher.close();
-    /// assert_eq!(big.recv()?.payload().id, 700);
+    /// assert_eq!(big.recv_blocking()?.payload().id, 700);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
@@ -497,18 +497,26 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// while the shards drain; on an async executor await [`close_async`](Self::close_async)
     /// instead.
     ///
+    /// # Panics
+    /// If it would wait on a thread that runs tokio tasks (a runtime worker, or inside
+    /// `block_on`): it names `close_async` instead (see the crate docs, "Async and
+    /// blocking").
+    ///
     /// ```
     /// use shardcast::{Bus, Event, Subscription, Topic, TryRecvError};
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
-    /// publisher.publish(Event::new(Topic::new("t")?, 1))?;
+    /// publisher.publish_blocking(Event::new(Topic::new("t")?, 1))?;
     /// bus.close();
     /// assert_eq!(*sub.try_recv()?.payload(), 1);
     /// assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Closed);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close(&self) {
+        if !self.handle.shared.ring.all_retired() {
+            crate::blocking::forbid_in_async("Bus::close", "Bus::close_async()");
+        }
         self.handle.close();
     }
 
@@ -528,7 +536,7 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let publisher = bus.shared_publisher()?;
-    /// publisher.publish_async(Event::new(Topic::new("t")?, 1)).await?;
+    /// publisher.publish(Event::new(Topic::new("t")?, 1)).await?;
     /// bus.close_async().await;
     /// assert!(publisher.is_closed());
     /// assert_eq!(*sub.try_recv()?.payload(), 1);
@@ -580,8 +588,8 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all().name("audit"))?;
     /// let mut publisher = bus.publisher()?;
-    /// publisher.publish(Event::new(Topic::new("orders.eu.created")?, 1))?;
-    /// sub.recv()?;
+    /// publisher.publish_blocking(Event::new(Topic::new("orders.eu.created")?, 1))?;
+    /// sub.recv_blocking()?;
     /// let stats = bus.stats();
     /// assert_eq!(stats.published, 1);
     /// assert_eq!(stats.subscribers[0].name, "audit");
@@ -621,8 +629,8 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// let mut sys = bus.subscribe(Subscription::to("$SYS.>")?)?;
     /// bus.publish_stats_every(Duration::from_millis(10))?;
     /// let mut publisher = bus.publisher()?;
-    /// publisher.publish(Event::new(Topic::new("orders")?, Msg::Order(1)))?;
-    /// match sys.recv()?.payload() {
+    /// publisher.publish_blocking(Event::new(Topic::new("orders")?, Msg::Order(1)))?;
+    /// match sys.recv_blocking()?.payload() {
     ///     Msg::Stats(delta) => assert_eq!(delta.published, 1),
     ///     Msg::Order(_) => unreachable!(),
     /// }

@@ -462,7 +462,7 @@ full_or_closed!(
     "timed out waiting for ring space"
 );
 
-/// [`Subscriber::recv`](crate::Subscriber::recv) and `recv_async` failed.
+/// [`Subscriber::recv`](crate::Subscriber::recv) and `recv_blocking` failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecvError {
     /// The bus closed and this subscriber's queue is drained (or it was disconnected by

@@ -7,23 +7,23 @@
 //! [`Overflow`] policy, and every loss is counted and reported as `Lagged(n)`.
 //!
 //! ```
-//! use shardcast::{Bus, Event, Overflow, RecvError, Subscription, Topic};
+//! use shardcast::{Bus, Overflow, RecvError, Subscription};
 //!
 //! struct Order { id: u64 }
 //!
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 //! let bus: Bus<Order> = Bus::builder().ring_capacity(4096).dispatchers(1).build()?;
 //! let mut audit = bus.subscribe(
 //!     Subscription::all().capacity(256).overflow(Overflow::DropOldest).name("audit"),
 //! )?;
-//! let mut publisher = bus.publisher()?;
-//! let topic = Topic::new("orders.eu.created")?;
+//! let publisher = bus.shared_publisher()?; // Clone + Send + Sync
 //! for id in 0..3 {
-//!     publisher.publish(Event::new(topic.clone(), Order { id }))?;
+//!     publisher.publish_to("orders.eu.created", Order { id }).await?;
 //! }
-//! publisher.close();
+//! drop(publisher); // the last one: the bus closes once everything is delivered
 //! let mut ids = Vec::new();
 //! loop {
-//!     match audit.recv() {
+//!     match audit.recv().await {
 //!         Ok(delivery) => ids.push(delivery.payload().id),
 //!         Err(RecvError::Lagged(_)) => continue, // lost events are counted; go on
 //!         Err(RecvError::Closed) => break,
@@ -31,7 +31,20 @@
 //! }
 //! assert_eq!(ids, [0, 1, 2]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Async and blocking
+//! An async name never blocks the thread, and a blocking name says so:
+//! [`Subscriber::recv`] and [`SharedPublisher::publish`] (and [`Publisher::publish`]) are
+//! awaited, as in tokio; [`Subscriber::recv_blocking`], [`Publisher::publish_blocking`] and
+//! the other `*_blocking` methods, `recv_timeout`, `publish_timeout`, `flush` and
+//! [`Bus::close`] block the thread, for plain threads and `spawn_blocking`. Called where it
+//! would wait on a thread that runs tokio tasks (a runtime worker, or inside `block_on`), a
+//! blocking method panics at once, naming the async method to await, as tokio's
+//! `blocking_recv` does, instead of hanging the runtime (the `tokio` feature, on by
+//! default). `try_recv` and `try_publish` never wait.
 //!
 //! See `ARCHITECTURE.md` in the repository for the data flow, a map of the modules with the
 //! invariant each keeps, and how orderings, testing, errors and observability cut across
@@ -43,6 +56,7 @@
 
 #[doc(hidden)]
 pub mod bench_api;
+mod blocking;
 mod bus;
 mod dispatch;
 mod error;

@@ -202,12 +202,12 @@ impl Receiver {
     pub fn try_recv(&mut self) -> Result<u64, TryRecvError> {
         self.0.try_recv().map(|d| *d.payload())
     }
-    /// As `Subscriber::recv` (parks the thread).
-    pub fn recv(&mut self) -> Result<u64, RecvError> {
-        self.0.recv().map(|d| *d.payload())
+    /// As `Subscriber::recv_blocking` (parks the thread).
+    pub fn recv_blocking(&mut self) -> Result<u64, RecvError> {
+        self.0.recv_blocking().map(|d| *d.payload())
     }
-    /// As `Subscriber::recv_async`.
-    pub async fn recv_async(&mut self) -> Result<u64, RecvError> {
-        self.0.recv_async().await.map(|d| *d.payload())
+    /// As `Subscriber::recv`.
+    pub async fn recv(&mut self) -> Result<u64, RecvError> {
+        self.0.recv().await.map(|d| *d.payload())
     }
 }

@@ -38,15 +38,16 @@ use crate::topic::Topic;
 /// deliver every event already published, then every receiver sees `Closed`. It keeps the
 /// bus alive: the bus lives while a `Bus`, the publisher or a subscriber does.
 ///
-/// `publish` returns once the event is in the ring; a dispatcher thread moves it to the
-/// subscribers' queues a moment later. [`flush`](Self::flush) waits for that.
+/// [`publish`](Self::publish) (awaited) and [`publish_blocking`](Self::publish_blocking)
+/// return once the event is in the ring; a dispatcher thread moves it to the subscribers'
+/// queues a moment later. [`flush`](Self::flush) waits for that.
 pub struct Publisher<E> {
     producer: Producer<SegRef<E>>,
     /// The segment being written, and recycled segments.
     writer: Writer<E>,
     shared: Arc<Shared<E>>,
     topics: LocalTopics,
-    /// The topic of the last [`publish_to`](Self::publish_to): a run of events on one
+    /// The topic of the last `publish_to`: a run of events on one
     /// topic compares its text instead of looking it up.
     last_topic: Option<Topic>,
     /// Keeps the bus alive (dropped after `shared`'s ring is closed in `drop`).
@@ -86,13 +87,21 @@ impl<E> Publisher<E> {
         waits.store(waits.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
-    /// Publishes `event`, waiting (per the bus's wait strategy) while the ring is full.
-    /// Returns the event's sequence number. Publishing with no subscribers is a cheap no-op.
+    /// Publishes `event`, blocking the thread (per the bus's wait strategy) while the ring
+    /// is full. Returns the event's sequence number. Publishing with no subscribers is a
+    /// cheap no-op. For plain threads and `spawn_blocking`; in async code await
+    /// [`publish`](Self::publish). It costs the same as `publish` when the ring has room.
+    ///
+    /// # Panics
+    /// If the ring is full on a thread that runs tokio tasks (a runtime worker, or inside
+    /// `block_on`), where waiting could hang the runtime: it panics instead, naming
+    /// `publish(..).await`, as tokio's `blocking_recv` does.
     ///
     /// # Errors
     /// The bus is closed; the event is handed back.
-    pub fn publish(&mut self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
+    pub fn publish_blocking(&mut self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
         if !self.producer.has_space() {
+            crate::blocking::forbid_in_async("publish_blocking", "publish(..).await");
             self.count_wait();
             let started = Instant::now();
             let waited = self.producer.wait_for_space(self.shared.config.wait_strategy, None);
@@ -104,11 +113,12 @@ impl<E> Publisher<E> {
         self.push(event).map_err(PublishError)
     }
 
-    /// Publishes every event of `events`, in order, as [`publish`](Self::publish) would one
-    /// at a time (waiting while the ring is full), and leaves `events` empty with its
+    /// Publishes every event of `events`, in order, as
+    /// [`publish_blocking`](Self::publish_blocking) would one at a time (blocking while the
+    /// ring is full), and leaves `events` empty with its
     /// allocation kept. Returns the sequence numbers given, in order.
     ///
-    /// Cheaper per event than `publish` for a burst that is ready at once: events are
+    /// Cheaper per event than `publish_blocking` for a burst that is ready at once: events are
     /// written into their segment and published with one store per run of up to 16 (one
     /// segment's worth, or as many as the ring has room for), so a dispatcher wakes and
     /// reads them as one batch.
@@ -120,12 +130,12 @@ impl<E> Publisher<E> {
     /// let mut publisher = bus.publisher()?;
     /// let topic = Topic::new("ticks")?;
     /// let mut burst: Vec<_> = (0..40).map(|i| Event::new(topic.clone(), i)).collect();
-    /// assert_eq!(publisher.publish_batch(&mut burst)?, 0..40);
+    /// assert_eq!(publisher.publish_batch_blocking(&mut burst)?, 0..40);
     /// assert!(burst.is_empty()); // reusable for the next burst
     /// publisher.close();
     /// let mut got = Vec::new();
     /// loop {
-    ///     match sub.recv() {
+    ///     match sub.recv_blocking() {
     ///         Ok(d) => got.push(*d.payload()),
     ///         Err(RecvError::Lagged(n)) => eprintln!("lost {n} events"), // and go on
     ///         Err(RecvError::Closed) => break,
@@ -139,7 +149,7 @@ impl<E> Publisher<E> {
     /// The bus closed before every event was published. The events not published are
     /// left in `events`, in order; the error carries the sequence numbers of those that
     /// were (a prefix of the batch).
-    pub fn publish_batch(
+    pub fn publish_batch_blocking(
         &mut self,
         events: &mut Vec<Event<E>>,
     ) -> Result<std::ops::Range<u64>, PublishError<std::ops::Range<u64>>> {
@@ -148,6 +158,10 @@ impl<E> Publisher<E> {
         let mut pending = events.drain(..);
         while pending.len() > 0 {
             if !self.producer.has_space() {
+                crate::blocking::forbid_in_async(
+                    "publish_batch_blocking",
+                    "publish(..).await, one event at a time,",
+                );
                 self.count_wait();
                 let started = Instant::now();
                 let waited = self.producer.wait_for_space(self.shared.config.wait_strategy, None);
@@ -203,7 +217,7 @@ impl<E> Publisher<E> {
     }
 
     /// Publishes `payload` on the topic `topic`, given as text: as
-    /// [`publish`](Self::publish) of `Event::new(Topic::new(topic)?, payload)`, except that a
+    /// [`publish_blocking`](Self::publish_blocking) of `Event::new(Topic::new(topic)?, payload)`, except that a
     /// topic seen before is not parsed again (the last one is compared by text, others are
     /// found in the process's intern table, see [`Topic::INTERN_LIMIT`]).
     ///
@@ -212,9 +226,9 @@ impl<E> Publisher<E> {
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::to("orders.>")?)?;
     /// let mut publisher = bus.publisher()?;
-    /// publisher.publish_to("orders.eu.created", 7)?;
+    /// publisher.publish_to_blocking("orders.eu.created", 7)?;
     /// // A bad topic hands the payload back.
-    /// match publisher.publish_to("orders..created", 8) {
+    /// match publisher.publish_to_blocking("orders..created", 8) {
     ///     Err(PublishToError::Topic(e, payload)) => {
     ///         assert_eq!(payload, 8);
     ///         assert!(e.to_string().contains("empty token"));
@@ -222,18 +236,37 @@ impl<E> Publisher<E> {
     ///     other => panic!("{other:?}"),
     /// }
     /// publisher.close();
-    /// assert_eq!(*sub.recv()?.payload(), 7);
+    /// assert_eq!(*sub.recv_blocking()?.payload(), 7);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
     /// `Topic` (the text is not a valid topic) or `Closed`, with the payload.
-    pub fn publish_to(&mut self, topic: &str, payload: E) -> Result<u64, PublishToError<E>> {
+    pub fn publish_to_blocking(
+        &mut self,
+        topic: &str,
+        payload: E,
+    ) -> Result<u64, PublishToError<E>> {
+        let topic = match self.topic(topic) {
+            Ok(t) => t,
+            Err(e) => return Err(PublishToError::Topic(e, payload)),
+        };
+        self.publish_blocking(Event::new(topic, payload))
+            .map_err(|e| PublishToError::Closed(e.into_inner().into_payload()))
+    }
+
+    /// [`publish_to_blocking`](Self::publish_to_blocking) without blocking the thread: the
+    /// topic given as text, then a wait for ring space as in [`publish`](Self::publish).
+    ///
+    /// # Errors
+    /// `Topic` (the text is not a valid topic) or `Closed`, with the payload.
+    pub async fn publish_to(&mut self, topic: &str, payload: E) -> Result<u64, PublishToError<E>> {
         let topic = match self.topic(topic) {
             Ok(t) => t,
             Err(e) => return Err(PublishToError::Topic(e, payload)),
         };
         self.publish(Event::new(topic, payload))
+            .await
             .map_err(|e| PublishToError::Closed(e.into_inner().into_payload()))
     }
 
@@ -267,9 +300,11 @@ impl<E> Publisher<E> {
         self.push(event).map_err(TryPublishError::Closed)
     }
 
-    /// [`publish`](Self::publish) without blocking the thread: while the ring is full, the
-    /// future waits for the dispatcher shards to release slots (they wake a registered
-    /// waker, no polling), so it is safe to await on any executor.
+    /// Publishes `event` without blocking the thread, like tokio broadcast's `send` but
+    /// awaited: while the ring is full, the future waits for the dispatcher shards to
+    /// release slots (they wake a registered waker, no polling), so it is safe to await on
+    /// any executor. Returns the event's sequence number; with room in the ring it
+    /// completes at its first poll.
     ///
     /// Cancel-safe: the event is either published, or still inside the future when it is
     /// dropped, and then dropped with it, unpublished. Nothing is ever half-published and no
@@ -284,12 +319,12 @@ impl<E> Publisher<E> {
     /// let topic = Topic::new("t")?;
     /// for i in 0..10 {
     ///     // A 2-slot ring: some of these wait for the shard, without blocking the thread.
-    ///     publisher.publish_async(Event::new(topic.clone(), i)).await?;
+    ///     publisher.publish(Event::new(topic.clone(), i)).await?;
     /// }
     /// publisher.close();
     /// let mut got = Vec::new();
     /// loop {
-    ///     match sub.recv_async().await {
+    ///     match sub.recv().await {
     ///         Ok(d) => got.push(*d.payload()),
     ///         Err(RecvError::Lagged(n)) => eprintln!("lost {n} events"), // and go on
     ///         Err(RecvError::Closed) => break,
@@ -303,7 +338,7 @@ impl<E> Publisher<E> {
     ///
     /// # Errors
     /// The bus is closed; the event is handed back.
-    pub async fn publish_async(&mut self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
+    pub async fn publish(&mut self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
         if !self.producer.has_space() {
             self.count_wait();
             loop {
@@ -333,6 +368,7 @@ impl<E> Publisher<E> {
         timeout: Duration,
     ) -> Result<u64, PublishTimeoutError<Event<E>>> {
         if !self.producer.has_space() {
+            crate::blocking::forbid_in_async("publish_timeout", "publish(..).await");
             self.count_wait();
             let started = Instant::now();
             let deadline = started.checked_add(timeout);
@@ -363,7 +399,7 @@ impl<E> Publisher<E> {
     /// events (another thread finds them once it has synchronised with this one). A
     /// subscriber parked in `recv` is woken a moment later (wake-ups follow each batch).
     ///
-    /// It waits like [`publish`](Self::publish) waits for ring space (the bus's
+    /// It waits like [`publish_blocking`](Self::publish_blocking) waits for ring space (the bus's
     /// [`WaitStrategy`](crate::WaitStrategy): spin, yield, then park until a dispatcher
     /// moves on). An `Overflow::Block` subscriber with a full queue makes it wait until
     /// that subscriber receives: which is what makes request/response over `Block`
@@ -376,12 +412,15 @@ impl<E> Publisher<E> {
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
-    /// publisher.publish(Event::new(Topic::new("t")?, 7))?;
+    /// publisher.publish_blocking(Event::new(Topic::new("t")?, 7))?;
     /// publisher.flush();
     /// assert_eq!(*sub.try_recv()?.payload(), 7); // never `Empty` after a flush
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&mut self) {
+        if !self.is_empty() {
+            crate::blocking::forbid_in_async("flush", "flush_async()");
+        }
         self.producer.flush(self.shared.config.wait_strategy);
     }
 
@@ -396,7 +435,7 @@ impl<E> Publisher<E> {
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
-    /// publisher.publish(Event::new(Topic::new("t")?, 7))?;
+    /// publisher.publish_blocking(Event::new(Topic::new("t")?, 7))?;
     /// publisher.flush_async().await;
     /// assert_eq!(*sub.try_recv()?.payload(), 7);
     /// # Ok::<(), Box<dyn std::error::Error>>(())

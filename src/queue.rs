@@ -736,7 +736,7 @@ impl<E> SubQueue<E> {
         self.set_waiting(seen)
     }
 
-    /// Forgets a registered waker (a cancelled `recv_async`): nothing is left behind.
+    /// Forgets a registered waker (a cancelled `recv().await`): nothing is left behind.
     pub(crate) fn clear_waker(&self) {
         let waker = self.rx_waiter.lock().waker.take();
         drop(waker);

@@ -386,7 +386,7 @@ impl<E> Receiver<E> {
     }
 
     /// `recv_many`: waits for one event as `recv` does, then hands out what else is queued.
-    pub(crate) fn recv_many(
+    pub(crate) fn recv_many_blocking(
         &mut self,
         max: usize,
         f: &mut dyn FnMut(Delivery<'_, E>),
@@ -394,7 +394,7 @@ impl<E> Receiver<E> {
         if max == 0 {
             return Ok(0);
         }
-        let first = match self.claim_until(None) {
+        let first = match self.claim_until(None, "Subscriber::recv_many_blocking") {
             Ok(claimed) => claimed,
             Err(RecvTimeoutError::Lagged(n)) => return Err(RecvError::Lagged(n)),
             Err(RecvTimeoutError::Closed | RecvTimeoutError::Timeout) => {
@@ -412,6 +412,10 @@ impl<E> Receiver<E> {
         cx: &mut Context<'_>,
         registered: &mut bool,
     ) -> Poll<Result<Claimed<E>, RecvError>> {
+        // tokio's cooperative budget, as its own channels keep it: a hot receive loop
+        // yields to the worker's other tasks once the task's budget is spent.
+        #[cfg(feature = "tokio")]
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
         loop {
             let result = match self.try_claim() {
                 Ok(claimed) => Ok(claimed),
@@ -437,6 +441,8 @@ impl<E> Receiver<E> {
                 self.queue.clear_waker();
                 *registered = false;
             }
+            #[cfg(feature = "tokio")]
+            coop.made_progress();
             return Poll::Ready(result);
         }
     }
@@ -456,8 +462,8 @@ impl<E> Receiver<E> {
         Ok(Delivery::new(self, claimed))
     }
 
-    pub(crate) fn recv(&mut self) -> Result<Delivery<'_, E>, RecvError> {
-        match self.claim_until(None) {
+    pub(crate) fn recv_blocking(&mut self) -> Result<Delivery<'_, E>, RecvError> {
+        match self.claim_until(None, "Subscriber::recv_blocking") {
             Ok(claimed) => Ok(Delivery::new(self, claimed)),
             Err(RecvTimeoutError::Lagged(n)) => Err(RecvError::Lagged(n)),
             Err(RecvTimeoutError::Closed | RecvTimeoutError::Timeout) => Err(RecvError::Closed),
@@ -471,15 +477,21 @@ impl<E> Receiver<E> {
         let deadline = Instant::now()
             .checked_add(timeout)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
-        let claimed = self.claim_until(Some(deadline))?;
+        let claimed = self.claim_until(Some(deadline), "Subscriber::recv_timeout")?;
         Ok(Delivery::new(self, claimed))
     }
 
-    pub(crate) fn recv_async(&mut self) -> Recv<'_, E> {
+    pub(crate) fn recv(&mut self) -> Recv<'_, E> {
         Recv { receiver: Some(self), registered: false }
     }
 
-    fn claim_until(&mut self, deadline: Option<Instant>) -> Result<Claimed<E>, RecvTimeoutError> {
+    /// The blocking receives' wait. `call` names the caller, for the panic of a call made
+    /// on a thread that runs async tasks (`blocking` module).
+    fn claim_until(
+        &mut self,
+        deadline: Option<Instant>,
+        call: &str,
+    ) -> Result<Claimed<E>, RecvTimeoutError> {
         let mut n = 0;
         loop {
             match self.try_claim() {
@@ -487,6 +499,9 @@ impl<E> Receiver<E> {
                 Err(TryRecvError::Lagged(lost)) => return Err(RecvTimeoutError::Lagged(lost)),
                 Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
                 Err(TryRecvError::Empty) => {}
+            }
+            if n == 0 {
+                crate::blocking::forbid_in_async(call, "Subscriber::recv().await");
             }
             let remaining = match deadline {
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
@@ -539,7 +554,7 @@ impl<E> Drop for Receiver<E> {
     }
 }
 
-/// The future of `Subscriber::recv_async`. Holds no event: dropping it loses nothing.
+/// The future of [`Subscriber::recv`](crate::Subscriber::recv). Holds no event: dropping it loses nothing.
 #[must_use = "futures do nothing unless polled"]
 pub struct Recv<'a, E> {
     receiver: Option<&'a mut Receiver<E>>,
@@ -613,13 +628,13 @@ impl<'a, E> Delivery<'a, E> {
     /// let mut publisher = bus.publisher()?;
     /// let (alias, route) = (Alias::new("conn", "c-1")?, Uuid::from_u128(7));
     /// let t = Topic::new("t")?;
-    /// publisher.publish(Event::new(t.clone(), 0).with_alias(alias.clone()).with_route(route).binds())?;
-    /// publisher.publish(Event::new(t, 1).with_alias(alias))?;
+    /// publisher.publish_blocking(Event::new(t.clone(), 0).with_alias(alias.clone()).with_route(route).binds())?;
+    /// publisher.publish_blocking(Event::new(t, 1).with_alias(alias))?;
     /// publisher.close();
-    /// let first = sub.recv()?;
+    /// let first = sub.recv_blocking()?;
     /// assert_eq!(first.resolved_route(), Some(route));
     /// drop(first);
-    /// let late = sub.recv()?;
+    /// let late = sub.recv_blocking()?;
     /// assert_eq!(Event::route(&late), None); // published without a route
     /// assert_eq!(late.resolved_route(), Some(route)); // bound through its alias
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -648,12 +663,12 @@ impl<'a, E> Delivery<'a, E> {
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
     /// for word in ["a", "b"] {
-    ///     publisher.publish(Event::new(Topic::new("t")?, word.to_owned()))?;
+    ///     publisher.publish_blocking(Event::new(Topic::new("t")?, word.to_owned()))?;
     /// }
     /// publisher.close();
     /// let mut kept = Vec::new();
     /// loop {
-    ///     match sub.recv() {
+    ///     match sub.recv_blocking() {
     ///         Ok(delivery) => kept.push(delivery.to_owned()),
     ///         Err(RecvError::Lagged(n)) => eprintln!("lost {n} events"), // and go on
     ///         Err(RecvError::Closed) => break,
@@ -717,6 +732,38 @@ impl<E> OwnedDelivery<E> {
     /// As [`Delivery::resolved_route`].
     pub fn resolved_route(&self) -> Option<Uuid> {
         self.route
+    }
+
+    /// The event's payload, moved out without a copy, if this is the last handle on the
+    /// event's segment: no other subscriber or owned delivery still holds an event of it
+    /// (a segment carries up to 16 consecutive events), and every shard is done with it.
+    /// Otherwise the delivery is handed back unchanged: clone the payload, or keep reading
+    /// it in place.
+    ///
+    /// ```
+    /// use shardcast::{Bus, Event, Subscription, Topic};
+    /// let bus: Bus<String> = Bus::builder().build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let mut publisher = bus.publisher()?;
+    /// publisher.publish_blocking(Event::new(Topic::new("t")?, "hello".to_string()))?;
+    /// let owned = sub.recv_blocking()?.to_owned();
+    /// let copy = owned.clone(); // a second handle: not the last one
+    /// let owned = owned.try_into_payload().unwrap_err();
+    /// drop(copy);
+    /// drop(publisher);
+    /// bus.close(); // waits until the shard is done with the segment
+    /// assert_eq!(owned.try_into_payload().unwrap(), "hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Another handle holds the event's segment; the delivery is handed back.
+    pub fn try_into_payload(self) -> Result<E, Self> {
+        let OwnedDelivery { hold, slot, route, pool } = self;
+        match hold.try_take(slot as usize) {
+            Ok(event) => Ok(event.into_payload()),
+            Err(hold) => Err(OwnedDelivery { hold, slot, route, pool }),
+        }
     }
 
     /// Whether two owned deliveries are of the same event.

@@ -279,6 +279,11 @@ impl<T> Ring<T> {
         self.wait_dispatched(RETIRED, strategy);
     }
 
+    /// Whether every shard has retired its cursor (what `wait_retired` waits for).
+    pub(crate) fn all_retired(&self) -> bool {
+        self.dispatched(RETIRED)
+    }
+
     /// The future form of [`wait_retired`](Self::wait_retired) (`Bus::close_async`).
     pub(crate) fn retired_async(&self) -> FlushWait<'_, T> {
         FlushWait::new(self, RETIRED)

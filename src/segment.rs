@@ -36,7 +36,7 @@
 //! # Orderings
 //! | write (Release) | read (Acquire) | what it publishes |
 //! |---|---|---|
-//! | every `fetch_sub`/`fetch_add` of `refs` that releases (AcqRel) | the `fetch_sub` that reaches zero (AcqRel) | every reader's accesses to the events and the `len` store happen before the events are dropped |
+//! | every `fetch_sub`/`fetch_add` of `refs` that releases (AcqRel) | the `fetch_sub` that reaches zero (AcqRel), or the CAS from one to zero in [`SegHold::try_take`] (Acquire) | every reader's accesses to the events and the `len` store happen before the events are dropped or one is moved out |
 //! | the Treiber push in [`Pool::give_back`] (Release CAS) | the publisher's `swap` in [`Writer::next_segment`] (Acquire) | the dropped events: the slots may be written again |
 //!
 //! Modelled in `loom-tests/tests/segment.rs`.
@@ -376,6 +376,45 @@ impl<E> SegHold<E> {
         debug_assert!(self.n > 0);
         // SAFETY: the hold's reference keeps the segment alive.
         unsafe { Segment::set_len(self.seg.0, len) };
+    }
+
+    /// Moves the event in `slot` out if this hold has the segment's only reference, and
+    /// recycles the segment (dropping its other events); otherwise hands the hold back.
+    /// Only reference means every shard has stored `len` and released its own, and no
+    /// queue entry or other owned delivery is left; nobody can take a new reference,
+    /// since that needs one held.
+    pub(crate) fn try_take(self, slot: usize) -> Result<Event<E>, Self> {
+        debug_assert_eq!(self.n, 1, "an owned delivery holds one reference");
+        // SAFETY: alive: our reference.
+        let s = unsafe { self.seg.0.as_ref() };
+        // Acquire: pairs with the Release half of every other holder's decrement in
+        // `release`, as the decrement that reaches zero does: their reads of the events
+        // happen before we move one out and drop the rest.
+        if s.counts.refs.compare_exchange(1, 0, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return Err(self);
+        }
+        let seg = self.seg.0;
+        std::mem::forget(self); // its reference is gone: the count is zero
+                                // Relaxed: ordered by the Acquire above (every shard stored it before its Release
+                                // decrement).
+        let len = s.counts.len.load(Ordering::Relaxed) as usize;
+        debug_assert!(slot < len && len <= SEG_LEN);
+        let mut taken = None;
+        for (i, cell) in s.events[..len].iter().enumerate() {
+            if i == slot {
+                // SAFETY: the count is zero and ours: slot `slot` holds a published event,
+                // read out once, here; `release` will never see this segment's count again
+                // before it is recycled and written anew.
+                taken = Some(cell.with_mut(|v| unsafe { (*v).assume_init_read() }));
+            } else {
+                // SAFETY: as in `release`: the count is zero, these slots hold published
+                // events, dropped once, here.
+                cell.with_mut(|v| unsafe { (*v).assume_init_drop() });
+            }
+        }
+        // SAFETY: the pool outlives its segments, and the caller keeps it alive.
+        unsafe { (*s.pool).give_back(seg) };
+        Ok(taken.expect("the slot is below the segment's length"))
     }
 
     /// Hands the hold's one reference on, as a pointer (into a queue slot); [`adopt`]

@@ -69,7 +69,7 @@ const TRY_SPINS: u32 = 64;
 ///         let (publisher, topic) = (publisher.clone(), topic.clone());
 ///         thread::spawn(move || {
 ///             for n in 0..5 {
-///                 publisher.publish(Event::new(topic.clone(), (thread_no, n))).unwrap();
+///                 publisher.publish_blocking(Event::new(topic.clone(), (thread_no, n))).unwrap();
 ///             }
 ///         })
 ///     })
@@ -81,7 +81,7 @@ const TRY_SPINS: u32 = 64;
 ///
 /// let mut next = [0; 4]; // each thread's events arrive in that thread's order
 /// loop {
-///     match audit.recv() {
+///     match audit.recv_blocking() {
 ///         Ok(delivery) => {
 ///             let (thread_no, n) = *delivery.payload();
 ///             assert_eq!(n, next[thread_no]);
@@ -123,40 +123,61 @@ impl<E> SharedPublisher<E> {
         weak.upgrade().map(|inner| SharedPublisher { inner })
     }
 
-    /// Publishes `event`, waiting (per the bus's wait strategy) while the ring is full, as
-    /// [`Publisher::publish`] does. Returns the event's sequence number. Other handles
-    /// publishing meanwhile wait for their turn on the lock.
+    /// Publishes `event`, blocking the thread (per the bus's wait strategy) while the ring
+    /// is full, as [`Publisher::publish_blocking`] does. Returns the event's sequence
+    /// number. Other handles publishing meanwhile wait for their turn on the lock. In async
+    /// code await [`publish`](Self::publish).
+    ///
+    /// # Panics
+    /// If the ring is full on a thread that runs tokio tasks (a runtime worker, or inside
+    /// `block_on`): it panics instead, naming `publish(..).await`.
     ///
     /// # Errors
     /// The bus is closed; the event is handed back.
-    pub fn publish(&self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
-        self.inner.publisher.lock().publish(event)
+    pub fn publish_blocking(&self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
+        self.forbid_if_full("publish_blocking");
+        self.inner.publisher.lock().publish_blocking(event)
     }
 
-    /// Publishes every event of `events` in order, as [`Publisher::publish_batch`] does,
+    /// A blocking publish may wait for ring space, and for the lock behind a clone that
+    /// waits for it: not on a thread that runs async tasks (`blocking` module).
+    fn forbid_if_full(&self, call: &str) {
+        let ring = &self.inner.shared.ring;
+        if ring.occupancy() >= ring.capacity() {
+            crate::blocking::forbid_in_async(call, "publish(..).await");
+        }
+    }
+
+    /// Publishes every event of `events` in order, as [`Publisher::publish_batch_blocking`] does,
     /// under the lock for the whole batch: no other clone's events come between them.
     ///
     /// # Errors
     /// The bus closed first: the events not published are left in `events`, and the error
     /// carries the sequence numbers of those that were.
-    pub fn publish_batch(
+    pub fn publish_batch_blocking(
         &self,
         events: &mut Vec<Event<E>>,
     ) -> Result<std::ops::Range<u64>, PublishError<std::ops::Range<u64>>> {
-        self.inner.publisher.lock().publish_batch(events)
+        self.forbid_if_full("publish_batch_blocking");
+        self.inner.publisher.lock().publish_batch_blocking(events)
     }
 
-    /// Publishes `payload` on the topic given as text, as [`Publisher::publish_to`] does
-    /// (a topic seen before is not parsed again), under the lock.
+    /// Publishes `payload` on the topic given as text, as
+    /// [`Publisher::publish_to_blocking`] does (a topic seen before is not parsed again),
+    /// under the lock, blocking the thread while the ring is full.
+    ///
+    /// # Panics
+    /// As [`publish_blocking`](Self::publish_blocking).
     ///
     /// # Errors
     /// `Topic` (the text is not a valid topic) or `Closed`, with the payload.
-    pub fn publish_to(&self, topic: &str, payload: E) -> Result<u64, PublishToError<E>> {
-        self.inner.publisher.lock().publish_to(topic, payload)
+    pub fn publish_to_blocking(&self, topic: &str, payload: E) -> Result<u64, PublishToError<E>> {
+        self.forbid_if_full("publish_to_blocking");
+        self.inner.publisher.lock().publish_to_blocking(topic, payload)
     }
 
-    /// [`publish`](Self::publish) without blocking the thread, as
-    /// [`Publisher::publish_async`] does: while the ring is full, the future waits for the
+    /// Publishes `event` without blocking the thread, as [`Publisher::publish`] does, from
+    /// any number of tasks through `&self`: while the ring is full, the future waits for the
     /// dispatcher shards to release slots (a registered waker; any number of clones may
     /// wait at once), and it never waits for the lock while another clone waits for space.
     ///
@@ -171,12 +192,12 @@ impl<E> SharedPublisher<E> {
     /// let publisher = bus.shared_publisher()?;
     /// let topic = Topic::new("t")?;
     /// for i in 0..10 {
-    ///     publisher.publish_async(Event::new(topic.clone(), i)).await?;
+    ///     publisher.publish(Event::new(topic.clone(), i)).await?;
     /// }
     /// publisher.close();
     /// let mut got = Vec::new();
     /// loop {
-    ///     match sub.recv_async().await {
+    ///     match sub.recv().await {
     ///         Ok(d) => got.push(*d.payload()),
     ///         Err(RecvError::Lagged(n)) => eprintln!("lost {n} events"), // and go on
     ///         Err(RecvError::Closed) => break,
@@ -190,7 +211,7 @@ impl<E> SharedPublisher<E> {
     ///
     /// # Errors
     /// The bus is closed; the event is handed back.
-    pub async fn publish_async(&self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
+    pub async fn publish(&self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
         let mut event = event;
         loop {
             match self.try_publish(event) {
@@ -209,12 +230,12 @@ impl<E> SharedPublisher<E> {
         }
     }
 
-    /// [`publish_to`](Self::publish_to) without blocking the thread: the topic given as
-    /// text, then a wait for ring space as in [`publish_async`](Self::publish_async). The
+    /// Publishes `payload` on the topic given as text, without blocking the thread: the
+    /// topic, then a wait for ring space as in [`publish`](Self::publish). The
     /// last topic is reused without parsing when the lock is free at once; otherwise the
     /// text is parsed here, never waiting for the lock.
     ///
-    /// Cancel-safe, as `publish_async`: the payload is either published or dropped with
+    /// Cancel-safe, as `publish`: the payload is either published or dropped with
     /// the future, unpublished.
     ///
     /// ```
@@ -224,10 +245,10 @@ impl<E> SharedPublisher<E> {
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let publisher = bus.shared_publisher()?;
     /// for i in 0..5 {
-    ///     publisher.publish_to_async("orders.eu.created", i).await?;
+    ///     publisher.publish_to("orders.eu.created", i).await?;
     /// }
     /// assert!(matches!(
-    ///     publisher.publish_to_async("orders..eu", 9).await,
+    ///     publisher.publish_to("orders..eu", 9).await,
     ///     Err(PublishToError::Topic(_, 9))
     /// ));
     /// publisher.flush_async().await;
@@ -239,16 +260,12 @@ impl<E> SharedPublisher<E> {
     ///
     /// # Errors
     /// `Topic` (the text is not a valid topic) or `Closed`, with the payload.
-    pub async fn publish_to_async(
-        &self,
-        topic: &str,
-        payload: E,
-    ) -> Result<u64, PublishToError<E>> {
+    pub async fn publish_to(&self, topic: &str, payload: E) -> Result<u64, PublishToError<E>> {
         let topic = match self.topic(topic) {
             Ok(t) => t,
             Err(e) => return Err(PublishToError::Topic(e, payload)),
         };
-        self.publish_async(Event::new(topic, payload))
+        self.publish(Event::new(topic, payload))
             .await
             .map_err(|e| PublishToError::Closed(e.into_inner().into_payload()))
     }
@@ -305,6 +322,7 @@ impl<E> SharedPublisher<E> {
         timeout: Duration,
     ) -> Result<u64, PublishTimeoutError<Event<E>>> {
         let start = Instant::now();
+        self.forbid_if_full("publish_timeout");
         let Some(mut publisher) = self.inner.publisher.try_lock_for(timeout) else {
             if self.is_closed() {
                 return Err(PublishTimeoutError::Closed(event));
@@ -325,12 +343,15 @@ impl<E> SharedPublisher<E> {
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let publisher = bus.shared_publisher()?;
-    /// publisher.clone().publish(Event::new(Topic::new("t")?, 7))?;
+    /// publisher.clone().publish_blocking(Event::new(Topic::new("t")?, 7))?;
     /// publisher.flush();
     /// assert_eq!(*sub.try_recv()?.payload(), 7); // never `Empty` after a flush
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&self) {
+        if !self.is_empty() {
+            crate::blocking::forbid_in_async("flush", "flush_async()");
+        }
         self.inner.publisher.lock().flush();
     }
 
@@ -348,7 +369,7 @@ impl<E> SharedPublisher<E> {
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let publisher = bus.shared_publisher()?;
-    /// publisher.clone().publish_async(Event::new(Topic::new("t")?, 7)).await?;
+    /// publisher.clone().publish(Event::new(Topic::new("t")?, 7)).await?;
     /// publisher.flush_async().await;
     /// assert_eq!(*sub.try_recv()?.payload(), 7); // never `Empty` after a flush
     /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -52,16 +52,92 @@ impl<E> Subscriber<E> {
         self.receiver.try_recv()
     }
 
-    /// Waits for the next event (spinning briefly, then parking the thread).
+    /// Waits for the next event without blocking the thread, like tokio broadcast's
+    /// `recv().await`. Cancel-safe: dropping the future loses no event and leaves no waker
+    /// behind. Works on any executor; on tokio it takes part in the task's cooperative
+    /// budget (the `tokio` feature), so a hot loop still lets the worker's other tasks run.
+    ///
+    /// The delivery borrows the subscriber until it is dropped: copy what the loop needs
+    /// from the subscriber (its [`name`](Self::name)) before the `match`, or take an
+    /// [`OwnedDelivery`] with [`recv_owned`](Self::recv_owned).
+    ///
+    /// ```
+    /// use shardcast::{Bus, RecvError, Subscription};
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let bus: Bus<String> = Bus::builder().dispatchers(1).build()?;
+    /// let mut sub = bus.subscribe(Subscription::to("orders.>")?.name("audit"))?;
+    /// let publisher = bus.shared_publisher()?;
+    /// publisher.publish_to("orders.eu", "o-1".to_string()).await?;
+    /// drop(publisher); // the last publisher: the bus closes once `sub` has drained
+    /// let name = sub.name().to_owned();
+    /// loop {
+    ///     match sub.recv().await {
+    ///         Ok(delivery) => assert_eq!(delivery.payload(), "o-1"),
+    ///         Err(RecvError::Lagged(n)) => eprintln!("{name} lost {n} events"),
+    ///         Err(RecvError::Closed) => break,
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// `Lagged(n)` once after `n` events were lost; `Closed` once the bus closed and the
     /// queue is drained.
-    pub fn recv(&mut self) -> Result<Delivery<'_, E>, RecvError> {
+    pub fn recv(&mut self) -> Recv<'_, E> {
         self.receiver.recv()
     }
 
-    /// Waits at most `timeout` for the next event.
+    /// Waits for the next event as [`recv`](Self::recv) does, and hands it out as an
+    /// [`OwnedDelivery`]: no borrow of the subscriber, at one reference-count increment
+    /// (like the items of [`into_stream`](Self::into_stream)). Keep the borrowed `recv`
+    /// where the event is handled in place: it costs nothing. A kept `OwnedDelivery` keeps
+    /// its whole segment (up to 16 events) in memory until it is dropped.
+    ///
+    /// ```
+    /// use shardcast::{Bus, Subscription};
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let bus: Bus<String> = Bus::builder().dispatchers(1).build()?;
+    /// let mut sub = bus.subscribe(Subscription::all())?;
+    /// let publisher = bus.shared_publisher()?;
+    /// publisher.publish_to("greetings", "hello".to_string()).await?;
+    /// let owned = sub.recv_owned().await?;
+    /// let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    /// tx.send(owned).await?; // the subscriber stays free to receive
+    /// let received = rx.recv().await.unwrap();
+    /// // Moved out if no other handle holds its segment (see `try_into_payload`), else cloned.
+    /// let hello: String = received.try_into_payload().unwrap_or_else(|d| d.payload().clone());
+    /// assert_eq!(hello, "hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub async fn recv_owned(&mut self) -> Result<OwnedDelivery<E>, RecvError> {
+        self.receiver.recv().await.map(|delivery| delivery.to_owned())
+    }
+
+    /// Waits for the next event, blocking the thread (spinning briefly, then parking it).
+    /// For plain threads and `spawn_blocking`; in async code await [`recv`](Self::recv).
+    ///
+    /// # Panics
+    /// If it would wait on a thread that runs tokio tasks (a runtime worker, or inside
+    /// `block_on`), where it could hang the runtime: like tokio's `blocking_recv`, it
+    /// panics instead, naming `recv().await`. An event already queued is returned anywhere.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn recv_blocking(&mut self) -> Result<Delivery<'_, E>, RecvError> {
+        self.receiver.recv_blocking()
+    }
+
+    /// Waits at most `timeout` for the next event, blocking the thread.
+    ///
+    /// # Panics
+    /// As [`recv_blocking`](Self::recv_blocking).
     ///
     /// # Errors
     /// `Timeout`, `Lagged(n)` or `Closed`.
@@ -69,16 +145,7 @@ impl<E> Subscriber<E> {
         self.receiver.recv_timeout(timeout)
     }
 
-    /// Waits for the next event without blocking the thread. Cancel-safe: dropping the
-    /// future loses no event and leaves no waker behind. Works on any executor.
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv).
-    pub fn recv_async(&mut self) -> Recv<'_, E> {
-        self.receiver.recv_async()
-    }
-
-    /// Waits for the next event as [`recv`](Self::recv) does, then hands it and up to
+    /// Waits for the next event as [`recv_blocking`](Self::recv_blocking) does, then hands it and up to
     /// `max - 1` more events that are already queued to `f`, each read in place: a whole run
     /// per call, for consumers that work in batches. Returns how many `f` got (0 only if
     /// `max` is 0). A gap met after the first event ends the call; the next receive reports
@@ -90,26 +157,29 @@ impl<E> Subscriber<E> {
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
     /// for n in 0..10 {
-    ///     publisher.publish(Event::new(Topic::new("ticks")?, n))?;
+    ///     publisher.publish_blocking(Event::new(Topic::new("ticks")?, n))?;
     /// }
     /// publisher.flush();
     /// let mut sum = 0;
-    /// let got = sub.recv_many(64, |delivery| sum += *delivery.payload())?;
+    /// let got = sub.recv_many_blocking(64, |delivery| sum += *delivery.payload())?;
     /// assert_eq!((got, sum), (10, 45));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
+    /// # Panics
+    /// As [`recv_blocking`](Self::recv_blocking).
+    ///
     /// # Errors
     /// As [`recv`](Self::recv), for the first event.
-    pub fn recv_many(
+    pub fn recv_many_blocking(
         &mut self,
         max: usize,
         mut f: impl FnMut(Delivery<'_, E>),
     ) -> Result<usize, RecvError> {
-        self.receiver.recv_many(max, &mut f)
+        self.receiver.recv_many_blocking(max, &mut f)
     }
 
-    /// [`recv_many`](Self::recv_many) without waiting: hands out up to `max` events that are
+    /// [`recv_many_blocking`](Self::recv_many_blocking) without waiting: hands out up to `max` events that are
     /// already queued.
     ///
     /// # Errors
@@ -173,11 +243,11 @@ impl<E: Send + Sync + 'static> Subscriber<E> {
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut first = bus.subscribe(Subscription::to("orders.>")?.capacity(8).name("audit"))?;
     /// let mut publisher = bus.publisher()?;
-    /// publisher.publish(Event::new(Topic::new("orders.a")?, 1))?;
+    /// publisher.publish_blocking(Event::new(Topic::new("orders.a")?, 1))?;
     /// let mut second = first.resubscribe()?;
     /// assert_eq!((second.name(), second.capacity()), ("audit", 8));
-    /// publisher.publish(Event::new(Topic::new("orders.b")?, 2))?;
-    /// publisher.publish(Event::new(Topic::new("billing")?, 3))?; // not matched
+    /// publisher.publish_blocking(Event::new(Topic::new("orders.b")?, 2))?;
+    /// publisher.publish_blocking(Event::new(Topic::new("billing")?, 3))?; // not matched
     /// publisher.flush();
     /// assert_eq!(*first.try_recv()?.payload(), 1);
     /// assert_eq!(*second.try_recv()?.payload(), 2);
@@ -197,11 +267,14 @@ impl<E: Send + Sync + 'static> Subscriber<E> {
 
 impl<E> Subscriber<E> {
     /// This subscriber as a [`Stream`](futures_core::Stream) of owned deliveries, for
-    /// `StreamExt` combinators and `tokio::select!`. A loss is an item,
+    /// `StreamExt` combinators and `tokio::select!`. The combinators come from a crate of
+    /// your choice: `futures_util::StreamExt` (below) or `tokio_stream::StreamExt`; this
+    /// crate implements only the trait. A loss is an item,
     /// `Err(RecvError::Lagged(n))`, never swallowed and never the end; the stream ends
     /// (`None`) when the subscription is closed and drained. Each item is an
     /// [`OwnedDelivery`](crate::OwnedDelivery): one reference-count increment per event (use
-    /// `recv_async` to read in place). Cancel-safe like `recv_async`.
+    /// [`recv`](Self::recv) to read in place). Cancel-safe like `recv`, and it keeps tokio's
+    /// cooperative budget as `recv` does.
     ///
     /// ```
     /// use futures_util::StreamExt;
@@ -211,7 +284,7 @@ impl<E> Subscriber<E> {
     /// let sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
     /// for n in 1..=3 {
-    ///     publisher.publish(Event::new(Topic::new("t")?, n))?;
+    ///     publisher.publish(Event::new(Topic::new("t")?, n)).await?;
     /// }
     /// publisher.close();
     /// let got: Vec<u32> = sub.into_stream().map(|item| *item.unwrap().payload()).collect().await;

@@ -28,7 +28,7 @@ fn publish_on_thread(bus: &Bus<u64>, n: u64) -> thread::JoinHandle<()> {
     let mut publisher = bus.publisher().unwrap();
     thread::spawn(move || {
         for i in 0..n {
-            publisher.publish(Event::new(topic(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             if i % 500 == 499 {
                 thread::sleep(Duration::from_millis(1));
             }
@@ -40,7 +40,7 @@ fn publish_on_thread(bus: &Bus<u64>, n: u64) -> thread::JoinHandle<()> {
 async fn receive_all(sub: &mut Subscriber<u64>) -> Vec<u64> {
     let mut got = Vec::new();
     loop {
-        match sub.recv_async().await {
+        match sub.recv().await {
             Ok(d) => {
                 assert_eq!(*d.payload(), d.seq());
                 got.push(d.seq());
@@ -78,7 +78,7 @@ async fn timeout_cancelling_recv_async_loses_nothing() {
         let bus = bus(k);
         let mut sub = bus.subscribe(Subscription::all().capacity(N as usize)).unwrap();
         // First a cancellation for sure: nothing is published yet.
-        let first = tokio::time::timeout(Duration::from_millis(1), sub.recv_async()).await;
+        let first = tokio::time::timeout(Duration::from_millis(1), sub.recv()).await;
         assert!(first.is_err(), "received an event nobody published");
         drop(first);
         let publishing = publish_on_thread(&bus, N);
@@ -87,7 +87,7 @@ async fn timeout_cancelling_recv_async_loses_nothing() {
         let mut cancelled = 1u64;
         loop {
             assert!(started.elapsed() < HANG, "hang: got {} events", got.len());
-            match tokio::time::timeout(Duration::from_micros(100), sub.recv_async()).await {
+            match tokio::time::timeout(Duration::from_micros(100), sub.recv()).await {
                 Err(_elapsed) => cancelled += 1,
                 Ok(Ok(d)) => got.push(d.seq()),
                 Ok(Err(RecvError::Closed)) => break,
@@ -116,7 +116,7 @@ async fn select_cancelling_recv_async_loses_nothing() {
             tokio::select! {
                 biased;
                 _ = ticker.tick() => ticks += 1,
-                r = sub.recv_async() => match r {
+                r = sub.recv() => match r {
                     Ok(d) => got.push(d.seq()),
                     Err(RecvError::Closed) => break,
                     Err(e) => panic!("recv_async: {e}"),
@@ -142,7 +142,7 @@ async fn ping_pong_never_loses_a_wake_up() {
         let mut publisher = bus.publisher().unwrap();
         let pinging = thread::spawn(move || {
             for i in 0..ROUNDS {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
                 match ack_rx.recv_timeout(Duration::from_secs(10)) {
                     Ok(seq) => assert_eq!(seq, i),
                     Err(_) => panic!("K={k}: round {i}: the waiting task was never woken"),
@@ -151,7 +151,7 @@ async fn ping_pong_never_loses_a_wake_up() {
         });
         let ponging = tokio::spawn(async move {
             loop {
-                match sub.recv_async().await {
+                match sub.recv().await {
                     Ok(d) => ack_tx.send(d.seq()).unwrap(),
                     Err(RecvError::Closed) => return,
                     Err(e) => panic!("recv_async: {e}"),
@@ -173,7 +173,7 @@ async fn recv_async_reports_lagged_then_closed() {
         bus.subscribe(Subscription::all().capacity(2).overflow(Overflow::DropNewest)).unwrap();
     let mut publisher = bus.publisher().unwrap();
     for i in 0..10 {
-        publisher.publish(Event::new(topic(), i)).unwrap();
+        publisher.publish_blocking(Event::new(topic(), i)).unwrap();
     }
     drop(publisher);
     // Let the shard push all 10 before receiving, so exactly 8 are lost (its counters move
@@ -183,7 +183,7 @@ async fn recv_async_reports_lagged_then_closed() {
     }
     let mut outcomes = Vec::new();
     for _ in 0..5 {
-        let r = tokio::time::timeout(HANG, sub.recv_async()).await.expect("hang");
+        let r = tokio::time::timeout(HANG, sub.recv()).await.expect("hang");
         outcomes.push(r.map(|d| d.seq()));
     }
     assert_eq!(
@@ -227,9 +227,9 @@ fn a_pending_recv_async_is_woken_by_publish_and_clears_its_waker() {
         let waker = Waker::from(Arc::clone(&counter));
         let mut cx = Context::from_waker(&waker);
         {
-            let mut fut = pin!(sub.recv_async());
+            let mut fut = pin!(sub.recv());
             assert!(fut.as_mut().poll(&mut cx).is_pending());
-            publisher.publish(Event::new(topic(), 7)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), 7)).unwrap();
             wait_for_wake(&counter, "publish");
             match fut.as_mut().poll(&mut cx) {
                 Poll::Ready(Ok(d)) => assert_eq!((d.seq(), *d.payload()), (0, 7)),
@@ -251,19 +251,19 @@ fn a_cancelled_recv_async_leaves_nothing_behind() {
     let counter = Arc::new(CountingWaker::default());
     let waker = Waker::from(Arc::clone(&counter));
     {
-        let mut fut = pin!(sub.recv_async());
+        let mut fut = pin!(sub.recv());
         assert!(fut.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
         // Dropped here, pending.
     }
     drop(waker);
     assert_eq!(Arc::strong_count(&counter), 1, "a cancelled recv_async left its waker behind");
     // And the event published after the cancellation is still received.
-    publisher.publish(Event::new(topic(), 1)).unwrap();
+    publisher.publish_blocking(Event::new(topic(), 1)).unwrap();
     assert_eq!(sub.recv_timeout(HANG).unwrap().seq(), 0);
     // Many cancellations accumulate nothing either.
     let waker = Waker::from(Arc::clone(&counter));
     for _ in 0..1_000 {
-        let mut fut = pin!(sub.recv_async());
+        let mut fut = pin!(sub.recv());
         assert!(fut.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
     }
     drop(waker);
@@ -281,7 +281,7 @@ fn a_pending_recv_async_is_woken_by_close() {
         let counter = Arc::new(CountingWaker::default());
         let waker = Waker::from(Arc::clone(&counter));
         let mut cx = Context::from_waker(&waker);
-        let mut fut = pin!(sub.recv_async());
+        let mut fut = pin!(sub.recv());
         assert!(fut.as_mut().poll(&mut cx).is_pending());
         if close_bus {
             bus.close();

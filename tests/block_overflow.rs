@@ -42,7 +42,7 @@ fn block_is_lossless_for_a_slow_reader() {
             });
             let mut publisher = bus.publisher().unwrap();
             for i in 0..N {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             }
             drop(publisher);
             reader.join().expect("reader")
@@ -66,7 +66,7 @@ fn parked_block_receiver_is_woken_before_the_shard_waits_for_room() {
             bus.subscribe(Subscription::all().capacity(2).overflow(Overflow::Block)).unwrap();
         let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
         let reader = thread::spawn(move || loop {
-            match sub.recv() {
+            match sub.recv_blocking() {
                 Ok(d) => ack_tx.send(d.seq()).unwrap(),
                 Err(shardcast::RecvError::Closed) => return,
                 Err(e) => panic!("recv: {e}"),
@@ -77,7 +77,7 @@ fn parked_block_receiver_is_woken_before_the_shard_waits_for_room() {
             // The reader has received everything: let it go idle and park.
             thread::sleep(Duration::from_millis(2));
             for i in 0..BURST {
-                publisher.publish(Event::new(topic(), round * BURST + i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), round * BURST + i)).unwrap();
             }
             for i in 0..BURST {
                 let expected = round * BURST + i;
@@ -123,7 +123,7 @@ fn dropping_the_blocking_subscriber_releases_the_shard() {
             let mut publisher = bus.publisher().unwrap();
             let publishing = thread::spawn(move || {
                 for i in 0..N {
-                    publisher.publish(Event::new(topic(), i)).unwrap();
+                    publisher.publish_blocking(Event::new(topic(), i)).unwrap();
                 }
             });
             wait_until_stuck(&bus, &stuck, 2, RING);
@@ -158,7 +158,7 @@ fn bus_close_releases_a_shard_waiting_on_a_block_subscriber() {
                 let publishing = thread::spawn(move || {
                     // Publishes until the bus closes under it.
                     for i in 0..u64::MAX {
-                        if let Err(e) = publisher.publish(Event::new(topic(), i)) {
+                        if let Err(e) = publisher.publish_blocking(Event::new(topic(), i)) {
                             return (i, e.into_inner().into_payload());
                         }
                     }
@@ -202,7 +202,7 @@ fn bus_close_with_idle_blocked_shard_returns() {
             bus.subscribe(Subscription::all().capacity(1).overflow(Overflow::Block)).unwrap();
         let mut publisher = bus.publisher().unwrap();
         for i in 0..3 {
-            publisher.publish(Event::new(topic(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), i)).unwrap();
         }
         drop(publisher); // closes the ring; the shard is still stuck on event 1
         bus.close();

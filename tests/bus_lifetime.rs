@@ -58,7 +58,7 @@ fn a_bus_returned_as_its_halves_lives_on() {
             (bus.publisher().unwrap(), bus.subscribe(Subscription::all()).unwrap());
         drop(bus);
         for i in 0..100 {
-            publisher.publish(Event::new(topic(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), i)).unwrap();
         }
         drop(publisher);
         assert_eq!(drain_to_closed(&mut sub), events(0..100));
@@ -92,7 +92,7 @@ fn the_last_handle_of_any_kind_leaves_no_thread_and_no_event() {
             });
             for id in 0..EVENTS {
                 let payload = Tracked { id, drops: Arc::clone(&d) };
-                publisher.publish(Event::new(topic(), payload)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), payload)).unwrap();
             }
             let reader = reading.join().unwrap();
             assert_eq!(stuck.len(), 2, "the stuck subscriber holds two events");
@@ -156,7 +156,9 @@ fn the_last_handle_dropped_inside_a_filter_does_not_deadlock_or_leak() {
         let mut publisher = bus.publisher().unwrap();
         drop(bus);
         for id in 0..EVENTS {
-            publisher.publish(Event::new(topic(), Tracked { id, drops: Arc::clone(&d) })).unwrap();
+            publisher
+                .publish_blocking(Event::new(topic(), Tracked { id, drops: Arc::clone(&d) }))
+                .unwrap();
         }
         // The filter is running on the last event (a dropped subscription's filter would
         // not run any more): now drop everything but the filter's handle.

@@ -35,13 +35,13 @@ enum HowToClose {
 fn read_with_recv(mut sub: Subscriber<u64>) -> Vec<u64> {
     let mut got = Vec::new();
     loop {
-        match sub.recv() {
+        match sub.recv_blocking() {
             Ok(d) => got.push(d.seq()),
             Err(RecvError::Closed) => break,
             Err(e) => panic!("recv: {e}"),
         }
     }
-    assert_eq!(sub.recv().unwrap_err(), RecvError::Closed, "Closed is final");
+    assert_eq!(sub.recv_blocking().unwrap_err(), RecvError::Closed, "Closed is final");
     assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Closed);
     assert_eq!(sub.recv_timeout(Duration::ZERO).unwrap_err(), RecvTimeoutError::Closed);
     got
@@ -58,7 +58,7 @@ fn read_with_try_recv(mut sub: Subscriber<u64>) -> Vec<u64> {
         }
     }
     assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Closed, "Closed is final");
-    assert_eq!(sub.recv().unwrap_err(), RecvError::Closed);
+    assert_eq!(sub.recv_blocking().unwrap_err(), RecvError::Closed);
     got
 }
 
@@ -81,13 +81,13 @@ fn read_with_recv_async(mut sub: Subscriber<u64>) -> Vec<u64> {
     rt.block_on(async move {
         let mut got = Vec::new();
         loop {
-            match sub.recv_async().await {
+            match sub.recv().await {
                 Ok(d) => got.push(d.seq()),
                 Err(RecvError::Closed) => break,
                 Err(e) => panic!("recv_async: {e}"),
             }
         }
-        assert_eq!(sub.recv_async().await.unwrap_err(), RecvError::Closed, "Closed is final");
+        assert_eq!(sub.recv().await.unwrap_err(), RecvError::Closed, "Closed is final");
         got
     })
 }
@@ -108,14 +108,14 @@ fn close_scenario(how: HowToClose) {
             .collect();
         let mut publisher = bus.publisher().unwrap();
         for i in 0..N {
-            publisher.publish(Event::new(topic(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), i)).unwrap();
         }
         match how {
             HowToClose::DropPublisher => drop(publisher),
             HowToClose::PublisherClose => publisher.close(),
             HowToClose::BusClose => {
                 bus.close();
-                assert!(publisher.publish(Event::new(topic(), N)).is_err());
+                assert!(publisher.publish_blocking(Event::new(topic(), N)).is_err());
             }
             HowToClose::DropBus => {
                 drop(bus);
@@ -171,14 +171,14 @@ fn waiting_receivers_see_close_whatever_the_drop_order() {
             let ready = ready_tx.clone();
             let sync_thread = thread::spawn(move || {
                 ready.send(()).unwrap();
-                sync_sub.recv().map(|d| d.seq())
+                sync_sub.recv_blocking().map(|d| d.seq())
             });
             let async_thread = thread::spawn(move || {
                 let rt =
                     tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
                 rt.block_on(async move {
                     ready_tx.send(()).unwrap();
-                    async_sub.recv_async().await.map(|d| d.seq())
+                    async_sub.recv().await.map(|d| d.seq())
                 })
             });
             ready_rx.recv().unwrap();
@@ -271,7 +271,7 @@ fn subscribe_racing_close_never_hangs() {
                 })
             };
             for i in 0..round {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             }
             drop(publisher);
             for mut sub in subscribing.join().unwrap() {
@@ -306,10 +306,10 @@ fn dropping_every_bus_handle_does_not_close_while_the_publisher_lives() {
         let clone = bus.clone();
         drop(bus);
         assert!(!clone.is_closed());
-        publisher.publish(Event::new(topic(), 1)).unwrap();
+        publisher.publish_blocking(Event::new(topic(), 1)).unwrap();
         assert_eq!(sub.recv_timeout(HANG).unwrap().seq(), 0);
         drop(clone); // the last `Bus`, not the last handle: the bus lives on
-        publisher.publish(Event::new(topic(), 2)).unwrap();
+        publisher.publish_blocking(Event::new(topic(), 2)).unwrap();
         assert_eq!(*sub.recv_timeout(HANG).unwrap().payload(), 2);
         drop(publisher); // closes
         assert_eq!(drain_to_closed(&mut sub), events(std::iter::empty()));
@@ -345,7 +345,7 @@ fn every_payload_is_dropped_exactly_once() {
                 let mut reader = sub(EVENTS + 1, Overflow::DropNewest);
                 let reading = thread::spawn(move || {
                     let mut kept: Vec<OwnedDelivery<Tracked>> = Vec::new();
-                    while let Ok(d) = reader.recv() {
+                    while let Ok(d) = reader.recv_blocking() {
                         if d.payload().id.is_multiple_of(100) {
                             kept.push(d.to_owned());
                         }
@@ -365,7 +365,7 @@ fn every_payload_is_dropped_exactly_once() {
                         subs.pop();
                     }
                     let payload = Tracked { id, drops: Arc::clone(&drops) };
-                    publisher.publish(Event::new(topic(), payload)).unwrap();
+                    publisher.publish_blocking(Event::new(topic(), payload)).unwrap();
                 }
                 let bus2 = bus.clone();
                 match order {
@@ -379,7 +379,7 @@ fn every_payload_is_dropped_exactly_once() {
                         drop(bus);
                         drop(bus2); // the publisher and subscribers keep the bus alive
                         let last = Tracked { id: EVENTS, drops: Arc::clone(&drops) };
-                        publisher.publish(Event::new(topic(), last)).unwrap();
+                        publisher.publish_blocking(Event::new(topic(), last)).unwrap();
                         drop(publisher);
                         drop(subs);
                     }
@@ -419,7 +419,7 @@ fn payloads_left_in_the_ring_are_dropped() {
             let mut publisher = bus.publisher().unwrap();
             for id in 0..published {
                 publisher
-                    .publish(Event::new(topic(), Tracked { id, drops: Arc::clone(&d) }))
+                    .publish_blocking(Event::new(topic(), Tracked { id, drops: Arc::clone(&d) }))
                     .unwrap();
             }
             drop(bus);
@@ -534,7 +534,7 @@ fn close_async_yields_until_the_shards_have_closed_every_queue() {
             .unwrap();
         let mut other = bus.subscribe(Subscription::all()).unwrap();
         let mut publisher = bus.publisher().unwrap();
-        publisher.publish(Event::new(topic(), 1)).unwrap();
+        publisher.publish_blocking(Event::new(topic(), 1)).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(async {
             let opener = {
@@ -548,7 +548,7 @@ fn close_async_yields_until_the_shards_have_closed_every_queue() {
             bus.close_async().await; // idempotent: at once
         });
         assert!(bus.is_closed());
-        let err = publisher.publish(Event::new(topic(), 2)).unwrap_err();
+        let err = publisher.publish_blocking(Event::new(topic(), 2)).unwrap_err();
         assert_eq!(*err.into_inner().payload(), 2);
         for sub in [&mut held, &mut other] {
             // Every queue closed when it resolved: what was queued, then `Closed`, never

@@ -112,7 +112,7 @@ fn subscription_capacity_is_checked_at_subscribe() {
     }
     // The bus is unharmed.
     let mut publisher = bus.publisher().unwrap();
-    publisher.publish(Event::new(Topic::new("a").unwrap(), 1)).unwrap();
+    publisher.publish_blocking(Event::new(Topic::new("a").unwrap(), 1)).unwrap();
     drop(ok);
 }
 
@@ -155,7 +155,7 @@ fn errors_with_a_non_debug_payload_format_and_unwrap() {
     assert_eq!(e.to_string(), "publishing on a closed bus");
     assert_eq!(e.into_inner().into_payload().0, 1);
 
-    let e = publisher.publish(Event::new(topic.clone(), NotDebug(2))).unwrap_err();
+    let e = publisher.publish_blocking(Event::new(topic.clone(), NotDebug(2))).unwrap_err();
     assert_eq!(format!("{e:?}"), "PublishError(..)");
     assert_lowercase_message(&e.to_string());
     assert_eq!(e.into_inner().into_payload().0, 2);

@@ -31,7 +31,7 @@ fn run(dispatchers: usize) -> (Vec<Received>, Vec<usize>) {
             .unwrap();
         let mut publisher = bus.publisher().unwrap();
         for i in 0..BEFORE {
-            assert_eq!(publisher.publish(Event::new(topic(), i)).unwrap(), i);
+            assert_eq!(publisher.publish_blocking(Event::new(topic(), i)).unwrap(), i);
         }
         let subs: Vec<Subscriber<u64>> = (0..SUBSCRIBERS)
             .map(|i| {
@@ -51,7 +51,7 @@ fn run(dispatchers: usize) -> (Vec<Received>, Vec<usize>) {
         let later: Vec<Subscriber<u64>> = subs.collect();
 
         for i in BEFORE..BEFORE + N {
-            assert_eq!(publisher.publish(Event::new(topic(), i)).unwrap(), i);
+            assert_eq!(publisher.publish_blocking(Event::new(topic(), i)).unwrap(), i);
         }
         drop(publisher);
 
@@ -127,13 +127,13 @@ fn late_subscriber_gets_only_later_events() {
             let mut early = bus.subscribe(Subscription::all()).unwrap();
             let mut publisher = bus.publisher().unwrap();
             for i in 0..1000 {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             }
             // Subscribed from the publishing thread: everything from `cut` on is "after".
             let cut = publisher.next_seq();
             let mut late = bus.subscribe(Subscription::all()).unwrap();
             for i in 1000..2000 {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             }
             drop(publisher);
             (drain_to_closed(&mut early), drain_to_closed(&mut late), cut)
@@ -151,10 +151,10 @@ fn events_published_before_subscribe_are_not_received() {
             let bus: Bus<u64> = Bus::builder().dispatchers(k).build().unwrap();
             let mut publisher = bus.publisher().unwrap();
             for i in 0..10 {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             }
             let mut sub = bus.subscribe(Subscription::all()).unwrap();
-            publisher.publish(Event::new(topic(), 10)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), 10)).unwrap();
             drop(publisher);
             drain_to_closed(&mut sub)
         });

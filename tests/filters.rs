@@ -33,7 +33,7 @@ fn patterns_and_predicates_select_exactly() {
         let mut publisher = bus.publisher().unwrap();
         let topics: Vec<Topic> = TOPICS.iter().map(|t| Topic::new(t).unwrap()).collect();
         for i in 0..500u32 {
-            publisher.publish(Event::new(topics[i as usize % 5].clone(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topics[i as usize % 5].clone(), i)).unwrap();
         }
         drop(publisher);
         let want = |f: &dyn Fn(u32) -> bool| (0..500u32).filter(|&i| f(i)).collect::<Vec<_>>();
@@ -63,7 +63,7 @@ fn a_panicking_predicate_is_caught_and_counted() {
     let mut publisher = bus.publisher().unwrap();
     let topic = Topic::new("t").unwrap();
     for i in 0..100u32 {
-        publisher.publish(Event::new(topic.clone(), i)).unwrap();
+        publisher.publish_blocking(Event::new(topic.clone(), i)).unwrap();
     }
     drop(publisher);
     let even: Vec<u32> = (0..100).filter(|i| i % 2 == 0).collect();

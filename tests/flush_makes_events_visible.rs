@@ -31,7 +31,7 @@ fn publish_flush_then_try_recv_is_ok_every_time() {
         let mut publisher = bus.publisher().unwrap();
         let mut empty = 0;
         for i in 0..TRIES {
-            publisher.publish(Event::new(topic(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             publisher.flush();
             for sub in [&mut a, &mut b] {
                 match sub.try_recv() {
@@ -55,7 +55,7 @@ fn publish_flush_async_then_try_recv_is_ok_every_time() {
             let mut b = bus.subscribe(Subscription::all()).unwrap();
             let mut publisher = bus.publisher().unwrap();
             for i in 0..TRIES {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
                 publisher.flush_async().await;
                 assert_eq!(*a.try_recv().unwrap().payload(), i, "try {i}");
                 assert_eq!(*b.try_recv().unwrap().payload(), i, "try {i}");
@@ -79,7 +79,7 @@ fn flush_then_bus_close_then_try_recv_reaches_closed_without_empty() {
             let mut publisher = bus.publisher().unwrap();
             let n = round % 40;
             for i in 0..n {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             }
             publisher.flush();
             bus.close();
@@ -109,7 +109,7 @@ fn bus_close_then_try_recv_reaches_closed_without_empty() {
             let mut publisher = bus.publisher().unwrap();
             let n = round % 40;
             for i in 0..n {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             }
             // Closed from another bus handle, on another thread, while we hold the publisher.
             let closer = bus.clone();
@@ -126,9 +126,9 @@ fn full_block_subscriber() -> (Bus<u64>, shardcast::Subscriber<u64>, shardcast::
     let bus: Bus<u64> = Bus::builder().ring_capacity(8).build().unwrap();
     let sub = bus.subscribe(Subscription::all().capacity(1).overflow(Overflow::Block)).unwrap();
     let mut publisher = bus.publisher().unwrap();
-    publisher.publish(Event::new(topic(), 0)).unwrap();
+    publisher.publish_blocking(Event::new(topic(), 0)).unwrap();
     publisher.flush(); // in the queue, which is now full
-    publisher.publish(Event::new(topic(), 1)).unwrap(); // the shard waits for room
+    publisher.publish_blocking(Event::new(topic(), 1)).unwrap(); // the shard waits for room
     (bus, sub, publisher)
 }
 

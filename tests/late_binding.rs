@@ -41,7 +41,7 @@ fn run(
         (0..shards).map(|_| bus.subscribe(Subscription::all()).unwrap()).collect();
     let mut publisher = bus.publisher().unwrap();
     for event in events {
-        publisher.publish(event).unwrap();
+        publisher.publish_blocking(event).unwrap();
     }
     drop(publisher);
     let results: Vec<_> = subs.iter_mut().map(drain).collect();
@@ -121,7 +121,7 @@ fn eviction_at_capacity_is_least_recently_used_and_counted() {
         ev(6).with_alias(alias("c")),
     ];
     for e in events {
-        publisher.publish(e).unwrap();
+        publisher.publish_blocking(e).unwrap();
     }
     drop(publisher);
     let routes: Vec<_> = drain(&mut sub).into_iter().map(|(_, r)| r).collect();
@@ -167,7 +167,7 @@ fn route_subscription_receives_exactly_its_routes_events() {
                     .binds(),
                 _ => ev(i),
             };
-            publisher.publish(event).unwrap();
+            publisher.publish_blocking(event).unwrap();
         }
         drop(publisher);
         // The model: replay the same resolution rules.
@@ -234,9 +234,9 @@ fn resolved_route_and_published_route_are_distinct() {
     let mut publisher = bus.publisher().unwrap();
     let route = Uuid::from_u128(42);
     publisher
-        .publish(Event::new(topic(), 0).with_alias(alias("a")).with_route(route).binds())
+        .publish_blocking(Event::new(topic(), 0).with_alias(alias("a")).with_route(route).binds())
         .unwrap();
-    publisher.publish(Event::new(topic(), 1).with_alias(alias("a"))).unwrap();
+    publisher.publish_blocking(Event::new(topic(), 1).with_alias(alias("a"))).unwrap();
     publisher.close();
     let bound = sub.recv_timeout(HANG).unwrap();
     assert_eq!((Event::route(&bound), bound.resolved_route()), (Some(route), Some(route)));

@@ -9,7 +9,7 @@ use shardcast::{Bus, Event, Overflow, Publisher, Subscriber, Subscription, TryRe
 
 fn publish(publisher: &mut Publisher<u64>, seqs: std::ops::Range<u64>) {
     for i in seqs {
-        publisher.publish(Event::new(topic(), i)).unwrap();
+        publisher.publish_blocking(Event::new(topic(), i)).unwrap();
     }
     publisher.flush();
 }

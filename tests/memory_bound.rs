@@ -56,7 +56,7 @@ fn a_sparse_stalled_subscriber_pins_at_most_segment_len_times_its_capacity() {
             let mut publisher = bus.publisher().unwrap();
             let events = 64 * capacity as u64 * 8;
             for n in 0..events {
-                publisher.publish(Event::new(topic(), Live::new(&live, n))).unwrap();
+                publisher.publish_blocking(Event::new(topic(), Live::new(&live, n))).unwrap();
             }
             publisher.flush();
             // The publisher idles: the dispatcher seals its segment; what stays alive is

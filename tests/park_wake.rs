@@ -26,7 +26,7 @@ fn ping_pong(strategy: WaitStrategy, dispatchers: usize, rounds: u64) {
         let mut sub = bus.subscribe(Subscription::all()).unwrap();
         let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
         let ponging = thread::spawn(move || loop {
-            match sub.recv() {
+            match sub.recv_blocking() {
                 Ok(d) => ack_tx.send(d.seq()).unwrap(),
                 Err(RecvError::Closed) => return,
                 Err(e) => panic!("recv: {e}"),
@@ -34,7 +34,7 @@ fn ping_pong(strategy: WaitStrategy, dispatchers: usize, rounds: u64) {
         });
         let mut publisher = bus.publisher().unwrap();
         for i in 0..rounds {
-            publisher.publish(Event::new(topic(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             match ack_rx.recv_timeout(Duration::from_secs(10)) {
                 Ok(seq) => assert_eq!(seq, i),
                 Err(_) => panic!(
@@ -95,10 +95,10 @@ fn recv_timeout_times_out_when_nothing_is_published() {
         assert!(started.elapsed() >= timeout, "Timeout before the timeout");
         assert!(sub.is_empty());
         // A timeout ends nothing: the next event is received.
-        publisher.publish(Event::new(topic(), 1)).unwrap();
+        publisher.publish_blocking(Event::new(topic(), 1)).unwrap();
         assert_eq!(sub.recv_timeout(HANG).unwrap().seq(), 0);
         // A timeout so large that `now + timeout` overflows means "no deadline".
-        publisher.publish(Event::new(topic(), 2)).unwrap();
+        publisher.publish_blocking(Event::new(topic(), 2)).unwrap();
         assert_eq!(sub.recv_timeout(Duration::MAX).unwrap().seq(), 1);
         drop(publisher);
         assert_eq!(sub.recv_timeout(Duration::MAX).unwrap_err(), RecvTimeoutError::Closed);
@@ -130,14 +130,14 @@ fn a_subscriber_moved_to_another_thread_is_woken_there() {
             let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
             let b = thread::spawn(move || {
                 ready_tx.send(()).unwrap();
-                let seq = sub.recv().expect("an event").seq();
+                let seq = sub.recv_blocking().expect("an event").seq();
                 (sub, seq)
             });
             ready_rx.recv().unwrap();
             if i.is_multiple_of(2) {
                 thread::sleep(Duration::from_millis(1)); // let B park, sometimes
             }
-            publisher.publish(Event::new(topic(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             let (back, seq) = b.join().unwrap();
             sub = back;
             got.push(seq);

@@ -61,7 +61,7 @@ fn a_full_ring_does_not_block_the_executor() {
         let receiving = tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
-                match sub.recv_async().await {
+                match sub.recv().await {
                     Ok(d) => got.push(*d.payload()),
                     Err(RecvError::Closed) => return got,
                     Err(RecvError::Lagged(n)) => panic!("Block lost {n}"),
@@ -71,7 +71,7 @@ fn a_full_ring_does_not_block_the_executor() {
         let topic = Topic::new("t").unwrap();
         let publishing = async move {
             for i in 0..2000 {
-                let publish = publisher.publish_async(Event::new(topic.clone(), i));
+                let publish = publisher.publish(Event::new(topic.clone(), i));
                 assert_send(&publish);
                 publish.await.unwrap();
             }
@@ -101,7 +101,7 @@ fn a_cancelled_publish_drops_its_event_once_and_publishes_nothing() {
         let cancelled = loop {
             let n = published;
             tokio::select! {
-                result = publisher.publish_async(event(n)) => {
+                result = publisher.publish(event(n)) => {
                     result.unwrap();
                     published += 1;
                 }
@@ -114,12 +114,12 @@ fn a_cancelled_publish_drops_its_event_once_and_publishes_nothing() {
         // One more publish after the cancellation: it must follow the published ones.
         let receiving = tokio::spawn(async move {
             let mut got = Vec::new();
-            while let Ok(d) = sub.recv_async().await {
+            while let Ok(d) = sub.recv().await {
                 got.push(d.payload().n);
             }
             got
         });
-        publisher.publish_async(event(1000)).await.unwrap();
+        publisher.publish(event(1000)).await.unwrap();
         publisher.close();
         let got = receiving.await.unwrap();
         let mut want: Vec<u32> = (0..cancelled).collect();
@@ -150,7 +150,7 @@ fn closing_the_bus_while_waiting_hands_the_event_back() {
         });
         let mut n = 0;
         let err = loop {
-            let publish = publisher.publish_async(Event::new(topic.clone(), n));
+            let publish = publisher.publish(Event::new(topic.clone(), n));
             match tokio::time::timeout(Duration::from_secs(30), publish).await {
                 Ok(Ok(_)) => n += 1,
                 Ok(Err(e)) => break e,
@@ -175,7 +175,7 @@ fn shared_clones_wait_for_space_together() {
         let publisher = bus.shared_publisher().unwrap();
         let receiving = tokio::spawn(async move {
             let mut got = Vec::new();
-            while let Ok(d) = sub.recv_async().await {
+            while let Ok(d) = sub.recv().await {
                 got.push(*d.payload());
             }
             got
@@ -186,7 +186,7 @@ fn shared_clones_wait_for_space_together() {
                 tokio::spawn(async move {
                     let topic = Topic::new("t").unwrap();
                     for i in 0..500 {
-                        let publish = publisher.publish_async(Event::new(topic.clone(), (task, i)));
+                        let publish = publisher.publish(Event::new(topic.clone(), (task, i)));
                         assert_send(&publish);
                         publish.await.unwrap();
                     }

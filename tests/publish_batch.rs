@@ -41,7 +41,7 @@ fn every_event_once_in_order_across_segments_and_a_small_ring() {
             let k = size.min(n - next);
             batch.extend((next..next + k).map(|i| Event::new(topic.clone(), i)));
             let cap = batch.capacity();
-            assert_eq!(publisher.publish_batch(&mut batch).unwrap(), next..next + k);
+            assert_eq!(publisher.publish_batch_blocking(&mut batch).unwrap(), next..next + k);
             assert!(batch.is_empty() && batch.capacity() == cap, "the Vec is kept for reuse");
             next += k;
             size = size % 37 + 1;
@@ -67,7 +67,7 @@ fn a_batch_after_the_shard_sealed_the_segment() {
             let k = 1 + round % 5;
             let mut batch: Vec<_> =
                 (next..next + k).map(|i| Event::new(topic.clone(), i)).collect();
-            assert_eq!(publisher.publish_batch(&mut batch).unwrap(), next..next + k);
+            assert_eq!(publisher.publish_batch_blocking(&mut batch).unwrap(), next..next + k);
             next += k;
             publisher.flush();
             thread::sleep(Duration::from_millis(if cfg!(miri) { 0 } else { 5 }));
@@ -87,7 +87,7 @@ fn close_leaves_the_unpublished_events_in_order() {
         let topic = t("batch");
         let publishing = thread::spawn(move || {
             let mut batch: Vec<_> = (0..100).map(|i| Event::new(topic.clone(), i)).collect();
-            let err = publisher.publish_batch(&mut batch).unwrap_err();
+            let err = publisher.publish_batch_blocking(&mut batch).unwrap_err();
             (err.into_inner(), batch)
         });
         while bus.published() < 8 {
@@ -124,7 +124,7 @@ fn one_batch(topics: &[&str; 16]) -> ([Vec<Got>; 4], shardcast::stats::StatsSnap
             let mut batch: Vec<_> =
                 (0..16u64).map(|i| Event::new(t(&topics[i as usize]), i)).collect();
             // One segment, one store: the shard reads all 16 as one batch.
-            assert_eq!(publisher.publish_batch(&mut batch).unwrap(), 0..16);
+            assert_eq!(publisher.publish_batch_blocking(&mut batch).unwrap(), 0..16);
             drop(publisher);
             let got = subs.each_mut().map(drain_to_closed);
             (got, bus.stats())

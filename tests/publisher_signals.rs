@@ -61,7 +61,7 @@ async fn closed_resolves_when_the_last_subscriber_drops() {
     // None yet: resolves at once, like tokio's `Sender::closed` with no receiver.
     tokio::time::timeout(HANG, publisher.closed()).await.expect("no subscriber: at once");
     let subs: Vec<_> = (0..4).map(|_| bus.subscribe(Subscription::all()).unwrap()).collect();
-    publisher.publish(Event::new(topic(), 1)).unwrap();
+    publisher.publish_blocking(Event::new(topic(), 1)).unwrap();
     // The subscribers receive and go away on other threads, once the waiter is there.
     let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(4);
     let gone = Arc::new(AtomicUsize::new(0));
@@ -160,7 +160,7 @@ fn resubscribe_keeps_the_subscription_and_receives_from_now_on() {
         let orders = Topic::new("orders.eu").unwrap();
         let send = |p: &mut shardcast::Publisher<u64>, topic: &Topic, n: u64, routed: bool| {
             let event = Event::new(topic.clone(), n);
-            p.publish(if routed { event.with_route(route) } else { event }).unwrap();
+            p.publish_blocking(if routed { event.with_route(route) } else { event }).unwrap();
         };
         send(&mut publisher, &orders, 0, true);
         let mut second = first.resubscribe().unwrap();

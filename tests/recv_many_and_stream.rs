@@ -10,7 +10,7 @@ use shardcast::{Bus, Event, Overflow, Publisher, RecvError, Subscription, TryRec
 
 fn publish(publisher: &mut Publisher<u64>, values: std::ops::Range<u64>) {
     for v in values {
-        publisher.publish(Event::new(topic(), v)).unwrap();
+        publisher.publish_blocking(Event::new(topic(), v)).unwrap();
     }
     publisher.flush();
 }
@@ -24,14 +24,14 @@ fn recv_many_hands_out_runs_in_order_up_to_max() {
     publish(&mut publisher, 0..100);
     assert_eq!(sub.try_recv_many(0, |_| panic!("max is 0")), Ok(0));
     let mut got = Vec::new();
-    assert_eq!(sub.recv_many(30, |d| got.push((d.seq(), *d.payload()))), Ok(30));
+    assert_eq!(sub.recv_many_blocking(30, |d| got.push((d.seq(), *d.payload()))), Ok(30));
     while got.len() < 100 {
         let n = sub.try_recv_many(7, |d| got.push((d.seq(), *d.payload()))).unwrap();
         assert!((1..=7).contains(&n));
     }
     assert!(got.iter().enumerate().all(|(i, &(seq, v))| seq == i as u64 && v == i as u64));
     drop(publisher);
-    assert_eq!(sub.recv_many(8, |_| panic!("closed")), Err(RecvError::Closed));
+    assert_eq!(sub.recv_many_blocking(8, |_| panic!("closed")), Err(RecvError::Closed));
 }
 
 #[test]
@@ -44,7 +44,7 @@ fn recv_many_stops_at_a_gap_and_the_next_receive_reports_it() {
     assert_eq!(*sub.try_recv().unwrap().payload(), 0);
     publish(&mut publisher, 3..4); // queue: 1, (gap: 2), 3
     let mut got = Vec::new();
-    assert_eq!(sub.recv_many(10, |d| got.push(*d.payload())), Ok(1));
+    assert_eq!(sub.recv_many_blocking(10, |d| got.push(*d.payload())), Ok(1));
     assert_eq!(got, [1]);
     assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Lagged(1));
     assert_eq!(*sub.try_recv().unwrap().payload(), 3);
@@ -57,7 +57,10 @@ async fn the_stream_yields_owned_deliveries_lag_as_an_item_and_ends_at_closed() 
     let sub =
         bus.subscribe(Subscription::all().capacity(2).overflow(Overflow::DropNewest)).unwrap();
     let mut publisher = bus.publisher().unwrap();
-    publish(&mut publisher, 0..5); // 2, 3, 4 are dropped
+    for v in 0..5 {
+        publisher.publish(Event::new(topic(), v)).await.unwrap();
+    }
+    publisher.flush_async().await; // 2, 3, 4 are dropped
     publisher.close();
     let items: Vec<Result<u64, RecvError>> =
         sub.into_stream().map(|item| item.map(|d| *d.payload())).collect().await;
@@ -71,7 +74,7 @@ async fn the_stream_works_in_select_and_is_woken() {
     let mut publisher = bus.publisher().unwrap();
     let publishing = std::thread::spawn(move || {
         for v in 0..1000 {
-            publisher.publish(Event::new(topic(), v)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), v)).unwrap();
         }
     });
     let mut next = 0;

@@ -74,17 +74,17 @@ fn run(index: usize) {
                     }
                 }
                 let n = sent.fetch_add(1, Ordering::Relaxed);
-                request_pub.publish(Event::new(topic.clone(), n)).expect("request");
+                request_pub.publish_blocking(Event::new(topic.clone(), n)).expect("request");
                 request_pub.flush(); // the safe form: at most one request in flight
             }
         })
     };
     let server = thread::spawn(move || loop {
-        match server_sub.recv() {
+        match server_sub.recv_blocking() {
             Ok(request) => {
                 let n = *request.payload();
                 drop(request);
-                response_pub.publish(Event::new(topic.clone(), n)).expect("response");
+                response_pub.publish_blocking(Event::new(topic.clone(), n)).expect("response");
                 response_pub.flush(); // the safe form: at most one response in flight
             }
             Err(RecvError::Closed) => return,

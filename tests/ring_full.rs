@@ -84,7 +84,7 @@ fn full_ring_refuses_without_losing_anything() {
         assert_eq!(sub.dropped(), 0);
 
         // The ring drained: publishing works again and is delivered.
-        let seq = publisher.publish(Event::new(topic(), payload(i))).unwrap();
+        let seq = publisher.publish_blocking(Event::new(topic(), payload(i))).unwrap();
         assert_eq!(seq, i);
         assert_eq!(sub.recv_timeout(common::HANG).unwrap().seq(), i);
 
@@ -94,7 +94,7 @@ fn full_ring_refuses_without_losing_anything() {
         assert!(e.is_closed() && !e.is_full(), "{e:?}");
         assert_eq!(format!("{e:?}"), "Closed(..)");
         assert_eq!(e.into_inner().into_payload(), payload(100));
-        let e = publisher.publish(Event::new(topic(), payload(101))).unwrap_err();
+        let e = publisher.publish_blocking(Event::new(topic(), payload(101))).unwrap_err();
         assert_eq!(e.into_inner().into_payload(), payload(101));
         let e = publisher
             .publish_timeout(Event::new(topic(), payload(102)), Duration::from_secs(1))
@@ -127,7 +127,7 @@ fn full_ring_then_close_is_closed_not_full() {
             .publish_timeout(Event::new(topic(), payload(8)), Duration::from_millis(1))
             .unwrap_err();
         assert!(e.is_closed(), "{e:?}");
-        let e = publisher.publish(Event::new(topic(), payload(9))).unwrap_err();
+        let e = publisher.publish_blocking(Event::new(topic(), payload(9))).unwrap_err();
         assert_eq!(e.0.into_payload(), payload(9));
         // What the shard had delivered before close is still there; the rest, held up in
         // the ring behind the stuck shard, was dropped for this subscriber and reported.
@@ -150,7 +150,7 @@ fn publishing_with_no_subscribers_never_blocks() {
             // where every ring wrap can cost a shard wake-up.
             let n = common::scaled(500);
             for i in 0..n {
-                assert_eq!(publisher.publish(Event::new(topic(), i)).unwrap(), i);
+                assert_eq!(publisher.publish_blocking(Event::new(topic(), i)).unwrap(), i);
             }
             assert_eq!(bus.published(), n);
         });

@@ -36,7 +36,7 @@ fn a_delivered_event_is_dropped_with_its_last_delivery_while_the_publisher_idles
         let mut sub = bus.subscribe(Subscription::all()).unwrap();
         let mut publisher = bus.publisher().unwrap();
         let topic = Topic::new("orders.created").unwrap();
-        publisher.publish(Event::new(topic, Tracked(Arc::clone(&drops)))).unwrap();
+        publisher.publish_blocking(Event::new(topic, Tracked(Arc::clone(&drops)))).unwrap();
 
         let delivery = sub.recv_timeout(Duration::from_secs(10)).expect("delivered");
         assert_eq!(drops.load(Ordering::SeqCst), 0, "dropped while a subscriber holds it");
@@ -61,7 +61,7 @@ fn an_event_nobody_subscribed_to_is_dropped_once_the_shards_pass_it() {
         let mut publisher = bus.publisher().unwrap();
         for _ in 0..10 {
             let topic = Topic::new("nobody.listens").unwrap();
-            publisher.publish(Event::new(topic, Tracked(Arc::clone(&drops)))).unwrap();
+            publisher.publish_blocking(Event::new(topic, Tracked(Arc::clone(&drops)))).unwrap();
         }
         assert_eq!(
             drops_after_settling(&drops, 10),

@@ -73,7 +73,7 @@ fn run(ops: &[Op], shards: usize, cache: usize) -> BTreeMap<usize, Vec<u32>> {
             }
             Op::Unsubscribe(_) => {}
             Op::Publish(t) => {
-                publisher.publish(Event::new(topics[*t].clone(), i as u32)).unwrap();
+                publisher.publish_blocking(Event::new(topics[*t].clone(), i as u32)).unwrap();
             }
         }
     }
@@ -141,11 +141,11 @@ fn cache_counters_move() {
     let _a = bus.subscribe(Subscription::to("a.>").unwrap()).unwrap();
     let mut publisher = bus.publisher().unwrap();
     for (i, t) in ["a.b", "a.b", "a.c", "a.d", "a.b"].iter().enumerate() {
-        publisher.publish(Event::new(Topic::new(t).unwrap(), i as u32)).unwrap();
+        publisher.publish_blocking(Event::new(Topic::new(t).unwrap(), i as u32)).unwrap();
     }
     settle(&bus);
     let _b = bus.subscribe(Subscription::to("a.b").unwrap()).unwrap();
-    publisher.publish(Event::new(Topic::new("a.b").unwrap(), 9)).unwrap();
+    publisher.publish_blocking(Event::new(Topic::new("a.b").unwrap(), 9)).unwrap();
     drop(publisher);
     bus.close();
     let s = &bus.shard_stats()[0];

@@ -44,7 +44,7 @@ fn every_subscriber_gets_the_same_allocation() {
                 let event = Event::new(topic(), Payload { value, drops: Arc::clone(&drops) });
                 assert_eq!(event.seq(), 0);
                 assert!(event.published_at().is_none());
-                publisher.publish(event).unwrap();
+                publisher.publish_blocking(event).unwrap();
             }
             drop(publisher);
 
@@ -110,10 +110,67 @@ fn payload_needs_no_clone_or_debug() {
     let bus: Bus<Opaque> = Bus::builder().build().unwrap();
     let mut sub = bus.subscribe(Subscription::all()).unwrap();
     let mut publisher = bus.publisher().unwrap();
-    publisher.publish(Event::new(topic(), Opaque(vec![1, 2, 3].into_boxed_slice()))).unwrap();
+    publisher
+        .publish_blocking(Event::new(topic(), Opaque(vec![1, 2, 3].into_boxed_slice())))
+        .unwrap();
     let d = sub.recv_timeout(HANG).unwrap();
     assert_eq!(d.payload().0.as_ref(), &[1, 2, 3]);
     drop(d);
     // Handles are Debug whatever the payload.
     let _ = format!("{bus:?} {sub:?} {publisher:?}");
+}
+
+#[test]
+fn the_last_handle_on_a_segment_moves_its_payload_out() {
+    watchdog("try_into_payload", || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let bus: Bus<Payload> = Bus::builder().dispatchers(2).build().unwrap();
+        let mut subs: Vec<Subscriber<Payload>> =
+            (0..3).map(|_| bus.subscribe(Subscription::all().capacity(256)).unwrap()).collect();
+        let mut publisher = bus.publisher().unwrap();
+        // One batch: runs of whole segments (an idle shard cannot end one early), so three
+        // segments, the last one partly full.
+        let events = 2 * SEGMENT_LEN as u64 + 3;
+        let mut batch: Vec<_> = (0..events)
+            .map(|value| Event::new(topic(), Payload { value, drops: Arc::clone(&drops) }))
+            .collect();
+        publisher.publish_batch_blocking(&mut batch).unwrap();
+        drop(publisher);
+        let mut owned: Vec<OwnedDelivery<Payload>> = Vec::new();
+        for sub in &mut subs {
+            while let Ok(d) = sub.recv_blocking() {
+                owned.push(d.to_owned());
+            }
+        }
+        // While the subscribers live, their queue entries hold segments too: every
+        // attempt hands the delivery back, unchanged.
+        let first = owned.pop().unwrap();
+        let value = first.payload().value;
+        let first = first.try_into_payload().map(|_| ()).expect_err("a subscriber still holds it");
+        assert_eq!(first.payload().value, value);
+        owned.push(first);
+        drop(subs);
+        bus.close();
+        // Now only the owned deliveries hold the segments: of each segment's handles, the
+        // last one tried gets the payload; every other attempt hands back.
+        let mut moved_out = Vec::new();
+        while let Some(d) = owned.pop() {
+            match d.try_into_payload() {
+                Ok(payload) => moved_out.push(payload),
+                Err(d) => drop(d),
+            }
+        }
+        let mut values: Vec<u64> = moved_out.iter().map(|p| p.value).collect();
+        values.sort_unstable();
+        // The last handle of each segment is the first subscriber's delivery of its
+        // first event (the vector is popped from its end).
+        assert_eq!(values, [0, SEGMENT_LEN as u64, 2 * SEGMENT_LEN as u64]);
+        // Every payload is dropped exactly once: the other ones with their segment, the
+        // moved ones by their new owner.
+        assert_eq!(drops.load(Ordering::SeqCst), events as usize - 3);
+        drop(moved_out);
+        assert_eq!(drops.load(Ordering::SeqCst), events as usize);
+        drop(bus);
+        assert_eq!(drops.load(Ordering::SeqCst), events as usize);
+    });
 }

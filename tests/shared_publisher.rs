@@ -70,7 +70,7 @@ fn four_threads_through_clones_each_threads_events_arrive_in_order_exactly_once(
                 thread::spawn(move || {
                     let mut seqs = Vec::new();
                     for n in 0..per_thread {
-                        seqs.push(publisher.publish(Event::new(topic(), (t, n))).unwrap());
+                        seqs.push(publisher.publish_blocking(Event::new(topic(), (t, n))).unwrap());
                     }
                     seqs
                 })
@@ -137,16 +137,16 @@ fn shared_publisher_hands_out_clones_while_one_lives() {
         // of the same publisher, whose sequence numbers continue.
         let again = bus.shared_publisher().unwrap();
         let from_a_clone_of_the_bus = bus.clone().shared_publisher().unwrap();
-        assert_eq!(first.publish(Event::new(topic(), 10)).unwrap(), 0);
-        assert_eq!(again.publish(Event::new(topic(), 11)).unwrap(), 1);
-        assert_eq!(from_a_clone_of_the_bus.publish(Event::new(topic(), 12)).unwrap(), 2);
+        assert_eq!(first.publish_blocking(Event::new(topic(), 10)).unwrap(), 0);
+        assert_eq!(again.publish_blocking(Event::new(topic(), 11)).unwrap(), 1);
+        assert_eq!(from_a_clone_of_the_bus.publish_blocking(Event::new(topic(), 12)).unwrap(), 2);
         assert_eq!(bus.publisher().unwrap_err(), BusError::PublisherTaken, "exclusive: no");
         drop(first);
         drop(again);
         assert!(!bus.is_closed(), "one clone still lives");
         let late = bus.shared_publisher().unwrap();
         drop(from_a_clone_of_the_bus);
-        late.publish(Event::new(topic(), 13)).unwrap();
+        late.publish_blocking(Event::new(topic(), 13)).unwrap();
         drop(late);
         // The last clone is gone: the bus is closed, and asking again says so.
         assert!(bus.is_closed());
@@ -164,7 +164,7 @@ fn shared_publisher_hands_out_clones_while_one_lives() {
                 let bus = bus.clone();
                 thread::spawn(move || {
                     let publisher = bus.shared_publisher().unwrap();
-                    publisher.publish(Event::new(topic(), 0)).unwrap()
+                    publisher.publish_blocking(Event::new(topic(), 0)).unwrap()
                 })
             })
             .collect();
@@ -184,17 +184,17 @@ fn bus_closes_when_the_last_clone_goes() {
         let a = bus.shared_publisher().unwrap();
         let b = a.clone();
         let c = b.clone();
-        assert_eq!(a.publish(Event::new(topic(), 0)).unwrap(), 0);
+        assert_eq!(a.publish_blocking(Event::new(topic(), 0)).unwrap(), 0);
         drop(a);
         assert!(!bus.is_closed(), "two clones left");
-        assert_eq!(b.publish(Event::new(topic(), 1)).unwrap(), 1);
+        assert_eq!(b.publish_blocking(Event::new(topic(), 1)).unwrap(), 1);
         b.close();
         assert!(!bus.is_closed(), "one clone left");
         assert!(!c.is_closed());
         // The last clone, dropped on another thread.
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
-            c.publish(Event::new(topic(), 2)).unwrap();
+            c.publish_blocking(Event::new(topic(), 2)).unwrap();
             drop(c);
             tx.send(()).unwrap();
         });
@@ -210,7 +210,7 @@ fn closed_bus_hands_the_event_back() {
     let publisher = bus.shared_publisher().unwrap();
     bus.close();
     assert!(publisher.is_closed());
-    assert_eq!(publisher.publish(Event::new(topic(), 7)).unwrap_err().0.into_payload(), 7);
+    assert_eq!(publisher.publish_blocking(Event::new(topic(), 7)).unwrap_err().0.into_payload(), 7);
     let err = publisher.try_publish(Event::new(topic(), 8)).unwrap_err();
     assert!(err.is_closed(), "{err:?}");
     assert_eq!(err.into_inner().into_payload(), 8);
@@ -245,7 +245,8 @@ fn try_publish_on_a_full_ring_says_full_even_while_another_clone_waits() {
 
         // Another clone blocks in `publish`, holding the lock while it waits for space.
         let waiting = publisher.clone();
-        let blocked = thread::spawn(move || waiting.publish(Event::new(topic(), next)).unwrap());
+        let blocked =
+            thread::spawn(move || waiting.publish_blocking(Event::new(topic(), next)).unwrap());
         thread::sleep(Duration::from_millis(50)); // let it reach its wait (not required)
 
         // `try_publish` through a third clone does not queue behind it.
@@ -306,7 +307,7 @@ fn flush_async_yields_to_the_task_that_lets_it_finish() {
         let mut sub = bus.subscribe(gated(&open)).unwrap();
         let publisher = bus.shared_publisher().unwrap();
         current_thread().block_on(async {
-            publisher.publish_async(Event::new(topic(), 1)).await.unwrap();
+            publisher.publish(Event::new(topic(), 1)).await.unwrap();
             let opener = tokio::spawn(opens(Arc::clone(&open)));
             // The shard is held in the filter until the opener runs: only a flush that
             // yields can finish.
@@ -327,7 +328,7 @@ fn publish_to_async_waits_for_space_without_blocking_the_thread() {
         current_thread().block_on(async {
             let opener = tokio::spawn(opens(Arc::clone(&open)));
             for i in 0..8 {
-                publisher.publish_to_async("orders.eu.created", i).await.unwrap();
+                publisher.publish_to("orders.eu.created", i).await.unwrap();
             }
             // A 2-slot ring behind a held shard: the loop had to wait, and the opener ran
             // while it did.
@@ -337,12 +338,11 @@ fn publish_to_async_waits_for_space_without_blocking_the_thread() {
         });
         let got: Vec<u64> = (0..8).map(|_| *sub.try_recv().unwrap().payload()).collect();
         assert_eq!(got, (0..8).collect::<Vec<_>>());
-        let err =
-            current_thread().block_on(publisher.publish_to_async("orders..eu", 9)).unwrap_err();
+        let err = current_thread().block_on(publisher.publish_to("orders..eu", 9)).unwrap_err();
         assert!(matches!(err, PublishToError::Topic(_, 9)), "{err:?}");
         drop(sub);
         bus.close();
-        let err = current_thread().block_on(publisher.publish_to_async("t", 10)).unwrap_err();
+        let err = current_thread().block_on(publisher.publish_to("t", 10)).unwrap_err();
         assert!(err.is_closed());
         assert_eq!(err.into_inner(), 10, "the payload comes back");
     });

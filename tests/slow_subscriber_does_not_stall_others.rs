@@ -49,7 +49,7 @@ fn run(policy: Overflow, dispatchers: usize) -> Outcome {
 
         let mut publisher = bus.publisher().unwrap();
         for i in 0..N {
-            assert_eq!(publisher.publish(Event::new(topic(), i)).unwrap(), i);
+            assert_eq!(publisher.publish_blocking(Event::new(topic(), i)).unwrap(), i);
         }
         publisher.close();
         // The fast reader sees Closed once its shard has drained the ring; then
@@ -154,13 +154,13 @@ fn disconnect_closes_only_that_subscriber_while_the_bus_runs() {
         let mut other = bus.subscribe(Subscription::all().capacity(1024)).unwrap();
         let mut publisher = bus.publisher().unwrap();
         for i in 0..100 {
-            publisher.publish(Event::new(topic(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), i)).unwrap();
         }
         // The publisher is still open: the victim's Closed comes from its own overflow.
         let got = drain_to_closed(&mut victim);
         assert!(!bus.is_closed());
         for i in 100..200 {
-            publisher.publish(Event::new(topic(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), i)).unwrap();
         }
         assert_eq!(victim.try_recv().unwrap_err(), TryRecvError::Closed);
         drop(publisher);
@@ -182,7 +182,7 @@ fn lagged_is_reported_at_the_gap_and_the_subscription_continues() {
         let mut publisher = bus.publisher().unwrap();
         // 10 events into a queue of 4 nobody reads: 0..4 kept, 4..10 lost.
         for i in 0..10 {
-            publisher.publish(Event::new(topic(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), i)).unwrap();
         }
         let mut got = Vec::new();
         // Wait until the shard has handled all 10 (4 queued, 6 counted as dropped).
@@ -194,7 +194,7 @@ fn lagged_is_reported_at_the_gap_and_the_subscription_continues() {
         }
         // Room again: the next events are queued behind the gap.
         for i in 10..13 {
-            publisher.publish(Event::new(topic(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), i)).unwrap();
         }
         drop(publisher);
         got.extend(drain_to_closed(&mut sub));
@@ -225,7 +225,7 @@ fn stuck_lossy_subscribers_never_block_the_publisher() {
             .collect();
             let mut publisher = bus.publisher().unwrap();
             for i in 0..2_000 {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             }
             drop(publisher);
             bus.close();
@@ -300,7 +300,7 @@ fn a_lagging_reader_accounts_for_every_event() {
                 });
                 let mut publisher = bus.publisher().unwrap();
                 for i in 0..N {
-                    publisher.publish(Event::new(topic(), i)).unwrap();
+                    publisher.publish_blocking(Event::new(topic(), i)).unwrap();
                 }
                 drop(publisher);
                 reader.join().expect("reader")
@@ -331,7 +331,7 @@ fn a_lagging_disconnect_reader_gets_a_prefix_then_lagged_1() {
             });
             let mut publisher = bus.publisher().unwrap();
             for i in 0..N {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             }
             drop(publisher);
             reader.join().expect("reader")

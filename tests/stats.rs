@@ -45,7 +45,7 @@ fn scenario(n: u64) -> (Bus<u64>, StatsSnapshot, [(u64, u64); 3]) {
     let mut publisher = bus.publisher().unwrap();
     let topics = [topic("orders.eu.created"), topic("orders.us.created"), topic("billing")];
     for i in 0..n {
-        publisher.publish(Event::new(topics[(i % 3) as usize].clone(), i)).unwrap();
+        publisher.publish_blocking(Event::new(topics[(i % 3) as usize].clone(), i)).unwrap();
     }
     drop(publisher);
     let got = [drain(&mut all), drain(&mut lossy), drain(&mut eu)];
@@ -113,8 +113,8 @@ fn subscription_pair_and_retired_latency() {
     let mut a = bus.subscribe(Subscription::all()).unwrap();
     let b = bus.subscribe(Subscription::all()).unwrap();
     let mut publisher = bus.publisher().unwrap();
-    publisher.publish(Event::new(topic("t"), 1)).unwrap();
-    a.recv().unwrap();
+    publisher.publish_blocking(Event::new(topic("t"), 1)).unwrap();
+    a.recv_blocking().unwrap();
     drop(a);
     drop(b);
     let s = bus.stats();
@@ -147,7 +147,7 @@ fn topic_table_is_bounded() {
         Bus::builder().stats_topic_capacity(4).stats_topic_levels(1).build().unwrap();
     let mut publisher = bus.publisher().unwrap();
     for i in 0..20 {
-        publisher.publish(Event::new(topic(&format!("t{i}.x")), i)).unwrap();
+        publisher.publish_blocking(Event::new(topic(&format!("t{i}.x")), i)).unwrap();
     }
     bus.close();
     let s = bus.stats();
@@ -162,8 +162,8 @@ fn stats_off_keeps_the_core_counters() {
     let bus: Bus<u64> = Bus::builder().stats(false).build().unwrap();
     let mut sub = bus.subscribe(Subscription::all()).unwrap();
     let mut publisher = bus.publisher().unwrap();
-    publisher.publish(Event::new(topic("a.b"), 1)).unwrap();
-    sub.recv().unwrap();
+    publisher.publish_blocking(Event::new(topic("a.b"), 1)).unwrap();
+    sub.recv_blocking().unwrap();
     let s = bus.stats();
     assert!(s.topics.is_empty());
     assert_eq!(s.latency.samples, 0);
@@ -372,10 +372,10 @@ mod sys_events {
         bus.publish_stats_every(Duration::from_millis(5)).unwrap();
         let mut publisher = bus.publisher().unwrap();
         for i in 0..10 {
-            publisher.publish(Event::new(topic("orders.eu"), Msg::Data(i))).unwrap();
+            publisher.publish_blocking(Event::new(topic("orders.eu"), Msg::Data(i))).unwrap();
         }
         for i in 0..10 {
-            assert!(matches!(data.recv().unwrap().payload(), Msg::Data(n) if *n == i));
+            assert!(matches!(data.recv_blocking().unwrap().payload(), Msg::Data(n) if *n == i));
         }
         // Deltas add up to what was published; the first may come before all 10.
         let mut published = 0;
@@ -417,7 +417,7 @@ fn a_disconnected_subscriber_stays_in_stats_until_dropped() {
         .unwrap();
     let mut publisher = bus.publisher().unwrap();
     for i in 0..5 {
-        publisher.publish(Event::new(topic("t"), i)).unwrap();
+        publisher.publish_blocking(Event::new(topic("t"), i)).unwrap();
     }
     publisher.flush();
     // Two queued, the third overflowed and closed the queue.

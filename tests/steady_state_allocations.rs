@@ -55,7 +55,7 @@ fn publish_and_receive_allocate_nothing_in_the_steady_state() {
     let mut next = 0; // the next sequence number, also each event's payload
     let mut round = |count: u64| {
         for _ in 0..count {
-            publisher.publish(Event::new(topic.clone(), next)).unwrap();
+            publisher.publish_blocking(Event::new(topic.clone(), next)).unwrap();
             next += 1;
         }
         publisher.flush();

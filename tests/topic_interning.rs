@@ -32,18 +32,18 @@ fn interned_then_counted_topics_route_alike() {
     let mut hot_sub = bus.subscribe(Subscription::to("orders.>").unwrap()).unwrap();
     let mut publisher = bus.publisher().unwrap();
     for i in 0..100 {
-        publisher.publish(Event::new(late.clone(), i)).unwrap();
-        publisher.publish(Event::new(hot.clone(), i)).unwrap();
-        publisher.publish_to("late.one", 1000 + i).unwrap();
+        publisher.publish_blocking(Event::new(late.clone(), i)).unwrap();
+        publisher.publish_blocking(Event::new(hot.clone(), i)).unwrap();
+        publisher.publish_to_blocking("late.one", 1000 + i).unwrap();
     }
     publisher.close();
     let mut late_got = Vec::new();
-    while let Ok(d) = late_sub.recv() {
+    while let Ok(d) = late_sub.recv_blocking() {
         assert_eq!(d.topic(), &late);
         late_got.push(*d.payload());
     }
     let hot_got: Vec<u32> =
-        std::iter::from_fn(|| hot_sub.recv().ok().map(|d| *d.payload())).collect();
+        std::iter::from_fn(|| hot_sub.recv_blocking().ok().map(|d| *d.payload())).collect();
     let want_late: Vec<u32> = (0..100).flat_map(|i| [i, 1000 + i]).collect();
     assert_eq!(late_got, want_late);
     assert_eq!(hot_got, (0..100).collect::<Vec<_>>());

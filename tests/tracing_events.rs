@@ -72,7 +72,7 @@ fn a_lossy_subscriber_is_reported_once_per_second_not_per_event() {
     let mut publisher = bus.publisher().unwrap();
     let topic = Topic::new("t").unwrap();
     for i in 0..200 {
-        publisher.publish(Event::new(topic.clone(), i)).unwrap();
+        publisher.publish_blocking(Event::new(topic.clone(), i)).unwrap();
         publisher.flush(); // one batch per event: 199 separate losses
     }
     let warnings = seen("losing events");
@@ -93,13 +93,13 @@ fn a_disconnect_is_reported() {
     let mut publisher = bus.publisher().unwrap();
     let topic = Topic::new("t").unwrap();
     for i in 0..3 {
-        publisher.publish(Event::new(topic.clone(), i)).unwrap();
+        publisher.publish_blocking(Event::new(topic.clone(), i)).unwrap();
         publisher.flush();
     }
     let warnings = seen("disconnected");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].text.contains("subscriber=strict"));
-    assert_eq!(*sub.recv().unwrap().payload(), 0);
+    assert_eq!(*sub.recv_blocking().unwrap().payload(), 0);
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn a_panicking_predicate_is_reported_once_per_second() {
     let mut publisher = bus.publisher().unwrap();
     let topic = Topic::new("t").unwrap();
     for i in 0..20 {
-        publisher.publish(Event::new(topic.clone(), i)).unwrap();
+        publisher.publish_blocking(Event::new(topic.clone(), i)).unwrap();
         publisher.flush();
     }
     let errors = seen("predicate panicked");
@@ -135,7 +135,7 @@ fn a_ring_that_stays_full_is_reported() {
         std::thread::sleep(Duration::from_millis(300));
         let mut n = 0;
         loop {
-            match slow.recv() {
+            match slow.recv_blocking() {
                 Ok(_) => n += 1,
                 Err(RecvError::Lagged(lost)) => panic!("Block lost {lost}"),
                 Err(RecvError::Closed) => return n,
@@ -145,7 +145,7 @@ fn a_ring_that_stays_full_is_reported() {
     let mut publisher = bus.publisher().unwrap();
     let topic = Topic::new("t").unwrap();
     for i in 0..10 {
-        publisher.publish(Event::new(topic.clone(), i)).unwrap();
+        publisher.publish_blocking(Event::new(topic.clone(), i)).unwrap();
     }
     publisher.close();
     assert_eq!(receiver.join().unwrap(), 10);
@@ -162,12 +162,12 @@ fn a_healthy_bus_says_nothing() {
     let mut publisher = bus.publisher().unwrap();
     let topic = Topic::new("t").unwrap();
     for i in 0..500 {
-        publisher.publish(Event::new(topic.clone(), i)).unwrap();
+        publisher.publish_blocking(Event::new(topic.clone(), i)).unwrap();
     }
     publisher.close();
     let mut n = 0;
     loop {
-        match sub.recv() {
+        match sub.recv_blocking() {
             Ok(_) => n += 1,
             Err(RecvError::Lagged(lost)) => panic!("a 1024-event queue lost {lost} of 500"),
             Err(RecvError::Closed) => break,
@@ -199,7 +199,7 @@ fn a_shard_panic_is_reported_once() {
     let topic = Topic::new("t").unwrap();
     let mut closed = false;
     for i in 0..64 {
-        if publisher.publish(Event::new(topic.clone(), Bomb(i))).is_err() {
+        if publisher.publish_blocking(Event::new(topic.clone(), Bomb(i))).is_err() {
             closed = true; // the panicking shard closed the ring
             break;
         }

@@ -64,7 +64,7 @@ fn dropping_one_subscriber_mid_stream_does_not_affect_the_others() {
                     drop(bus.subscribe(Subscription::all().capacity(1)).unwrap());
                     assert_eq!(bus.subscriber_count(), 3);
                 }
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             }
             drop(publisher);
             others.iter_mut().map(drain_to_closed).collect::<Vec<_>>()
@@ -88,11 +88,11 @@ fn a_dropped_block_subscriber_never_stalls_its_shard() {
             let mut other = bus.subscribe(Subscription::all().capacity(N as usize)).unwrap();
             let mut publisher = bus.publisher().unwrap();
             // Fill its queue (one event), then drop it before its shard has to wait.
-            publisher.publish(Event::new(topic(), 0)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), 0)).unwrap();
             drop(stuck);
             assert_eq!(bus.subscriber_count(), 1);
             for i in 1..N {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             }
             drop(publisher);
             (drain_to_closed(&mut other), bus.published())
@@ -111,12 +111,12 @@ fn resubscribing_starts_fresh() {
         let mut publisher = bus.publisher().unwrap();
         let mut sub = bus.subscribe(Subscription::all().capacity(2)).unwrap();
         for i in 0..10 {
-            publisher.publish(Event::new(topic(), i)).unwrap();
+            publisher.publish_blocking(Event::new(topic(), i)).unwrap();
         }
         let first = sub.recv_timeout(common::HANG).unwrap().seq();
         drop(sub);
         let mut sub = bus.subscribe(Subscription::all().capacity(2)).unwrap();
-        publisher.publish(Event::new(topic(), 10)).unwrap();
+        publisher.publish_blocking(Event::new(topic(), 10)).unwrap();
         drop(publisher);
         (first, drain_to_closed(&mut sub))
     });
@@ -173,7 +173,7 @@ fn churn_while_publishing() {
             };
             let mut publisher = bus.publisher().unwrap();
             for i in 0..N {
-                publisher.publish(Event::new(topic(), i)).unwrap();
+                publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             }
             stop.store(true, Ordering::Relaxed);
             let rounds = churn.join().expect("churn thread");

@@ -144,7 +144,7 @@ fn demo() -> Result<(), Box<dyn Error>> {
     let mut published = Vec::new();
     for id in 0..EVENTS {
         let topic = &topics[id as usize % topics.len()];
-        let seq = publisher.publish(Event::new(topic.clone(), Order { id }))?;
+        let seq = publisher.publish_blocking(Event::new(topic.clone(), Order { id }))?;
         published.push((seq, topic.clone()));
     }
     publisher.close();
@@ -169,7 +169,7 @@ fn drain(mut sub: Subscriber<Order>, overflow: Overflow) -> Received {
     let mut seqs = Vec::new();
     let mut lagged = Vec::new();
     loop {
-        match sub.recv() {
+        match sub.recv_blocking() {
             Ok(delivery) => {
                 debug_assert_eq!(delivery.payload().id, delivery.seq());
                 seqs.push(delivery.seq());

@@ -74,14 +74,16 @@ impl Daemon {
             let mut n = 0;
             while !stopping.load(Ordering::Relaxed) {
                 for _ in 0..50 {
-                    publisher.publish(Event::new(topic.clone(), n)).unwrap();
+                    publisher.publish_blocking(Event::new(topic.clone(), n)).unwrap();
                     n += 1;
                 }
                 thread::sleep(Duration::from_millis(5));
             }
         }));
         // Lagged is not the end: receive until Closed.
-        threads.push(thread::spawn(move || while !matches!(sub.recv(), Err(RecvError::Closed)) {}));
+        threads.push(thread::spawn(move || {
+            while !matches!(sub.recv_blocking(), Err(RecvError::Closed)) {}
+        }));
 
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

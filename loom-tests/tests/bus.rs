@@ -33,7 +33,7 @@ fn subscribe_races_dispatch() {
         let mut must_see = Vec::new();
         for i in 0..2u64 {
             let after = subscribed.load(Ordering::Acquire) == 1;
-            let seq = publisher.publish(Event::new(topic(), i)).unwrap();
+            let seq = publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             if after {
                 must_see.push(seq);
             }
@@ -42,7 +42,7 @@ fn subscribe_races_dispatch() {
         drop(publisher);
         let mut got = Vec::new();
         loop {
-            match sub.recv() {
+            match sub.recv_blocking() {
                 Ok(d) => got.push(d.seq()),
                 Err(RecvError::Closed) => break,
                 Err(RecvError::Lagged(n)) => panic!("lagged {n}"),
@@ -69,13 +69,13 @@ fn close_races_publish_and_recv() {
         };
         let mut published = Vec::new();
         for i in 0..2u64 {
-            if let Ok(seq) = publisher.publish(Event::new(topic(), i)) {
+            if let Ok(seq) = publisher.publish_blocking(Event::new(topic(), i)) {
                 published.push(seq);
             }
         }
         let mut got = Vec::new();
         loop {
-            match sub.recv() {
+            match sub.recv_blocking() {
                 Ok(d) => got.push(d.seq()),
                 Err(RecvError::Closed) => break,
                 Err(RecvError::Lagged(n)) => panic!("lagged {n}"),
@@ -113,7 +113,7 @@ fn resubscribe_races_route_cache() {
         let mut must_see = Vec::new();
         for i in 0..2u64 {
             let after = subscribed.load(Ordering::Acquire) == 1;
-            let seq = publisher.publish(Event::new(topic(), i)).unwrap();
+            let seq = publisher.publish_blocking(Event::new(topic(), i)).unwrap();
             if after {
                 must_see.push(seq);
             }
@@ -121,7 +121,7 @@ fn resubscribe_races_route_cache() {
         let mut sub = resubscriber.join().unwrap();
         drop(publisher);
         let mut got = Vec::new();
-        while let Ok(d) = sub.recv() {
+        while let Ok(d) = sub.recv_blocking() {
             got.push(d.seq());
         }
         assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "gap or disorder: {got:?}");

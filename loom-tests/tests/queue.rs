@@ -32,7 +32,7 @@ fn model(overflow: Overflow) {
         let mut got = Vec::new();
         let mut lagged = 0;
         loop {
-            match receiver.recv() {
+            match receiver.recv_blocking() {
                 Ok(v) => got.push(v),
                 Err(RecvError::Lagged(n)) => lagged += n,
                 Err(RecvError::Closed) => break,

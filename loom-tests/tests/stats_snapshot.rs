@@ -18,11 +18,11 @@ fn bus_snapshot_pairs_hold_while_events_flow() {
         let gone = bus.subscribe(Subscription::all()).unwrap();
         let mut publisher = bus.publisher().unwrap();
         let receiver = thread::spawn(move || {
-            let got = sub.recv().map(|d| d.seq());
+            let got = sub.recv_blocking().map(|d| d.seq());
             drop(gone);
             got
         });
-        publisher.publish(Event::new(Topic::new("t").unwrap(), 0)).unwrap();
+        publisher.publish_blocking(Event::new(Topic::new("t").unwrap(), 0)).unwrap();
         let stats = bus.stats();
         for s in &stats.subscribers {
             assert!(s.delivered >= s.consumed, "{s:?}");

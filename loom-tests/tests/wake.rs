@@ -1,4 +1,4 @@
-//! The park/wake protocol: a receiver parked in `recv`, or a task pending in `recv_async`,
+//! The park/wake protocol: a receiver parked in `recv_blocking`, or a task pending in `recv`,
 //! is always woken by the shard's end-of-batch `notify` (and by `close`). A lost wake-up
 //! shows as a deadlock, which loom reports.
 #![cfg(loom)]
@@ -29,8 +29,8 @@ fn thread_receiver_is_woken() {
         // event on its second look, may get an unpark it does not need (std allows
         // spurious wake-ups; loom's `join` would take that token for its own).
         let receiving = thread::spawn(move || {
-            assert_eq!(receiver.recv().unwrap(), 0);
-            assert_eq!(receiver.recv().unwrap(), 1);
+            assert_eq!(receiver.recv_blocking().unwrap(), 0);
+            assert_eq!(receiver.recv_blocking().unwrap(), 1);
         });
         receiving.join().unwrap();
         shard.join().unwrap();
@@ -44,8 +44,8 @@ fn async_receiver_is_woken() {
         let mut receiver = queue.receiver();
         let shard = shard(queue.clone(), 2);
         loom::future::block_on(async {
-            assert_eq!(receiver.recv_async().await.unwrap(), 0);
-            assert_eq!(receiver.recv_async().await.unwrap(), 1);
+            assert_eq!(receiver.recv().await.unwrap(), 0);
+            assert_eq!(receiver.recv().await.unwrap(), 1);
         });
         shard.join().unwrap();
     });
@@ -60,7 +60,7 @@ fn close_wakes_parked_receiver() {
             let queue = queue.clone();
             thread::spawn(move || queue.close())
         };
-        assert_eq!(receiver.recv().unwrap_err(), RecvError::Closed);
+        assert_eq!(receiver.recv_blocking().unwrap_err(), RecvError::Closed);
         closer.join().unwrap();
     });
 }
@@ -74,7 +74,7 @@ fn close_wakes_pending_task() {
             let queue = queue.clone();
             thread::spawn(move || queue.close())
         };
-        let result = loom::future::block_on(receiver.recv_async());
+        let result = loom::future::block_on(receiver.recv());
         assert_eq!(result.unwrap_err(), RecvError::Closed);
         closer.join().unwrap();
     });

@@ -692,7 +692,7 @@ fn shardcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>, big: bool
     let mut publisher = bus.publisher().expect("publisher");
     let stamps = publish_loop(spec, origin, |m| {
         let topic = topics[m.topic as usize].clone();
-        publisher.publish(Event::new(topic, m)).expect("bus open");
+        publisher.publish_blocking(Event::new(topic, m)).expect("bus open");
     });
     // Closing the publisher lets the shards deliver what is in the ring, then receivers see
     // Closed. (`bus.close()` now would drop a `Block` push still waiting.)

@@ -186,13 +186,13 @@ fn from_shardcast<T: Copy>(r: Result<shardcast::Delivery<'_, T>, shardcast::Recv
 
 impl<T: Copy + Send + Sync + 'static> BlockingSource for shardcast::Subscriber<T> {
     fn next_blocking(&mut self) -> Got<T> {
-        from_shardcast(self.recv())
+        from_shardcast(self.recv_blocking())
     }
 }
 
 impl<T: Copy + Send + Sync + 'static> AsyncSource for shardcast::Subscriber<T> {
     async fn next_async(&mut self) -> Got<T> {
-        from_shardcast(self.recv_async().await)
+        from_shardcast(self.recv().await)
     }
 }
 

@@ -697,7 +697,9 @@ fn check_bus(input: &BusInput) -> Verdict {
         .collect();
     let mut publisher = bus.publisher().expect("first publisher");
     for (i, t) in topics.iter().enumerate() {
-        publisher.publish(Event::new(t.clone(), i as u64)).expect("publish on an open bus");
+        publisher
+            .publish_blocking(Event::new(t.clone(), i as u64))
+            .expect("publish on an open bus");
     }
     settle(&bus);
     let mut consumed = Vec::new();

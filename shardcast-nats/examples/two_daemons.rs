@@ -44,7 +44,7 @@ async fn publish(bridge: &Bridge) -> Result<(), Box<dyn std::error::Error>> {
     for id in 0..ORDERS {
         let topic =
             Topic::new(if id % 2 == 0 { "orders.eu.created" } else { "orders.us.created" })?;
-        publisher.publish(Event::new(topic, Order { id, item: format!("item-{id}") }))?;
+        publisher.publish_blocking(Event::new(topic, Order { id, item: format!("item-{id}") }))?;
         println!("published order {id}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -65,7 +65,7 @@ async fn receive(bridge: &Bridge) -> Result<(), Box<dyn std::error::Error>> {
     bridge.round_trip().await?;
     println!("waiting for {ORDERS} orders on {}.orders.>", bridge.prefix());
     for _ in 0..ORDERS {
-        let delivery = audit.recv_async().await?;
+        let delivery = audit.recv().await?;
         let from = delivery.alias().map_or("?", |alias| alias.key());
         println!("{} {:?} (from bridge {from})", delivery.topic().as_str(), delivery.payload());
     }

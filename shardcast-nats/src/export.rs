@@ -173,7 +173,7 @@ async fn run<E, C>(
         if !inner.is_connected() {
             inner.connected().await;
         }
-        let delivery = match subscriber.recv_async().await {
+        let delivery = match subscriber.recv().await {
             Ok(delivery) => delivery,
             Err(RecvError::Lagged(n)) => {
                 // Lost events keep their stream positions, so importers see the gap.

@@ -270,11 +270,13 @@ mod tests {
         let route = Uuid::from_u128(77);
         let alias = Alias::new("conn", "a b").unwrap();
         let topic = shardcast::Topic::new("orders.eu").unwrap();
-        publisher.publish(shardcast::Event::new(topic.clone(), 1).with_alias(alias)).unwrap();
-        publisher.publish(shardcast::Event::new(topic, 2).with_route(route)).unwrap();
+        publisher
+            .publish_blocking(shardcast::Event::new(topic.clone(), 1).with_alias(alias))
+            .unwrap();
+        publisher.publish_blocking(shardcast::Event::new(topic, 2).with_route(route)).unwrap();
         let out = Outgoing { origin: Uuid::from_u128(9), export: 4, export_seq: 11 };
         for expected_route in [None, Some(route)] {
-            let delivery = sub.recv().unwrap();
+            let delivery = sub.recv_blocking().unwrap();
             let headers = encode(&out, &delivery);
             let value = headers.get(SHARDCAST).unwrap().as_str().to_owned();
             assert!(value.starts_with(&format!("{ORIGIN_9} 4 11 {} ", delivery.seq())), "{value}");

@@ -97,7 +97,7 @@ impl<E: Send + Sync + 'static> ImportPublisher<E> for Publisher<E> {
         &mut self,
         event: Event<E>,
     ) -> impl std::future::Future<Output = Result<u64, PublishError<Event<E>>>> + Send {
-        self.publish_async(event)
+        self.publish(event)
     }
 }
 
@@ -110,7 +110,7 @@ impl<E: Send + Sync + 'static> ImportPublisher<E> for SharedPublisher<E> {
         &mut self,
         event: Event<E>,
     ) -> impl std::future::Future<Output = Result<u64, PublishError<Event<E>>>> + Send {
-        self.publish_async(event)
+        self.publish(event)
     }
 }
 

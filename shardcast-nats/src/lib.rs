@@ -62,7 +62,7 @@
 //! let _import = bridge.import(remote.publisher()?, "orders.>", ImportOptions::default()).await?;
 //!
 //! let mut publisher = local.publisher()?;
-//! publisher.publish(Event::new(Topic::new("orders.eu")?, Order { id: 1 }))?;
+//! publisher.publish_blocking(Event::new(Topic::new("orders.eu")?, Order { id: 1 }))?;
 //! // The bridge's `shardcast_nats_*` series are in the bus's own text.
 //! println!("{}", local.stats().prometheus_text());
 //! # Ok(()) }

@@ -87,7 +87,7 @@ async fn garbage_is_counted_and_the_import_keeps_working() {
             .unwrap();
     }
     for id in 10..20 {
-        let got = within("next event", received.recv_async()).await.unwrap();
+        let got = within("next event", received.recv()).await.unwrap();
         assert_eq!(got.payload(), &Order { id });
         assert_eq!(got.alias().map(|a| a.key().to_owned()), Some(a.origin().to_string()));
     }
@@ -100,7 +100,7 @@ async fn garbage_is_counted_and_the_import_keeps_working() {
     .await
     .unwrap();
     within("raw flush", raw.flush()).await.unwrap();
-    let got = within("per-field event", received.recv_async()).await.unwrap();
+    let got = within("per-field event", received.recv()).await.unwrap();
     assert_eq!(got.payload(), &Order { id: 99 });
     assert_eq!(got.alias().map(|a| a.key().to_owned()), Some(ORIGIN.to_string()), "its origin");
     drop(got);

@@ -39,13 +39,13 @@ async fn imported_and_local_events_share_the_bus() {
     let (clone, topic) = (shared.clone(), local.clone());
     let local_task = tokio::task::spawn_blocking(move || {
         for id in N..2 * N {
-            clone.publish(Event::new(topic.clone(), id)).unwrap();
+            clone.publish_blocking(Event::new(topic.clone(), id)).unwrap();
         }
     });
 
     let (mut next_remote, mut next_local) = (0, N);
     while next_remote < N || next_local < 2 * N {
-        let got = match within("next event", received.recv_async()).await {
+        let got = match within("next event", received.recv()).await {
             Ok(got) => got,
             Err(RecvError::Lagged(n)) => panic!("receiver lagged by {n}"),
             Err(RecvError::Closed) => panic!("bus b closed"),

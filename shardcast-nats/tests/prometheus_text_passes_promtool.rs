@@ -48,7 +48,7 @@ async fn bridge_metrics_pass_promtool() {
             .unwrap();
     }
     for _ in 0..3 {
-        within("next event", sub.recv_async()).await.unwrap();
+        within("next event", sub.recv()).await.unwrap();
     }
 
     for bridge in [&a, &b] {

@@ -29,7 +29,7 @@ fn publish(publisher: &mut Publisher<u64>, ids: std::ops::Range<u64>) {
 async fn receive_through(sub: &mut Subscriber<u64>, previous: &mut Option<u64>, last: u64) -> u64 {
     let mut count = 0;
     loop {
-        let id = match within("next event", sub.recv_async()).await {
+        let id = match within("next event", sub.recv()).await {
             Ok(got) => *got.payload(),
             Err(RecvError::Lagged(n)) => panic!("the receiving subscriber itself lagged by {n}"),
             Err(RecvError::Closed) => panic!("bus closed"),

@@ -71,7 +71,7 @@ async fn json_events_cross_in_order() {
     });
 
     for id in 0..N {
-        let got = match within("next event", received.recv_async()).await {
+        let got = match within("next event", received.recv()).await {
             Ok(got) => got,
             Err(RecvError::Lagged(n)) => panic!("receiver lagged by {n}"),
             Err(RecvError::Closed) => panic!("bus b closed"),
@@ -122,7 +122,7 @@ async fn raw_bytes_cross_unchanged() {
         publisher
     });
     for id in 0..N {
-        let got = within("next event", received.recv_async()).await.unwrap();
+        let got = within("next event", received.recv()).await.unwrap();
         assert_eq!(got.payload(), &vec![0xff, (id % 251) as u8, 0, (id >> 8) as u8]);
     }
     drop(within("publisher", sender).await.unwrap());

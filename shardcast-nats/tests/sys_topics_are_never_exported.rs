@@ -42,11 +42,11 @@ async fn stats_events_stay_home() {
     for id in 0..5 {
         publisher.publish_timeout(Event::new(topic.clone(), Msg::Order(id)), DEADLINE).unwrap();
         // A stats event is published on bus A between orders.
-        let stats = within("a stats event", sys_a.recv_async()).await.unwrap();
+        let stats = within("a stats event", sys_a.recv()).await.unwrap();
         assert!(stats.topic().is_system());
     }
     for id in 0..5 {
-        let got = within("next order", received.recv_async()).await.unwrap();
+        let got = within("next order", received.recv()).await.unwrap();
         assert_eq!(got.topic().as_str(), "orders.eu", "only orders cross");
         assert!(matches!(got.payload(), Msg::Order(n) if *n == id));
     }

@@ -21,7 +21,7 @@ struct Msg {
 async fn receive_all(sub: &mut Subscriber<Msg>, count: u64) -> HashSet<(char, u64)> {
     let mut seen = HashSet::new();
     for _ in 0..count {
-        let got = within("next event", sub.recv_async()).await.expect("no loss, no close");
+        let got = within("next event", sub.recv()).await.expect("no loss, no close");
         let key = (got.payload().side, got.payload().id);
         assert!(seen.insert(key), "{key:?} delivered twice");
     }

@@ -938,7 +938,7 @@ mod tests {
         let topic = crate::topic::Topic::new("orders.eu.created").unwrap();
         let recorder = StatsRecorder::new(&tmp.0, bus.clone()).interval(Duration::from_millis(1));
         recorder.start().unwrap();
-        publisher.publish(crate::event::Event::new(topic, 1)).unwrap();
+        publisher.publish_blocking(crate::event::Event::new(topic, 1)).unwrap();
         let deadline = Instant::now() + HANG;
         while recorder
             .capture

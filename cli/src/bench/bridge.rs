@@ -292,7 +292,7 @@ impl Source for async_nats::Subscriber {
 
 impl Source for shardcast::Subscriber<Bytes> {
     async fn next(&mut self) -> Next {
-        match self.recv_async().await {
+        match self.recv().await {
             // Read in place: the delivery is not kept past this line.
             Ok(delivery) => seq_of(delivery.payload()).map_or(Next::Lost(0), Next::Seq),
             Err(RecvError::Lagged(n)) => Next::Lost(n),

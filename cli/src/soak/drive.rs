@@ -286,7 +286,7 @@ impl Publishing {
         for (plan, ledger) in &self.tracked {
             ledger.count(plan.spec.verdict(&topic, route, id));
         }
-        match self.publisher.publish(event) {
+        match self.publisher.publish_blocking(event) {
             Ok(seq) if seq == id => {}
             Ok(seq) => self.shared.fail(format!("publish returned seq {seq}; next_seq was {id}")),
             Err(_) => return false,

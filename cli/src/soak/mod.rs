@@ -4,7 +4,7 @@
 //!
 //! What runs: one publisher whose rate changes by phase (bursts, idle gaps, saturation,
 //! paced); subscribers that join and leave under every `Overflow` policy, read by threads
-//! (`recv`, `recv_timeout`, `try_recv`) or tokio tasks (`recv_async`, sometimes cancelled by
+//! (`recv_blocking`, `recv_timeout`, `try_recv`) or tokio tasks (`recv().await`, sometimes cancelled by
 //! a timeout); slow and stalling subscribers; patterns, routes and predicates (some panic);
 //! late-bound events (alias + route `binds()`, then alias only); `$SYS.stats` events read by
 //! a `$SYS.>` subscriber; and a `Bus::close` at the end.

@@ -273,7 +273,7 @@ impl fmt::Display for Style {
             Style::Thread(ThreadRecv::Recv) => "recv",
             Style::Thread(ThreadRecv::RecvTimeout) => "recv_timeout",
             Style::Thread(ThreadRecv::TryRecv) => "try_recv",
-            Style::Async => "recv_async",
+            Style::Async => "recv().await",
         })
     }
 }

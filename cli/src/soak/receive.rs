@@ -333,7 +333,7 @@ pub(super) fn thread_receiver(
     let mut empty = 0u32;
     loop {
         let got = match how {
-            ThreadRecv::Recv => Got::from(sub.recv()),
+            ThreadRecv::Recv => Got::from(sub.recv_blocking()),
             ThreadRecv::RecvTimeout => Got::from(sub.recv_timeout(rng.millis(1, 20))),
             ThreadRecv::TryRecv => Got::from(sub.try_recv()),
         };
@@ -369,15 +369,15 @@ pub(super) async fn async_receiver(
     mut rng: Rng,
 ) {
     loop {
-        // Sometimes cancel the receive: a dropped `recv_async` must lose nothing.
+        // Sometimes cancel the receive: a dropped `recv()` future must lose nothing.
         let got = if rng.chance(20) {
             let limit = rng.millis(1, 10);
-            match tokio::time::timeout(limit, sub.recv_async()).await {
+            match tokio::time::timeout(limit, sub.recv()).await {
                 Ok(result) => Got::from(result),
                 Err(_) => Got::Nothing,
             }
         } else {
-            Got::from(sub.recv_async().await)
+            Got::from(sub.recv().await)
         };
         match tracker.on(got) {
             Step::Closed => break,
