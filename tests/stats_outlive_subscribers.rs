@@ -3,7 +3,7 @@
 //! `StatsSnapshot::subscribers`, and in the Prometheus text into a series of the same name
 //! and shard, so no total over subscribers (`sum`, `sum by (subscriber)`) goes down when one
 //! is dropped. With `stats_subscriber_ids(false)`, subscribers that share a name share one
-//! series.
+//! series. The alias binding families are left out until an alias is bound.
 //!
 //! Events are made visible with `Publisher::flush` and received with `try_recv`: nothing
 //! depends on timing. Every snapshot's text is also checked against the model of the text
@@ -14,7 +14,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use shardcast::stats::{StatsSnapshot, RETIRED_UNNAMED};
-use shardcast::{Bus, Event, Overflow, Publisher, Subscriber, Subscription, Topic, TryRecvError};
+use shardcast::{
+    Alias, Bus, Event, Overflow, Publisher, Subscriber, Subscription, Topic, TryRecvError, Uuid,
+};
 use shardcast_models::{prometheus, stats_text};
 
 /// The per-subscriber counter families, in the order of [`Counts`].
@@ -229,4 +231,63 @@ fn without_ids_subscribers_sharing_a_name_are_one_series() {
     assert!(lines(&s, "shardcast_subscriber_queue_depth").is_empty());
     assert_eq!(s.retired.len(), 1);
     assert_eq!((s.retired[0].name.as_str(), s.retired[0].subscribers), ("conn", 2));
+}
+
+#[test]
+fn binding_families_appear_once_an_alias_is_bound() {
+    // Per binding family, its value per shard label.
+    let binding_lines = |s: &StatsSnapshot| -> BTreeMap<String, BTreeMap<String, u64>> {
+        stats_text::check_text(s);
+        let text = s.prometheus_text();
+        common::promtool_check(&text);
+        let parsed = prometheus::parse(&text).expect("valid exposition text");
+        let mut families: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for sample in parsed.samples.iter().filter(|x| x.name.starts_with("shardcast_binding_")) {
+            let value = sample.value_text.parse().expect("a counter is an integer");
+            let shard = sample.labels["shard"].clone();
+            families.entry(sample.name.clone()).or_default().insert(shard, value);
+        }
+        assert!(
+            parsed.types.keys().filter(|f| f.starts_with("shardcast_binding_")).count()
+                == families.len(),
+            "no binding family without samples"
+        );
+        families
+    };
+
+    // A bus that never binds: no binding lines.
+    let bus: Bus<u64> = Bus::builder().dispatchers(2).build().unwrap();
+    let _sub = bus.subscribe(Subscription::all()).unwrap();
+    let mut publisher = bus.publisher().unwrap();
+    publish(&mut publisher, 3);
+    drop(publisher);
+    bus.close(); // joins the shards: their counters are final
+    assert!(binding_lines(&bus.stats()).is_empty());
+
+    // One that binds: all five families, for every shard.
+    let bus: Bus<u64> = Bus::builder().dispatchers(2).build().unwrap();
+    let _sub = bus.subscribe(Subscription::all()).unwrap();
+    let mut publisher = bus.publisher().unwrap();
+    let alias = Alias::new("connector-1", "s1").unwrap();
+    let event = Event::new(Topic::new("sessions").unwrap(), 0);
+    publisher.publish(event.with_alias(alias).with_route(Uuid::from_u128(1)).binds()).unwrap();
+    drop(publisher);
+    bus.close();
+    let families = binding_lines(&bus.stats());
+    let names: Vec<&str> = families.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "shardcast_binding_binds_total",
+            "shardcast_binding_evictions_total",
+            "shardcast_binding_hits_total",
+            "shardcast_binding_misses_total",
+            "shardcast_binding_unbinds_total",
+        ]
+    );
+    for (family, shards) in &families {
+        let want = u64::from(family == "shardcast_binding_binds_total");
+        let shard = |n: &str| (n.to_owned(), want);
+        assert_eq!(*shards, BTreeMap::from([shard("0"), shard("1")]), "{family}");
+    }
 }

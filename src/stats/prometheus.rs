@@ -20,7 +20,8 @@ impl StatsSnapshot {
     /// `shard` alone, each the sum of the live and retired rows that share both, and the
     /// per-subscriber latency summary is left out. Either way a dropped subscriber's counts
     /// move to a series of the same name and shard, so `sum by (subscriber)` never goes
-    /// down.
+    /// down. The alias binding families (`shardcast_binding_*`) are left out while all
+    /// their counters are zero.
     pub fn prometheus_text(&self) -> String {
         let mut out = Prometheus::default();
         out.gauge(
@@ -92,15 +93,31 @@ impl StatsSnapshot {
         per_shard!("route_cache_hits_total", "Route cache hits.", route_hits);
         per_shard!("route_cache_misses_total", "Route cache misses.", route_misses);
         per_shard!("route_cache_invalidations_total", "Route cache flushes.", route_invalidations);
-        per_shard!("binding_binds_total", "Alias bindings recorded.", binds);
-        per_shard!("binding_unbinds_total", "Alias bindings removed.", unbinds);
-        per_shard!("binding_hits_total", "Events resolved through their alias.", binding_hits);
-        per_shard!("binding_misses_total", "Events whose alias had no binding.", binding_misses);
-        per_shard!(
-            "binding_evictions_total",
-            "Alias bindings evicted at capacity.",
-            binding_evictions
-        );
+        // Only once late binding did anything (an alias bound, or looked up), which most
+        // buses never use: then all five families, on every shard, so that none of them
+        // appears later than the others.
+        let bound = self.shards.iter().any(|s| {
+            s.binds != 0
+                || s.unbinds != 0
+                || s.binding_hits != 0
+                || s.binding_misses != 0
+                || s.binding_evictions != 0
+        });
+        if bound {
+            per_shard!("binding_binds_total", "Alias bindings recorded.", binds);
+            per_shard!("binding_unbinds_total", "Alias bindings removed.", unbinds);
+            per_shard!("binding_hits_total", "Events resolved through their alias.", binding_hits);
+            per_shard!(
+                "binding_misses_total",
+                "Events whose alias had no binding.",
+                binding_misses
+            );
+            per_shard!(
+                "binding_evictions_total",
+                "Alias bindings evicted at capacity.",
+                binding_evictions
+            );
+        }
         let backlog: Vec<(Vec<(&str, &str)>, f64)> = self
             .shards
             .iter()
