@@ -14,7 +14,8 @@
 //!
 //! Ctrl-C (SIGINT) or SIGTERM shuts it down gracefully: stop producing, close the
 //! publisher, let every subscriber drain its queue to `Closed`, stop the HTTP server, print
-//! the final stats, exit 0.
+//! the final stats, exit 0. The final stats include each subscriber's counters as the bus
+//! kept them after it was dropped (`StatsSnapshot::retired`): the slow one's losses too.
 
 use std::error::Error;
 use std::io::Write as _;
@@ -30,6 +31,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use shardcast::stats::StatsSnapshot;
 use shardcast::{Bus, Event, Overflow, RecvError, Subscriber, Subscription, Topic};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -160,10 +162,33 @@ async fn run(port: u16) -> Result<(), Box<dyn Error>> {
             n => format!("{:.1}us ({n} samples)", stats.latency.p99_seconds * 1e6),
         },
     );
+    // Each subscriber was dropped when its task ended: the bus's counters of it live on in
+    // `stats.retired` (so the slow one's losses still show), those of any live one in
+    // `stats.subscribers`.
     for tally in &tallies {
-        println!("  {}: received={} lagged={}", tally.name, tally.received, tally.lagged);
+        let [delivered, consumed, dropped, lagged_reports] = bus_counts(&stats, &tally.name);
+        println!(
+            "  {}: received={} lagged={} delivered={delivered} consumed={consumed} \
+             dropped={dropped} lagged_reports={lagged_reports}",
+            tally.name, tally.received, tally.lagged,
+        );
     }
     Ok(())
+}
+
+/// `delivered`, `consumed`, `dropped` and `lagged_reports` of the subscribers named `name`,
+/// live and dropped.
+fn bus_counts(stats: &StatsSnapshot, name: &str) -> [u64; 4] {
+    let live = stats.subscribers.iter().filter(|s| s.name == name);
+    let live = live.map(|s| [s.delivered, s.consumed, s.dropped, s.lagged_reports]);
+    let retired = stats.retired.iter().filter(|r| r.name == name);
+    let retired = retired.map(|r| [r.delivered, r.consumed, r.dropped, r.lagged_reports]);
+    live.chain(retired).fold([0; 4], |mut sum, row| {
+        for (total, n) in sum.iter_mut().zip(row) {
+            *total += n;
+        }
+        sum
+    })
 }
 
 /// What a consumer saw.

@@ -32,6 +32,7 @@ impl RouteCacheProbe {
                     Overflow::DropNewest,
                     Meta::default(),
                     Arc::clone(&pool),
+                    None,
                 )),
                 matcher: Matcher::Any(Box::new([p.clone()])),
                 route: None,

@@ -17,6 +17,7 @@ use crate::stats::counters::{CounterPair, ShardCounters};
 use crate::stats::events::{self, clamp_interval, StatsDelta};
 use crate::stats::external::{ExternalStats, Sources};
 use crate::stats::latency::Latency;
+use crate::stats::retired::Retired;
 use crate::stats::snapshot::{ShardStats, StatsSnapshot};
 use crate::stats::topics::TopicTable;
 use crate::subscriber::Subscriber;
@@ -47,6 +48,7 @@ pub struct BusBuilder {
     stats: bool,
     stats_topic_levels: usize,
     stats_topic_capacity: usize,
+    stats_subscriber_ids: bool,
     latency_sample_every: u32,
 }
 
@@ -68,7 +70,8 @@ impl Default for BusBuilder {
             stats: true,
             stats_topic_levels: 2,
             stats_topic_capacity: 1024,
-            latency_sample_every: 64,
+            stats_subscriber_ids: true,
+            latency_sample_every: if cfg!(feature = "latency") { 64 } else { 0 },
         }
     }
 }
@@ -158,8 +161,34 @@ impl BusBuilder {
         self
     }
 
+    /// Whether the Prometheus text ([`StatsSnapshot::prometheus_text`]) labels each
+    /// subscriber's series with its `id`; default `true`. With `false`, per-subscriber
+    /// series are labelled by `subscriber` (the name) and `shard` alone, and the subscribers
+    /// that share both are summed into one series, those already dropped included: a
+    /// server that subscribes once per connection, under one name, gets one series per
+    /// shard, not one per connection. Their latency is then only in the bus-wide summary
+    /// (`shardcast_receive_latency_seconds`): quantiles of several subscribers cannot be
+    /// added. [`Bus::stats`] lists every live subscriber, with its id, either way.
+    ///
+    /// ```
+    /// use shardcast::{Bus, Subscription};
+    /// let bus: Bus<u32> = Bus::builder().stats_subscriber_ids(false).build()?;
+    /// let _a = bus.subscribe(Subscription::all().name("conn"))?;
+    /// let _b = bus.subscribe(Subscription::all().name("conn"))?;
+    /// let text = bus.stats().prometheus_text();
+    /// let consumed = "shardcast_subscriber_consumed_total";
+    /// let series: Vec<&str> = text.lines().filter(|l| l.starts_with(consumed)).collect();
+    /// assert_eq!(series, [format!(r#"{consumed}{{subscriber="conn",shard="0"}} 0"#)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats_subscriber_ids(mut self, ids: bool) -> Self {
+        self.stats_subscriber_ids = ids;
+        self
+    }
+
     /// Record the publish → receive latency of 1 in `n` received events; default 64;
-    /// 0 turns sampling off.
+    /// 0 turns sampling off. Sampling needs the `latency` feature (on by default): without
+    /// it the default is 0, and [`build`](Self::build) refuses any other value.
     pub fn latency_sample_every(mut self, n: u32) -> Self {
         self.latency_sample_every = n;
         self
@@ -172,6 +201,13 @@ impl BusBuilder {
     /// [`Bus::subscribe`] reports as [`BusError::Config`], so `?` converts it in a function
     /// that returns [`BusError`].
     pub fn build<E: Send + Sync + 'static>(self) -> Result<Bus<E>, ConfigError> {
+        if cfg!(not(feature = "latency")) && self.latency_sample_every != 0 {
+            return Err(ConfigError::new(
+                "latency_sample_every",
+                self.latency_sample_every,
+                "0: latency sampling needs the `latency` feature",
+            ));
+        }
         if !self.ring_capacity.is_power_of_two()
             || !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&self.ring_capacity)
         {
@@ -244,6 +280,7 @@ impl BusBuilder {
                 wait_strategy: self.wait_strategy,
                 latency_sample_every: if self.stats { self.latency_sample_every } else { 0 },
                 queue_capacity: self.queue_capacity,
+                stats_subscriber_ids: self.stats_subscriber_ids,
             },
             lifetime: Lifetime {
                 shutdown: AtomicBool::new(false),
@@ -258,6 +295,7 @@ impl BusBuilder {
             reporting: Reporting {
                 started: Instant::now(),
                 retired_latency: Latency::new(),
+                retired: Arc::new(Retired::default()),
                 external: Sources::default(),
                 thread: StatsThread::default(),
             },
@@ -581,7 +619,10 @@ impl<E: Send + Sync + 'static> Bus<E> {
     }
 
     /// Everything the bus counted, now: plain data (serde), entries sorted. Every
-    /// open/closed pair satisfies `open >= closed` (see the `stats` module).
+    /// open/closed pair satisfies `open >= closed` (see the `stats` module). A dropped
+    /// subscriber leaves [`StatsSnapshot::subscribers`] and its counters fold into
+    /// [`StatsSnapshot::retired`] (per name and shard) at the same instant, so no total over
+    /// subscribers goes down, here or in the Prometheus text.
     ///
     /// ```
     /// use shardcast::{Bus, Event, Subscription, Topic};
@@ -596,6 +637,11 @@ impl<E: Send + Sync + 'static> Bus<E> {
     /// assert_eq!(stats.subscribers[0].consumed, 1);
     /// assert_eq!(stats.topics[0].prefix, "orders.eu");
     /// assert!(stats.prometheus_text().contains("shardcast_published_total 1"));
+    ///
+    /// drop(sub);
+    /// let stats = bus.stats();
+    /// assert!(stats.subscribers.is_empty());
+    /// assert_eq!((stats.retired[0].name.as_str(), stats.retired[0].consumed), ("audit", 1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> StatsSnapshot {

@@ -175,16 +175,17 @@ pub(crate) fn anchor() -> &'static Anchor {
     })
 }
 
-#[cfg(not(miri))]
+#[cfg(all(feature = "latency", not(miri)))]
 use quanta::Clock;
 
-/// Miri cannot run quanta's calibration (`rdtsc`, `cpuid`): under miri the publish clock is
-/// the monotonic clock, with quanta's `raw`/`delta` API. This is the one place that owns the
-/// clock, so the shim lives here, as `sync` holds loom's.
-#[cfg(miri)]
+/// Miri cannot run quanta's calibration (`rdtsc`, `cpuid`), and without the `latency`
+/// feature quanta is not built: then the publish clock is the monotonic clock, with
+/// quanta's `raw`/`delta` API. This is the one place that owns the clock, so the shim lives
+/// here, as `sync` holds loom's.
+#[cfg(any(miri, not(feature = "latency")))]
 struct Clock(Instant);
 
-#[cfg(miri)]
+#[cfg(any(miri, not(feature = "latency")))]
 impl Clock {
     fn new() -> Self {
         Clock(Instant::now())

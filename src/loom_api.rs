@@ -136,7 +136,10 @@ impl Queue {
     pub fn new(capacity: usize, overflow: Overflow) -> Self {
         let pool = Arc::new(Pool::new(1));
         let writer = Arc::new(Mutex::new(Writer::new(Arc::clone(&pool))));
-        Queue { queue: Arc::new(SubQueue::new(capacity, overflow, Meta::default(), pool)), writer }
+        Queue {
+            queue: Arc::new(SubQueue::new(capacity, overflow, Meta::default(), pool, None)),
+            writer,
+        }
     }
     /// Pushes under the policy; `true` if queued. `abort` ends a `Block` wait.
     pub fn push(&self, value: u64, abort: &AtomicBool) -> bool {

@@ -435,7 +435,7 @@ impl<E> Publisher<E> {
     /// let bus: Bus<u32> = Bus::builder().build()?;
     /// let mut sub = bus.subscribe(Subscription::all())?;
     /// let mut publisher = bus.publisher()?;
-    /// publisher.publish_blocking(Event::new(Topic::new("t")?, 7))?;
+    /// publisher.publish(Event::new(Topic::new("t")?, 7)).await?;
     /// publisher.flush_async().await;
     /// assert_eq!(*sub.try_recv()?.payload(), 7);
     /// # Ok::<(), Box<dyn std::error::Error>>(())

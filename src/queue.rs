@@ -67,10 +67,10 @@
 //! | shard's `rx.fetch_or(RX_CLOSED)` in [`SubQueue::close`] | receiver's `rx` loads | every push, `matched` and `dropped` store before close |
 //! | receiver's `head` store/CAS in `claim` | shard's `head` loads (DropOldest eviction) | the receiver's copy of the entry is taken: its slot may be reused |
 //! | receiver's `taken` store in `claim` | shard's `taken` loads in `room` | claimed events free room |
-//! | receiver's `consumed` store | `delivered_consumed` | the `delivered`/`consumed` counter pair |
+//! | receiver's `consumed` store | `delivered_consumed`, `counts` | the `delivered`/`consumed` counter pair |
 //! | receiver's `tx.fetch_add` after an entry's last event (Block) | shard's `tx` load and CAS | the freed room |
 //! | `gone.store(true)` in [`SubQueue::disconnect_receiver`] | shard's `gone` loads | the receiver left; stop delivering and stop waiting |
-//! | shard's `unqueued` store in `count_drops` | `delivered_consumed` | `delivered = matched - unqueued` never undercounts |
+//! | shard's `unqueued` store in `count_drops` | `delivered_consumed`, `counts` | `delivered = matched - unqueued` never undercounts |
 //!
 //! Modelled in `loom-tests/tests/queue.rs` and `loom-tests/tests/wake.rs`.
 
@@ -82,6 +82,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::segment::{Pool, SegHold, SegPtr, Segment, SEG_LEN};
 use crate::stats::latency::Latency;
+use crate::stats::retired::{Counts, Retired};
 use crate::subscription::{DropReason, Meta, Overflow};
 use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crate::sync::thread::{self, Thread};
@@ -224,6 +225,10 @@ pub(crate) struct SubQueue<E> {
     lagged_reports: AtomicU64,
     rx_waiter: Mutex<RxWaiter>,
     tx_waiter: Mutex<Option<Thread>>,
+    /// Where its subscriber's counters were folded when it was dropped; settled with the
+    /// final counters when this queue is dropped (see `stats::retired`). `None` for queues
+    /// made without a bus.
+    retired: Option<Arc<Retired>>,
 }
 
 // SAFETY: the slots and `local` are shared under the single-writer protocol of the module
@@ -234,7 +239,13 @@ unsafe impl<E: Send + Sync> Send for SubQueue<E> {}
 
 impl<E> SubQueue<E> {
     /// `capacity >= 1` (the subscription checks).
-    pub(crate) fn new(capacity: usize, overflow: Overflow, meta: Meta, pool: Arc<Pool<E>>) -> Self {
+    pub(crate) fn new(
+        capacity: usize,
+        overflow: Overflow,
+        meta: Meta,
+        pool: Arc<Pool<E>>,
+        retired: Option<Arc<Retired>>,
+    ) -> Self {
         let size = capacity.next_power_of_two();
         SubQueue {
             slots: (0..size)
@@ -258,6 +269,7 @@ impl<E> SubQueue<E> {
             lagged_reports: AtomicU64::new(0),
             rx_waiter: Mutex::new(RxWaiter::default()),
             tx_waiter: Mutex::new(None),
+            retired,
         }
     }
 
@@ -600,6 +612,23 @@ impl<E> SubQueue<E> {
         (matched.saturating_sub(unqueued).max(consumed), consumed)
     }
 
+    /// Every counter, raw, for folding into the retired rows: read as
+    /// [`delivered_consumed`](Self::delivered_consumed) reads them, so
+    /// `matched - unqueued >= consumed`.
+    pub(crate) fn counts(&self) -> Counts {
+        // Acquire, Acquire: as in `delivered_consumed`, which says what each pairs with.
+        let consumed = self.consumed.load(Ordering::Acquire);
+        let unqueued = self.counts.unqueued.load(Ordering::Acquire);
+        Counts {
+            // Relaxed: ordered by the Acquire loads above, as in `delivered_consumed`.
+            matched: self.counts.matched.load(Ordering::Relaxed),
+            unqueued,
+            consumed,
+            dropped: self.dropped(),
+            lagged_reports: self.lagged_reports(),
+        }
+    }
+
     /// Receiver only: one event handed out.
     pub(crate) fn count_consumed(&self) {
         // Relaxed: the receiver is the only writer.
@@ -771,6 +800,10 @@ impl<E> SubQueue<E> {
 
 impl<E> Drop for SubQueue<E> {
     fn drop(&mut self) {
+        if let Some(retired) = &self.retired {
+            // The last reference: no shard can push any more, so the counters are final.
+            retired.settle(self.meta.id, self.counts());
+        }
         // `&mut self`: the shard and the receiver are gone (the receiver released the entry
         // it had claimed, see `Receiver::drop`). Release every entry still queued.
         // Relaxed: `&mut self`, no other thread (and loom's atomics have no `get_mut`).

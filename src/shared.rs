@@ -18,6 +18,7 @@ use crate::segment::{Pool, SegRef};
 use crate::stats::counters::{CounterPair, ShardCounters};
 use crate::stats::external::Sources;
 use crate::stats::latency::{self, Latency};
+use crate::stats::retired::Retired;
 use crate::stats::snapshot::{
     ShardStats, StatsSnapshot, SubscriberStats, TopicStats, STATS_VERSION,
 };
@@ -63,6 +64,8 @@ pub(crate) struct Config {
     pub(crate) latency_sample_every: u32,
     /// A subscription's capacity when it sets none.
     pub(crate) queue_capacity: usize,
+    /// Whether the Prometheus text labels per-subscriber series with their ids.
+    pub(crate) stats_subscriber_ids: bool,
 }
 
 /// Written as handles come and go: taking the publisher, subscribing, dropping, closing.
@@ -89,8 +92,11 @@ pub(crate) struct Lifetime {
 /// `$SYS` stats thread), read by `Bus::stats`.
 pub(crate) struct Reporting {
     pub(crate) started: Instant,
-    /// Latency samples of subscribers that are gone.
+    /// Latency samples of subscribers that are gone (merged when they fold into
+    /// `retired`, under its lock).
     pub(crate) retired_latency: Latency,
+    /// Counters of subscribers that are gone, per name and shard (`stats::retired`).
+    pub(crate) retired: Arc<Retired>,
     /// Counters kept outside the bus, shown by `Bus::stats` (never by `$SYS.stats`).
     pub(crate) external: Sources,
     /// The `$SYS` stats thread (`stats::events`).
@@ -197,28 +203,37 @@ impl<E> Shared<E> {
         let shared = self;
         let (subscriptions, subscriptions_closed) = shared.lifetime.subscriptions.snapshot();
         let shards = self.shard_stats();
+        // Loaded before the retired table's lock and dropped after it: dropping a list may
+        // drop a queue, whose settle takes that lock (`stats::retired`, "Locks").
+        let lists: Vec<_> = shared.shards.iter().map(|registry| registry.load()).collect();
         let mut all_latency = latency::empty();
-        shared.reporting.retired_latency.merge_into(&mut all_latency);
         let mut subscribers = Vec::new();
-        for registry in shared.shards.iter() {
-            for entry in registry.load().entries.iter() {
-                let q = &entry.queue;
-                let (delivered, consumed) = q.delivered_consumed();
-                q.latency.merge_into(&mut all_latency);
-                subscribers.push(SubscriberStats {
-                    id: q.meta.id,
-                    name: q.meta.name.clone(),
-                    shard: q.meta.shard,
-                    delivered,
-                    consumed,
-                    dropped: q.dropped(),
-                    lagged_reports: q.lagged_reports(),
-                    queue_depth: q.len() as u64,
-                    queue_capacity: q.capacity() as u64,
-                    latency: q.latency.stats(),
-                });
+        // Under the lock, each subscriber counts once: live, or folded into `retired`.
+        let view = shared.reporting.retired.lock();
+        let retired = view.rows();
+        shared.reporting.retired_latency.merge_into(&mut all_latency);
+        for entry in lists.iter().flat_map(|list| list.entries.iter()) {
+            let q = &entry.queue;
+            if view.is_folded(q.meta.id) {
+                continue;
             }
+            let (delivered, consumed) = q.delivered_consumed();
+            q.latency.merge_into(&mut all_latency);
+            subscribers.push(SubscriberStats {
+                id: q.meta.id,
+                name: q.meta.name.clone(),
+                shard: q.meta.shard,
+                delivered,
+                consumed,
+                dropped: q.dropped(),
+                lagged_reports: q.lagged_reports(),
+                queue_depth: q.len() as u64,
+                queue_capacity: q.capacity() as u64,
+                latency: q.latency.stats(),
+            });
         }
+        drop(view);
+        drop(lists);
         subscribers.sort_unstable_by_key(|s| s.id);
         let topics = shared.topics.as_ref().map_or_else(Vec::new, |t| {
             t.snapshot()
@@ -243,6 +258,8 @@ impl<E> Shared<E> {
             subscriptions_closed,
             shards,
             subscribers,
+            retired,
+            subscribers_by_name: !shared.config.stats_subscriber_ids,
             topics,
             latency: latency::stats_of(&all_latency),
             external: Vec::new(),
@@ -270,6 +287,7 @@ impl<E> Shared<E> {
             subscription.overflow,
             Meta { id, name, shard },
             Arc::clone(&shared.pool),
+            Some(Arc::clone(&shared.reporting.retired)),
         ));
         let start = || (!shared.ring.is_closed()).then(|| shared.ring.published_acquire());
         let entry = Entry {

@@ -15,6 +15,7 @@ use crate::error::{BusError, RecvError, RecvTimeoutError, TryRecvError};
 use crate::queue::SubQueue;
 use crate::receiver::{Delivery, OwnedDelivery, Receiver, Recv};
 use crate::shared::{BusHandle, Shared};
+use crate::stats::retired;
 use crate::subscription::Subscription;
 use crate::sync::atomic::Ordering;
 use crate::sync::Arc;
@@ -359,13 +360,25 @@ impl<E> fmt::Debug for SubscriberStream<E> {
 impl<E> Drop for Subscriber<E> {
     fn drop(&mut self) {
         let queue = self.receiver.queue();
+        let reporting = &self.shared.reporting;
+        // Its latency samples move to the bus-wide histogram as its counters fold.
+        let samples = (self.shared.config.latency_sample_every != 0).then(|| {
+            let mut samples = crate::stats::latency::empty();
+            queue.latency.merge_into(&mut samples);
+            samples
+        });
+        // Folded first, while its entry is surely listed (after the disconnect below, any
+        // edit of the shard's list may sweep it); what the shard pushes later is added when
+        // the queue is dropped. See `stats::retired`.
+        let name = self.subscription.name.as_deref().unwrap_or(retired::UNNAMED);
+        reporting.retired.fold(queue.meta.id, (name.to_owned(), queue.meta.shard), || {
+            if let Some(samples) = &samples {
+                reporting.retired_latency.merge_hist(samples);
+            }
+            queue.counts()
+        });
         queue.disconnect_receiver();
         self.shared.shards[queue.meta.shard].remove(queue.meta.id);
-        if self.shared.config.latency_sample_every != 0 {
-            let mut retired = crate::stats::latency::empty();
-            queue.latency.merge_into(&mut retired);
-            self.shared.reporting.retired_latency.merge_hist(&retired);
-        }
         // After everything this subscriber counted: see `stats::CounterPair`.
         self.shared.lifetime.subscriptions.close();
         // Last: `Publisher::closed` resolving means this subscriber is entirely gone.

@@ -173,7 +173,7 @@ async fn recv_async_reports_lagged_then_closed() {
         bus.subscribe(Subscription::all().capacity(2).overflow(Overflow::DropNewest)).unwrap();
     let mut publisher = bus.publisher().unwrap();
     for i in 0..10 {
-        publisher.publish_blocking(Event::new(topic(), i)).unwrap();
+        publisher.publish(Event::new(topic(), i)).await.unwrap();
     }
     drop(publisher);
     // Let the shard push all 10 before receiving, so exactly 8 are lost (its counters move

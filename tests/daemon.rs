@@ -1,6 +1,7 @@
 //! Promise: `examples/daemon.rs` serves live stats on 127.0.0.1, as Prometheus text on
 //! `/metrics` and as a `StatsSnapshot` on `/stats.json`, and a SIGTERM shuts it down
-//! gracefully: exit status 0 and the final stats printed.
+//! gracefully: exit status 0 and the final stats printed, each subscriber's included after
+//! it was dropped.
 //!
 //! The test builds the example with the same cargo and profile (examples have no
 //! `CARGO_BIN_EXE_*`), runs the binary itself (not `cargo run`, so the signal reaches the
@@ -202,4 +203,20 @@ fn daemon_serves_live_stats_and_exits_cleanly_on_sigterm() {
             .unwrap_or_else(|| panic!("no {key} in {audit:?}"))
     };
     assert_eq!(count("received=") + count("lagged="), published, "{audit}");
+    // The bus's counters of each subscriber outlive it (all were dropped by then): they
+    // agree with what it saw, the slow one's losses included.
+    for name in ["audit", "orders-eu", "sensors", "dashboard"] {
+        let line = rest
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} line in {rest:#?}"));
+        let count = |key: &str| -> u64 {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+        };
+        assert_eq!(count("consumed="), count("received="), "{line}");
+        assert_eq!(count("dropped="), count("lagged="), "{line}");
+    }
 }

@@ -32,7 +32,7 @@ async fn a_task_holding_a_subscriber_reference_across_an_await_is_spawnable() {
         let publisher_ref: &Publisher<u32> = &publisher;
         tokio::time::sleep(Duration::from_millis(1)).await;
         let (dropped, subscribers) = (sub_ref.dropped(), publisher_ref.subscriber_count());
-        publisher.publish_blocking(Event::new(Topic::new("t").unwrap(), 7)).unwrap();
+        publisher.publish(Event::new(Topic::new("t").unwrap(), 7)).await.unwrap();
         let got = *sub.recv().await.unwrap().payload();
         (name, dropped, subscribers, got)
     });

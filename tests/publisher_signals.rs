@@ -61,7 +61,7 @@ async fn closed_resolves_when_the_last_subscriber_drops() {
     // None yet: resolves at once, like tokio's `Sender::closed` with no receiver.
     tokio::time::timeout(HANG, publisher.closed()).await.expect("no subscriber: at once");
     let subs: Vec<_> = (0..4).map(|_| bus.subscribe(Subscription::all()).unwrap()).collect();
-    publisher.publish_blocking(Event::new(topic(), 1)).unwrap();
+    publisher.publish(Event::new(topic(), 1)).await.unwrap();
     // The subscribers receive and go away on other threads, once the waiter is there.
     let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(4);
     let gone = Arc::new(AtomicUsize::new(0));

@@ -2,6 +2,8 @@
 //! (JSON round-trip, stable names, sorted), and the Prometheus text is valid exposition
 //! format 0.0.4 (checked by a strict parser here and by `promtool check metrics`).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -10,6 +12,8 @@ use shardcast::{
     Bus, Event, Overflow, RecvTimeoutError, Subscriber, Subscription, Topic, TryPublishError,
 };
 use shardcast_models::prometheus::parse_prometheus;
+
+use common::promtool_check;
 
 fn topic(s: &str) -> Topic {
     Topic::new(s).unwrap()
@@ -319,34 +323,6 @@ fn external_counters_show_in_stats_and_prometheus_text() {
     assert!(s.prometheus_text().contains("app_jobs_total{worker=\"a \\\"q\\\"\\n\"} 2\n"));
     drop(a);
     assert!(bus.stats().external.is_empty());
-}
-
-/// `promtool check metrics` from Debian's `prometheus` package (installed by `.ci/run`).
-/// Where it is not installed the strict parser above still ran; under CI it is required.
-fn promtool_check(text: &str) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) => {
-            assert!(std::env::var_os("CI").is_none(), "promtool is required under CI: {e}");
-            eprintln!("promtool not installed ({e}); checked with the built-in parser only");
-            return;
-        }
-    };
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "promtool rejected the metrics:\n{report}\n---\n{text}");
-    // promtool's lint warnings (e.g. naming) also fail the test: the output must be clean.
-    assert!(report.trim().is_empty(), "promtool complained:\n{report}");
 }
 
 mod sys_events {

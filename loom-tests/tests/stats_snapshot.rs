@@ -9,9 +9,9 @@ use shardcast::{Bus, Event, Subscription, Topic};
 
 #[test]
 fn bus_snapshot_pairs_hold_while_events_flow() {
-    // delivered >= consumed per subscriber, published >= dispatched per shard, and
-    // subscriptions >= subscriptions_closed, in snapshots taken while a receiver consumes
-    // and a subscriber is dropped.
+    // delivered >= consumed per subscriber, published >= dispatched per shard,
+    // subscriptions >= subscriptions_closed, and every subscriber counted once (live or
+    // retired), in snapshots taken while a receiver consumes and a subscriber is dropped.
     loom::model(|| {
         let bus: Bus<u64> = Bus::builder().ring_capacity(2).build().unwrap();
         let mut sub = bus.subscribe(Subscription::all()).unwrap();
@@ -31,6 +31,9 @@ fn bus_snapshot_pairs_hold_while_events_flow() {
             assert!(stats.published >= s.dispatched, "{s:?}");
         }
         assert!(stats.subscriptions >= stats.subscriptions_closed);
+        // Each subscriber counts once, live or folded into `retired`, even while one drops.
+        let retired: u64 = stats.retired.iter().map(|r| r.subscribers).sum();
+        assert_eq!(stats.subscribers.len() as u64 + retired, 2, "{stats:?}");
         assert_eq!(receiver.join().unwrap(), Ok(0));
         drop(publisher);
     });

@@ -25,17 +25,20 @@
 //! topic table's prefixes (first come, first counted, the rest under `__overflow__`), and
 //! that the table never reports a prefix twice.
 //!
-//! Subscribers given the same name on the same shard are distinct subscriptions whose rows
-//! print as the same series (the labels are name and shard, not id): the check accepts
-//! those duplicates (each row is still checked) rather than stop every run on them.
+//! Per-subscriber series are labelled by name, id and shard, and retired rows (dropped
+//! subscribers, per name and shard) by `id="retired"`; with `subscribers_by_name`, by name
+//! and shard alone, each the sum of the live and retired rows that share both. A built
+//! snapshot may repeat an id or a retired row, which prints the same series twice: the
+//! check accepts those duplicates (each row is still checked) rather than stop every run on
+//! them. The binding families appear only once any of their counters is non-zero.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::Hash;
 
 use arbitrary::Arbitrary;
 use shardcast::stats::{
-    ExternalMetric, LatencyStats, MetricKind, ShardStats, StatsSnapshot, SubscriberStats,
-    TopicStats, STATS_TOPIC_OVERFLOW,
+    ExternalMetric, LatencyStats, MetricKind, RetiredSubscriberStats, ShardStats, StatsSnapshot,
+    SubscriberStats, TopicStats, STATS_TOPIC_OVERFLOW,
 };
 use shardcast::{Bus, Event, Overflow, Subscriber, Subscription, Topic, TryRecvError};
 
@@ -271,6 +274,17 @@ pub struct SubscriberInput {
     pub latency: Latency,
 }
 
+/// A retired row (dropped subscribers of one name on one shard).
+#[derive(Debug, Clone, Arbitrary)]
+pub struct RetiredInput {
+    /// `name`.
+    pub name: Label,
+    /// `shard`.
+    pub shard: Count,
+    /// `subscribers`, `delivered`, `consumed`, `dropped`, `lagged_reports`.
+    pub counters: [Count; 5],
+}
+
 /// A topic row.
 #[derive(Debug, Clone, Arbitrary)]
 pub struct TopicInput {
@@ -296,6 +310,10 @@ pub struct SnapshotInput {
     pub shards: Vec<ShardInput>,
     /// Topic rows.
     pub topics: Vec<TopicInput>,
+    /// `subscribers_by_name`.
+    pub by_name: bool,
+    /// Retired rows.
+    pub retired: Vec<RetiredInput>,
     /// Subscriber rows.
     pub subscribers: Seq<SubscriberInput>,
 }
@@ -347,6 +365,24 @@ impl SnapshotInput {
                 row.queue_depth = depth;
                 row.queue_capacity = capacity;
                 row.latency = x.latency.stats();
+                row
+            })
+            .collect();
+        s.subscribers_by_name = self.by_name;
+        s.retired = self
+            .retired
+            .iter()
+            .map(|x| {
+                let [subscribers, delivered, consumed, dropped, lagged] =
+                    x.counters.map(Count::value);
+                let mut row = RetiredSubscriberStats::default();
+                row.name = x.name.text();
+                row.shard = x.shard.index();
+                row.subscribers = subscribers;
+                row.delivered = delivered;
+                row.consumed = consumed;
+                row.dropped = dropped;
+                row.lagged_reports = lagged;
                 row
             })
             .collect();
@@ -612,8 +648,10 @@ fn check_snapshot_input(input: &SnapshotInput) -> Verdict {
     if input.shards.len() > MAX_SHARDS
         || input.topics.len() > MAX_ROWS
         || input.subscribers.0.len() > MAX_ROWS
+        || input.retired.len() > MAX_ROWS
         || !input.topics.iter().all(|t| labels_fit(&t.prefix))
         || !input.subscribers.0.iter().all(|s| labels_fit(&s.name))
+        || !input.retired.iter().all(|s| labels_fit(&s.name))
     {
         return Verdict::Rejected;
     }
@@ -854,7 +892,7 @@ fn expected(s: &StatsSnapshot) -> Expected {
     e.row("subscriptions_closed_total", c, &[], Want::Int(s.subscriptions_closed));
 
     type Field = fn(&ShardStats) -> u64;
-    let per_shard: [(&str, Field); 12] = [
+    let mut per_shard: Vec<(&str, Field)> = vec![
         ("shard_dispatched_total", |x| x.dispatched),
         ("shard_delivered_total", |x| x.delivered),
         ("shard_filtered_out_total", |x| x.filtered_out),
@@ -862,12 +900,19 @@ fn expected(s: &StatsSnapshot) -> Expected {
         ("route_cache_hits_total", |x| x.route_hits),
         ("route_cache_misses_total", |x| x.route_misses),
         ("route_cache_invalidations_total", |x| x.route_invalidations),
+    ];
+    let binding: [(&str, Field); 5] = [
         ("binding_binds_total", |x| x.binds),
         ("binding_unbinds_total", |x| x.unbinds),
         ("binding_hits_total", |x| x.binding_hits),
         ("binding_misses_total", |x| x.binding_misses),
         ("binding_evictions_total", |x| x.binding_evictions),
     ];
+    // The binding families: all five, for every shard, once any of them is non-zero on
+    // any shard; none before.
+    if s.shards.iter().any(|x| binding.iter().any(|(_, f)| f(x) != 0)) {
+        per_shard.extend(binding);
+    }
     let reasons: [(&str, Field); 4] = [
         ("drop_newest", |x| x.dropped_newest),
         ("drop_oldest", |x| x.dropped_oldest),
@@ -875,14 +920,14 @@ fn expected(s: &StatsSnapshot) -> Expected {
         ("shutdown", |x| x.dropped_shutdown),
     ];
     // Declared even with no rows: HELP and TYPE are written regardless.
-    for (name, _) in per_shard {
+    for (name, _) in &per_shard {
         e.family(name, c);
     }
     e.family("shard_dropped_total", c);
     e.family("shard_backlog", g);
     for x in &s.shards {
         let shard = x.shard.to_string();
-        for (name, f) in per_shard {
+        for (name, f) in &per_shard {
             e.row(name, c, &[("shard", &shard)], Want::Int(f(x)));
         }
         for (reason, f) in reasons {
@@ -892,17 +937,18 @@ fn expected(s: &StatsSnapshot) -> Expected {
         e.row("shard_backlog", g, &[("shard", &shard)], Want::Float(x.backlog as f64));
     }
 
-    type SubField = fn(&SubscriberStats) -> u64;
-    let per_sub: [(&str, &'static str, SubField, bool); 6] = [
-        ("subscriber_delivered_total", c, |x| x.delivered, true),
-        ("subscriber_consumed_total", c, |x| x.consumed, true),
-        ("subscriber_dropped_total", c, |x| x.dropped, true),
-        ("subscriber_lagged_reports_total", c, |x| x.lagged_reports, true),
-        ("subscriber_queue_depth", g, |x| x.queue_depth, false),
-        ("subscriber_queue_capacity", g, |x| x.queue_capacity, false),
+    let counters: [&str; 4] = [
+        "subscriber_delivered_total",
+        "subscriber_consumed_total",
+        "subscriber_dropped_total",
+        "subscriber_lagged_reports_total",
     ];
-    for (name, kind, _, _) in per_sub {
-        e.family(name, kind);
+    let gauges: [&str; 2] = ["subscriber_queue_depth", "subscriber_queue_capacity"];
+    for name in counters {
+        e.family(name, c);
+    }
+    for name in gauges {
+        e.family(name, g);
     }
     let bus_latency = "receive_latency_seconds";
     let sub_latency = "subscriber_receive_latency_seconds";
@@ -910,18 +956,61 @@ fn expected(s: &StatsSnapshot) -> Expected {
     /// A summary's family name, labels and values.
     type Summary<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a LatencyStats);
     let mut summaries: Vec<Summary<'_>> = vec![(bus_latency, Vec::new(), &s.latency)];
-    let shards: Vec<(String, String)> =
+    let ids: Vec<(String, String)> =
         s.subscribers.iter().map(|x| (x.id.to_string(), x.shard.to_string())).collect();
-    for (x, (id, shard)) in s.subscribers.iter().zip(&shards) {
-        let labels =
-            [("subscriber", x.name.as_str()), ("id", id.as_str()), ("shard", shard.as_str())];
-        for (name, kind, f, counter) in per_sub {
-            let v = f(x);
-            e.row(name, kind, &labels, if counter { Want::Int(v) } else { Want::Float(v as f64) });
+    let live = |x: &SubscriberStats| [x.delivered, x.consumed, x.dropped, x.lagged_reports];
+    let retired =
+        |x: &RetiredSubscriberStats| [x.delivered, x.consumed, x.dropped, x.lagged_reports];
+    if s.subscribers_by_name {
+        // One series per (name, shard): live and retired rows summed (saturating), gauges
+        // of the live ones only; no per-subscriber latency.
+        /// Per (name, shard): the four counters, and the two gauges if any row is live.
+        type Sums<'a> = BTreeMap<(&'a str, String), ([u64; 4], Option<[u64; 2]>)>;
+        let mut sums: Sums<'_> = BTreeMap::new();
+        let rows = s.subscribers.iter().map(|x| (&x.name, x.shard, live(x), Some(x)));
+        let rows = rows.chain(s.retired.iter().map(|x| (&x.name, x.shard, retired(x), None)));
+        for (name, shard, counts, live) in rows {
+            let (total, gauges) = sums.entry((name.as_str(), shard.to_string())).or_default();
+            for (t, n) in total.iter_mut().zip(counts) {
+                *t = t.saturating_add(n);
+            }
+            if let Some(x) = live {
+                let g = gauges.get_or_insert([0; 2]);
+                g[0] = g[0].saturating_add(x.queue_depth);
+                g[1] = g[1].saturating_add(x.queue_capacity);
+            }
         }
-        summaries.push((sub_latency, labels.to_vec(), &x.latency));
+        for ((name, shard), (total, live)) in &sums {
+            let labels = [("subscriber", *name), ("shard", shard.as_str())];
+            for (family, v) in counters.iter().zip(total) {
+                e.row(family, c, &labels, Want::Int(*v));
+            }
+            for (family, v) in gauges.iter().zip(live.iter().flatten()) {
+                e.row(family, g, &labels, Want::Float(*v as f64));
+            }
+        }
+    } else {
+        for (x, (id, shard)) in s.subscribers.iter().zip(&ids) {
+            let labels =
+                [("subscriber", x.name.as_str()), ("id", id.as_str()), ("shard", shard.as_str())];
+            for (family, v) in counters.iter().zip(live(x)) {
+                e.row(family, c, &labels, Want::Int(v));
+            }
+            for (family, v) in gauges.iter().zip([x.queue_depth, x.queue_capacity]) {
+                e.row(family, g, &labels, Want::Float(v as f64));
+            }
+            summaries.push((sub_latency, labels.to_vec(), &x.latency));
+        }
+        // Retired rows: `id="retired"`, counters only.
+        for x in &s.retired {
+            let shard = x.shard.to_string();
+            let labels = [("subscriber", x.name.as_str()), ("id", "retired"), ("shard", &shard)];
+            for (family, v) in counters.iter().zip(retired(x)) {
+                e.row(family, c, &labels, Want::Int(v));
+            }
+        }
+        e.family(sub_latency, "summary");
     }
-    e.family(sub_latency, "summary");
     for (latency, labels, l) in summaries {
         for (q, v) in [
             ("0.5", l.p50_seconds),
@@ -972,13 +1061,16 @@ pub fn check_text(s: &StatsSnapshot) {
 
     // Label values round-trip: each name / prefix comes back unescaped, exactly.
     let consumed = "shardcast_subscriber_consumed_total";
-    for x in &s.subscribers {
-        let shard = x.shard.to_string();
-        let id = x.id.to_string();
+    let live = s.subscribers.iter().map(|x| (&x.name, x.id.to_string(), x.shard));
+    let retired = s.retired.iter().map(|x| (&x.name, "retired".to_owned(), x.shard));
+    for (name, id, shard) in live.chain(retired) {
+        let shard = shard.to_string();
+        // By name: no `id` label at all.
+        let id = (!s.subscribers_by_name).then_some(id);
         let found = exp.samples.iter().any(|m| {
             m.name == consumed
-                && m.labels.get("subscriber") == Some(&x.name)
-                && m.labels.get("id") == Some(&id)
+                && m.labels.get("subscriber") == Some(name)
+                && m.labels.get("id") == id.as_ref()
                 && m.labels.get("shard") == Some(&shard)
         });
         if !found {
@@ -989,9 +1081,8 @@ pub fn check_text(s: &StatsSnapshot) {
                 .map(|m| (&m.labels, &m.value_text))
                 .collect();
             panic!(
-                "subscriber name {:?} (shard {shard}) is not the subscriber label of any \
-                 {consumed} sample; those samples read back as {got:?}{}",
-                x.name,
+                "subscriber name {name:?} (id {id:?}, shard {shard}) is not the subscriber \
+                 label of any {consumed} sample; those samples read back as {got:?}{}",
                 show()
             );
         }
@@ -1062,8 +1153,21 @@ pub fn check_text(s: &StatsSnapshot) {
             );
         }
     }
+    // Families left out: the binding ones while all their counters are zero, the
+    // per-subscriber latency by name.
+    let absent = |family: &str| !want.families.contains_key(family);
+    for family in exp.types.keys() {
+        let left_out = (family.starts_with("shardcast_binding_") && absent(family))
+            || (family == "shardcast_subscriber_receive_latency_seconds" && absent(family));
+        assert!(!left_out, "family {family} is there, but the model leaves it out{}", show());
+    }
     // Families the model does not know (added later): their label values are still ours.
-    let names: BTreeSet<&str> = s.subscribers.iter().map(|x| x.name.as_str()).collect();
+    let names: BTreeSet<&str> = s
+        .subscribers
+        .iter()
+        .map(|x| x.name.as_str())
+        .chain(s.retired.iter().map(|x| x.name.as_str()))
+        .collect();
     let prefixes: BTreeSet<&str> = s.topics.iter().map(|t| t.prefix.as_str()).collect();
     for m in exp.samples.iter().filter(|m| !want.families.contains_key(&m.family)) {
         for (label, allowed) in [("subscriber", &names), ("prefix", &prefixes)] {
@@ -1079,7 +1183,11 @@ pub fn check_text(s: &StatsSnapshot) {
     }
 
     // No series twice, where the snapshot's rows are distinct.
-    let dup_subscribers = first_repeat(s.subscribers.iter().map(|x| (&x.name, x.shard))).is_some();
+    // By name, rows that share a name and shard are one series; by id, a series repeats only
+    // where the input repeats an id, or a retired name and shard.
+    let dup_subscribers = !s.subscribers_by_name
+        && (first_repeat(s.subscribers.iter().map(|x| x.id)).is_some()
+            || first_repeat(s.retired.iter().map(|x| (&x.name, x.shard))).is_some());
     let dup_topics = first_repeat(s.topics.iter().map(|t| &t.prefix)).is_some();
     let dup_shards = first_repeat(s.shards.iter().map(|x| x.shard)).is_some();
     let distinct = exp.samples.iter().filter(|m| {

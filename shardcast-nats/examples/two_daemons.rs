@@ -44,7 +44,7 @@ async fn publish(bridge: &Bridge) -> Result<(), Box<dyn std::error::Error>> {
     for id in 0..ORDERS {
         let topic =
             Topic::new(if id % 2 == 0 { "orders.eu.created" } else { "orders.us.created" })?;
-        publisher.publish_blocking(Event::new(topic, Order { id, item: format!("item-{id}") }))?;
+        publisher.publish(Event::new(topic, Order { id, item: format!("item-{id}") })).await?;
         println!("published order {id}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -157,7 +157,7 @@ impl Bridge {
     /// let bridge = Bridge::connect("nats://127.0.0.1:4222", BridgeConfig::default()).await?;
     /// let import = bridge.import(publisher.clone(), "orders.>", ImportOptions::default()).await?;
     /// // Local events go into the same bus, next to the imported ones.
-    /// publisher.publish_blocking(Event::new(Topic::new("orders.local")?, "made here".to_owned()))?;
+    /// publisher.publish(Event::new(Topic::new("orders.local")?, "made here".to_owned())).await?;
     /// # drop(import);
     /// # Ok(())
     /// # }

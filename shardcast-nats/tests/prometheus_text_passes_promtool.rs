@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use shardcast::{Bus, Event, Subscription, Topic};
 use shardcast_nats::{ExportOptions, ImportOptions};
 
-use common::{bridge, within, NatsServer, DEADLINE};
+use common::{bridge, within, NatsServer};
 
 fn promtool_check(text: &str) {
     let child = Command::new("promtool")
@@ -43,9 +43,8 @@ async fn bridge_metrics_pass_promtool() {
     within("subscribed", b.round_trip()).await.unwrap();
     let mut publisher = bus_a.publisher().unwrap();
     for id in 0..3 {
-        publisher
-            .publish_timeout(Event::new(Topic::new("orders.eu").unwrap(), id), DEADLINE)
-            .unwrap();
+        let event = Event::new(Topic::new("orders.eu").unwrap(), id);
+        within("ring space", publisher.publish(event)).await.unwrap();
     }
     for _ in 0..3 {
         within("next event", sub.recv()).await.unwrap();

@@ -9,7 +9,7 @@ mod common;
 use shardcast::{Bus, Event, Overflow, Publisher, RecvError, Subscriber, Subscription, Topic};
 use shardcast_nats::{ExportOptions, ImportOptions};
 
-use common::{bridge, eventually, within, NatsServer, DEADLINE};
+use common::{bridge, eventually, within, NatsServer};
 
 /// Phase sizes. The first fits the export's queue, so it crosses whole: an import counts
 /// gaps from the first message it sees of a stream.
@@ -18,10 +18,10 @@ const WHILE_DOWN: u64 = 5_000;
 const AFTER: u64 = 1_000;
 const EXPORT_CAPACITY: usize = 500;
 
-fn publish(publisher: &mut Publisher<u64>, ids: std::ops::Range<u64>) {
+async fn publish(publisher: &mut Publisher<u64>, ids: std::ops::Range<u64>) {
     let topic = Topic::new("orders.eu").unwrap();
     for id in ids {
-        publisher.publish_timeout(Event::new(topic.clone(), id), DEADLINE).unwrap();
+        within("ring space", publisher.publish(Event::new(topic.clone(), id))).await.unwrap();
     }
 }
 
@@ -63,7 +63,7 @@ async fn bridge_resumes_and_counts_every_loss() {
     let mut previous = None;
 
     // Mid-stream: the first part has crossed, the stream goes on.
-    publish(&mut publisher, 0..BEFORE);
+    publish(&mut publisher, 0..BEFORE).await;
     let mut got = receive_through(&mut received, &mut previous, BEFORE - 1).await;
 
     server.kill();
@@ -77,7 +77,7 @@ async fn bridge_resumes_and_counts_every_loss() {
         export.delivered + export.dropped
     };
     let before = handled();
-    publish(&mut publisher, BEFORE..BEFORE + WHILE_DOWN);
+    publish(&mut publisher, BEFORE..BEFORE + WHILE_DOWN).await;
     // Every event has reached the export's queue or overflowed it before the restart.
     eventually("export queue full", || handled() >= before + WHILE_DOWN).await;
     assert!(!a.stats().connected, "nothing reconnected to a dead server");
@@ -89,7 +89,7 @@ async fn bridge_resumes_and_counts_every_loss() {
     })
     .await;
     within("resubscribed", b.round_trip()).await.unwrap();
-    publish(&mut publisher, BEFORE + WHILE_DOWN..total);
+    publish(&mut publisher, BEFORE + WHILE_DOWN..total).await;
     got += receive_through(&mut received, &mut previous, total - 1).await;
 
     // The local subscriber of bus A never noticed: every event, no loss.

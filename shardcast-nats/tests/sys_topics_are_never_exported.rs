@@ -9,7 +9,7 @@ use shardcast::stats::StatsDelta;
 use shardcast::{Bus, Event, Subscription, Topic};
 use shardcast_nats::{ExportOptions, ImportOptions};
 
-use common::{bridge, eventually, within, NatsServer, DEADLINE};
+use common::{bridge, eventually, within, NatsServer};
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum Msg {
@@ -40,7 +40,8 @@ async fn stats_events_stay_home() {
     let mut publisher = bus_a.publisher().unwrap();
     let topic = Topic::new("orders.eu").unwrap();
     for id in 0..5 {
-        publisher.publish_timeout(Event::new(topic.clone(), Msg::Order(id)), DEADLINE).unwrap();
+        let event = Event::new(topic.clone(), Msg::Order(id));
+        within("ring space", publisher.publish(event)).await.unwrap();
         // A stats event is published on bus A between orders.
         let stats = within("a stats event", sys_a.recv()).await.unwrap();
         assert!(stats.topic().is_system());

@@ -12,8 +12,6 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::snapshot::{StatsSnapshot, TopicStats, STATS_VERSION};
 use crate::event::Event;
 use crate::segment::{SegRef, Writer};
@@ -26,7 +24,8 @@ use crate::topic::Topic;
 pub const STATS_TOPIC: &str = "$SYS.stats";
 
 /// What changed over one interval: counter increases (gauges as they are now).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct StatsDelta {
     /// Schema version ([`STATS_VERSION`]).

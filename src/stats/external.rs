@@ -7,8 +7,6 @@
 
 use std::sync::{Arc, Weak};
 
-use serde::{Deserialize, Serialize};
-
 use crate::sync::Mutex;
 
 /// A set of counters kept outside the bus that [`Bus::stats`](crate::Bus::stats) includes
@@ -50,8 +48,9 @@ pub trait ExternalStats: Send + Sync + 'static {
 
 /// Whether a metric only goes up (a counter; its name should end in `_total`) or may go
 /// both ways (a gauge).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum MetricKind {
     /// Monotonic.
     Counter,
@@ -61,7 +60,8 @@ pub enum MetricKind {
 
 /// One metric of an [`ExternalStats`] source: its full Prometheus name (no `shardcast_`
 /// prefix is added), help text, kind and samples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct ExternalMetric {
     /// Prometheus name, `[a-zA-Z_:][a-zA-Z0-9_:]*` (other characters are written as `_`);
@@ -76,7 +76,8 @@ pub struct ExternalMetric {
 }
 
 /// One labelled value of an [`ExternalMetric`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct ExternalSample {
     /// Label names and values, in the order written (a name is made valid as the metric's

@@ -1,10 +1,22 @@
 //! Publish → receive latency histograms (HdrHistogram), sampled 1 in N receives.
+//!
+//! Without the `latency` feature, [`Latency`] and [`Hist`] hold nothing and record
+//! nothing (the builder keeps sampling off), so the rest of the crate needs no `cfg`.
 
+#[cfg(feature = "latency")]
 use hdrhistogram::Histogram;
 
+/// A set of samples: a histogram, or nothing without the `latency` feature.
+#[cfg(feature = "latency")]
+pub(crate) type Hist = Histogram<u64>;
+#[cfg(not(feature = "latency"))]
+pub(crate) struct Hist;
+
 use super::snapshot::LatencyStats;
+#[cfg(feature = "latency")]
 use crate::sync::Mutex;
 
+#[cfg(feature = "latency")]
 /// Highest trackable latency: one hour, in nanoseconds. Longer samples are clamped.
 const MAX_NANOS: u64 = 3_600 * 1_000_000_000;
 
@@ -12,15 +24,18 @@ const MAX_NANOS: u64 = 3_600 * 1_000_000_000;
 /// one receiver) and once per snapshot: uncontended in practice. Allocated on the first
 /// sample, so subscribers with sampling off cost nothing.
 pub(crate) struct Latency {
+    #[cfg(feature = "latency")]
     hist: Mutex<Option<Histogram<u64>>>,
 }
 
+#[cfg(feature = "latency")]
 fn new_histogram() -> Histogram<u64> {
     // 2 significant digits (1 % error) from 1 ns to an hour: about 40 KiB.
     Histogram::new_with_bounds(1, MAX_NANOS, 2)
         .unwrap_or_else(|_| unreachable!("constant bounds are valid"))
 }
 
+#[cfg(feature = "latency")]
 impl Latency {
     pub(crate) fn new() -> Self {
         Latency { hist: Mutex::new(None) }
@@ -55,10 +70,39 @@ impl Latency {
     }
 }
 
-pub(crate) fn empty() -> Histogram<u64> {
+#[cfg(not(feature = "latency"))]
+impl Latency {
+    pub(crate) fn new() -> Self {
+        Latency {}
+    }
+
+    pub(crate) fn record(&self, _nanos: u64) {}
+
+    pub(crate) fn merge_into(&self, _into: &mut Hist) {}
+
+    pub(crate) fn merge_hist(&self, _other: &Hist) {}
+
+    pub(crate) fn stats(&self) -> LatencyStats {
+        LatencyStats::default()
+    }
+}
+
+#[cfg(feature = "latency")]
+pub(crate) fn empty() -> Hist {
     new_histogram()
 }
 
+#[cfg(not(feature = "latency"))]
+pub(crate) fn empty() -> Hist {
+    Hist
+}
+
+#[cfg(not(feature = "latency"))]
+pub(crate) fn stats_of(_hist: &Hist) -> LatencyStats {
+    LatencyStats::default()
+}
+
+#[cfg(feature = "latency")]
 pub(crate) fn stats_of(hist: &Histogram<u64>) -> LatencyStats {
     let seconds = |nanos: u64| nanos as f64 / 1e9;
     if hist.is_empty() {

@@ -1,10 +1,10 @@
 //! What the bus counts, and the ways to read it.
 //!
 //! - [`Bus::stats`](crate::Bus::stats) returns a [`StatsSnapshot`]: plain data (serde), per
-//!   shard ([`ShardStats`]), per subscriber ([`SubscriberStats`]), per topic prefix
-//!   ([`TopicStats`]) and latency ([`LatencyStats`]); every open/closed pair satisfies
-//!   `open >= closed`. [`StatsSnapshot::prometheus_text`] writes it in the Prometheus text
-//!   format.
+//!   shard ([`ShardStats`]), per live subscriber ([`SubscriberStats`]), per name of dropped
+//!   subscribers ([`RetiredSubscriberStats`]), per topic prefix ([`TopicStats`]) and
+//!   latency ([`LatencyStats`]); every open/closed pair satisfies `open >= closed`.
+//!   [`StatsSnapshot::prometheus_text`] writes it in the Prometheus text format.
 //! - [`Bus::publish_stats_every`](crate::Bus::publish_stats_every) posts a [`StatsDelta`] on
 //!   [`STATS_TOPIC`] (`$SYS.stats`) every interval in which something changed. `$SYS`
 //!   traffic is never counted.
@@ -16,10 +16,11 @@
 
 // Layout: `counters` (the lifetime pairs and each shard's counters, with the counting
 // discipline and the orderings a snapshot relies on), `snapshot` (the plain data),
-// `prometheus` (its text), `topics` (the bounded per-topic-prefix table), `latency`
-// (sampled publish -> receive latency), `events` (`StatsDelta` and the `$SYS` thread),
-// `external`, `recorder`. This file only declares and re-exports: those modules depend on
-// each other and on the rest of the crate directly, never through here.
+// `prometheus` (its text), `retired` (what dropped subscribers counted), `topics` (the
+// bounded per-topic-prefix table), `latency` (sampled publish -> receive latency), `events`
+// (`StatsDelta` and the `$SYS` thread), `external`, `recorder`. This file only declares and
+// re-exports: those modules depend on each other and on the rest of the crate directly,
+// never through here.
 
 pub(crate) mod counters;
 pub(crate) mod events;
@@ -28,6 +29,7 @@ pub(crate) mod latency;
 pub(crate) mod prometheus;
 #[cfg(feature = "recorder")]
 pub(crate) mod recorder;
+pub(crate) mod retired;
 pub(crate) mod snapshot;
 pub(crate) mod topics;
 
@@ -36,7 +38,9 @@ pub use events::{StatsDelta, STATS_TOPIC};
 pub use external::{ExternalMetric, ExternalSample, ExternalStats, MetricKind};
 #[cfg(feature = "recorder")]
 pub use recorder::{Capture, CaptureMeta, RecorderError, StatsRecorder};
+pub use retired::UNNAMED as RETIRED_UNNAMED;
 pub use snapshot::{
-    LatencyStats, ShardStats, StatsSnapshot, SubscriberStats, TopicStats, STATS_VERSION,
+    LatencyStats, RetiredSubscriberStats, ShardStats, StatsSnapshot, SubscriberStats, TopicStats,
+    STATS_VERSION,
 };
 pub use topics::OVERFLOW as STATS_TOPIC_OVERFLOW;

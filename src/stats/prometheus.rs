@@ -2,6 +2,7 @@
 //! metrics: `shardcast_` prefix, `# HELP` and `# TYPE` per metric, counters ending in
 //! `_total`, times in `_seconds`, label values escaped, each family written once.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::external::{ExternalMetric, MetricKind};
@@ -11,6 +12,16 @@ impl StatsSnapshot {
     /// The snapshot in the Prometheus text exposition format 0.0.4: `shardcast_` prefix,
     /// `# HELP` and `# TYPE` per metric, counters ending in `_total`, times in `_seconds`,
     /// label values escaped.
+    ///
+    /// Per-subscriber series (`shardcast_subscriber_*`) are labelled `subscriber` (the
+    /// name), `id` and `shard`; each [`retired`](Self::retired) row is a series of its name
+    /// and shard with `id="retired"`, counters only. With
+    /// [`subscribers_by_name`](Self::subscribers_by_name) they are labelled `subscriber` and
+    /// `shard` alone, each the sum of the live and retired rows that share both, and the
+    /// per-subscriber latency summary is left out. Either way a dropped subscriber's counts
+    /// move to a series of the same name and shard, so `sum by (subscriber)` never goes
+    /// down. The alias binding families (`shardcast_binding_*`) are left out while all
+    /// their counters are zero.
     pub fn prometheus_text(&self) -> String {
         let mut out = Prometheus::default();
         out.gauge(
@@ -82,15 +93,31 @@ impl StatsSnapshot {
         per_shard!("route_cache_hits_total", "Route cache hits.", route_hits);
         per_shard!("route_cache_misses_total", "Route cache misses.", route_misses);
         per_shard!("route_cache_invalidations_total", "Route cache flushes.", route_invalidations);
-        per_shard!("binding_binds_total", "Alias bindings recorded.", binds);
-        per_shard!("binding_unbinds_total", "Alias bindings removed.", unbinds);
-        per_shard!("binding_hits_total", "Events resolved through their alias.", binding_hits);
-        per_shard!("binding_misses_total", "Events whose alias had no binding.", binding_misses);
-        per_shard!(
-            "binding_evictions_total",
-            "Alias bindings evicted at capacity.",
-            binding_evictions
-        );
+        // Only once late binding did anything (an alias bound, or looked up), which most
+        // buses never use: then all five families, on every shard, so that none of them
+        // appears later than the others.
+        let bound = self.shards.iter().any(|s| {
+            s.binds != 0
+                || s.unbinds != 0
+                || s.binding_hits != 0
+                || s.binding_misses != 0
+                || s.binding_evictions != 0
+        });
+        if bound {
+            per_shard!("binding_binds_total", "Alias bindings recorded.", binds);
+            per_shard!("binding_unbinds_total", "Alias bindings removed.", unbinds);
+            per_shard!("binding_hits_total", "Events resolved through their alias.", binding_hits);
+            per_shard!(
+                "binding_misses_total",
+                "Events whose alias had no binding.",
+                binding_misses
+            );
+            per_shard!(
+                "binding_evictions_total",
+                "Alias bindings evicted at capacity.",
+                binding_evictions
+            );
+        }
         let backlog: Vec<(Vec<(&str, &str)>, f64)> = self
             .shards
             .iter()
@@ -103,52 +130,29 @@ impl StatsSnapshot {
             &backlog,
         );
 
-        // Labelled by name, id and shard: names need not be unique, ids are.
-        let names: Vec<(String, String, String)> = self
-            .subscribers
-            .iter()
-            .map(|s| (s.name.clone(), s.id.to_string(), s.shard.to_string()))
-            .collect();
-        macro_rules! per_sub {
-            (counter $name:literal, $help:literal, $field:ident) => {
-                let rows: Vec<(Vec<(&str, &str)>, u64)> = self
-                    .subscribers
-                    .iter()
-                    .zip(&names)
-                    .map(|(s, (n, id, sh))| {
-                        let labels = vec![
-                            ("subscriber", n.as_str()),
-                            ("id", id.as_str()),
-                            ("shard", sh.as_str()),
-                        ];
-                        (labels, s.$field)
-                    })
-                    .collect();
-                out.counter_labeled($name, $help, &rows);
-            };
-            (gauge $name:literal, $help:literal, $field:ident) => {
-                let rows: Vec<(Vec<(&str, &str)>, f64)> = self
-                    .subscribers
-                    .iter()
-                    .zip(&names)
-                    .map(|(s, (n, id, sh))| {
-                        let labels = vec![
-                            ("subscriber", n.as_str()),
-                            ("id", id.as_str()),
-                            ("shard", sh.as_str()),
-                        ];
-                        (labels, s.$field as f64)
-                    })
-                    .collect();
-                out.gauge_labeled($name, $help, &rows);
-            };
+        let subscribers = self.subscriber_series();
+        let counters: [(&str, &str); 4] = [
+            ("subscriber_delivered_total", "Events queued to a subscriber."),
+            ("subscriber_consumed_total", "Events a subscriber received."),
+            ("subscriber_dropped_total", "Events a subscriber lost."),
+            ("subscriber_lagged_reports_total", "Lagged errors handed to a subscriber."),
+        ];
+        for (i, (name, help)) in counters.into_iter().enumerate() {
+            let rows: Vec<(Vec<(&str, &str)>, u64)> =
+                subscribers.iter().map(|s| (s.labels(), s.counters[i])).collect();
+            out.counter_labeled(name, help, &rows);
         }
-        per_sub!(counter "subscriber_delivered_total", "Events queued to a subscriber.", delivered);
-        per_sub!(counter "subscriber_consumed_total", "Events a subscriber received.", consumed);
-        per_sub!(counter "subscriber_dropped_total", "Events a subscriber lost.", dropped);
-        per_sub!(counter "subscriber_lagged_reports_total", "Lagged errors handed to a subscriber.", lagged_reports);
-        per_sub!(gauge "subscriber_queue_depth", "Events queued to a subscriber now.", queue_depth);
-        per_sub!(gauge "subscriber_queue_capacity", "A subscriber's queue capacity.", queue_capacity);
+        let gauges: [(&str, &str); 2] = [
+            ("subscriber_queue_depth", "Events queued to a subscriber now."),
+            ("subscriber_queue_capacity", "A subscriber's queue capacity."),
+        ];
+        for (i, (name, help)) in gauges.into_iter().enumerate() {
+            let rows: Vec<(Vec<(&str, &str)>, f64)> = subscribers
+                .iter()
+                .filter_map(|s| Some((s.labels(), s.gauges?[i] as f64)))
+                .collect();
+            out.gauge_labeled(name, help, &rows);
+        }
 
         macro_rules! per_topic {
             ($name:literal, $help:literal, $field:ident) => {
@@ -171,24 +175,98 @@ impl StatsSnapshot {
             "Publish to receive latency of sampled events, over every subscriber.",
             &[(vec![], &self.latency)],
         );
-        let per_subscriber: Vec<(Vec<(&str, &str)>, &LatencyStats)> = self
-            .subscribers
-            .iter()
-            .zip(&names)
-            .map(|(s, (n, id, sh))| {
-                (
-                    vec![("subscriber", n.as_str()), ("id", id.as_str()), ("shard", sh.as_str())],
-                    &s.latency,
-                )
-            })
-            .collect();
-        out.summary(
-            "subscriber_receive_latency_seconds",
-            "Publish to receive latency of sampled events, by subscriber.",
-            &per_subscriber,
-        );
+        // Not by name: the quantiles of several subscribers cannot be added.
+        if !self.subscribers_by_name {
+            let per_subscriber: Vec<(Vec<(&str, &str)>, &LatencyStats)> =
+                subscribers.iter().filter_map(|s| Some((s.labels(), s.latency?))).collect();
+            out.summary(
+                "subscriber_receive_latency_seconds",
+                "Publish to receive latency of sampled events, by subscriber.",
+                &per_subscriber,
+            );
+        }
         out.external(&self.external);
         out.text
+    }
+}
+
+/// One per-subscriber series: its labels, and what it adds up.
+struct SubscriberSeries<'a> {
+    name: &'a str,
+    /// The subscriber's id, `retired` for a retired row, `None` by name.
+    id: Option<String>,
+    shard: String,
+    /// `delivered`, `consumed`, `dropped`, `lagged_reports`.
+    counters: [u64; 4],
+    /// `queue_depth`, `queue_capacity`: live subscribers only.
+    gauges: Option<[u64; 2]>,
+    /// One live subscriber's (not by name).
+    latency: Option<&'a LatencyStats>,
+}
+
+impl SubscriberSeries<'_> {
+    fn labels(&self) -> Vec<(&str, &str)> {
+        let mut labels = vec![("subscriber", self.name)];
+        if let Some(id) = &self.id {
+            labels.push(("id", id.as_str()));
+        }
+        labels.push(("shard", self.shard.as_str()));
+        labels
+    }
+}
+
+impl StatsSnapshot {
+    /// The per-subscriber series: live subscribers by name, id and shard (names need not
+    /// be unique, ids are), then each retired row as `id="retired"`; or, by name, one per
+    /// name and shard, summing live and retired. Either way a subscriber's drop moves its
+    /// counts from one series to another of the same name and shard, so `sum by
+    /// (subscriber)` never goes down.
+    fn subscriber_series(&self) -> Vec<SubscriberSeries<'_>> {
+        let live = self.subscribers.iter().map(|s| SubscriberSeries {
+            name: &s.name,
+            id: Some(s.id.to_string()),
+            shard: s.shard.to_string(),
+            counters: [s.delivered, s.consumed, s.dropped, s.lagged_reports],
+            gauges: Some([s.queue_depth, s.queue_capacity]),
+            latency: Some(&s.latency),
+        });
+        let retired = self.retired.iter().map(|r| SubscriberSeries {
+            name: &r.name,
+            id: Some("retired".to_owned()),
+            shard: r.shard.to_string(),
+            counters: [r.delivered, r.consumed, r.dropped, r.lagged_reports],
+            gauges: None,
+            latency: None,
+        });
+        if !self.subscribers_by_name {
+            return live.chain(retired).collect();
+        }
+        let mut series: Vec<SubscriberSeries<'_>> = Vec::new();
+        let mut index: HashMap<(&str, String), usize> = HashMap::new();
+        for row in live.chain(retired) {
+            let at = *index.entry((row.name, row.shard.clone())).or_insert_with(|| {
+                series.push(SubscriberSeries {
+                    name: row.name,
+                    id: None,
+                    shard: row.shard.clone(),
+                    counters: [0; 4],
+                    gauges: None,
+                    latency: None,
+                });
+                series.len() - 1
+            });
+            let sum = &mut series[at];
+            for (total, n) in sum.counters.iter_mut().zip(row.counters) {
+                *total = total.saturating_add(n);
+            }
+            if let Some(gauges) = row.gauges {
+                let total = sum.gauges.get_or_insert([0; 2]);
+                for (total, n) in total.iter_mut().zip(gauges) {
+                    *total = total.saturating_add(n);
+                }
+            }
+        }
+        series
     }
 }
 

@@ -2,9 +2,8 @@
 //! `prometheus`).
 //!
 //! Field names are stable (they are the JSON keys); entries are sorted (shards by index,
-//! subscribers by id, topics by prefix), so two snapshots diff cleanly.
-
-use serde::{Deserialize, Serialize};
+//! subscribers by id, retired subscribers by name and shard, topics by prefix), so two
+//! snapshots diff cleanly.
 
 use super::external::ExternalMetric;
 
@@ -12,7 +11,13 @@ use super::external::ExternalMetric;
 pub const STATS_VERSION: u32 = 1;
 
 /// Everything the bus counted, at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Each subscriber counts once: in `subscribers` while it lives, then in `retired`, which
+/// its counters join at the instant it leaves `subscribers` (a snapshot taken while it is
+/// dropped sees one or the other). Totals over both never go down; over `subscribers` alone
+/// they drop when a subscriber does.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct StatsSnapshot {
     /// Schema version ([`STATS_VERSION`]).
@@ -35,6 +40,18 @@ pub struct StatsSnapshot {
     pub shards: Vec<ShardStats>,
     /// Per live subscriber.
     pub subscribers: Vec<SubscriberStats>,
+    /// What dropped subscribers counted, per name and shard, sorted by both: a subscriber's
+    /// counters move here when it is dropped, so totals over `subscribers` and `retired`
+    /// never go down. Subscribers given no name fold into one row,
+    /// [`RETIRED_UNNAMED`](super::RETIRED_UNNAMED). Absent (empty) in snapshots from older
+    /// versions.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub retired: Vec<RetiredSubscriberStats>,
+    /// The Prometheus text labels per-subscriber series by name and shard alone, summing
+    /// the subscribers that share both, live and retired, instead of one series per id
+    /// (`BusBuilder::stats_subscriber_ids(false)`). `false` in snapshots from older versions.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub subscribers_by_name: bool,
     /// Per topic prefix.
     pub topics: Vec<TopicStats>,
     /// Publish → receive latency over every subscriber (live and closed).
@@ -42,12 +59,13 @@ pub struct StatsSnapshot {
     /// Counters kept outside the bus and attached to it
     /// ([`Bus::attach_stats`](crate::Bus::attach_stats)), as their sources read them.
     /// Not part of `$SYS.stats` deltas; absent (empty) in snapshots from older versions.
-    #[serde(default)]
+    #[cfg_attr(feature = "serde", serde(default))]
     pub external: Vec<ExternalMetric>,
 }
 
 /// One dispatcher shard's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct ShardStats {
     /// Shard index.
@@ -91,7 +109,8 @@ pub struct ShardStats {
 }
 
 /// One live subscriber's counters.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct SubscriberStats {
     /// Subscription id.
@@ -116,8 +135,31 @@ pub struct SubscriberStats {
     pub latency: LatencyStats,
 }
 
+/// What the dropped subscribers of one name on one shard counted, in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct RetiredSubscriberStats {
+    /// The name they were given, or [`RETIRED_UNNAMED`](super::RETIRED_UNNAMED) for those
+    /// given none.
+    pub name: String,
+    /// Their dispatcher shard.
+    pub shard: usize,
+    /// How many were dropped.
+    pub subscribers: u64,
+    /// Events queued to them.
+    pub delivered: u64,
+    /// Events they received.
+    pub consumed: u64,
+    /// Events they lost (queue overflow).
+    pub dropped: u64,
+    /// `Lagged` errors they were handed.
+    pub lagged_reports: u64,
+}
+
 /// Counters of one topic prefix (`__overflow__` collects prefixes past the table's cap).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct TopicStats {
     /// The topic's first `stats_topic_levels` tokens.
@@ -131,7 +173,8 @@ pub struct TopicStats {
 }
 
 /// Latency percentiles of sampled receives, in seconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct LatencyStats {
     /// Samples recorded.

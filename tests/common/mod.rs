@@ -156,3 +156,32 @@ pub fn assert_copies_settle<T>(counter: &Arc<T>, expected: usize, what: &str) {
     }
     assert_eq!(Arc::strong_count(counter), expected, "{what}");
 }
+
+/// `promtool check metrics` from Debian's `prometheus` package (installed by `.ci/run`).
+/// Where it is not installed only the caller's strict parser (`shardcast_models`) checks
+/// the text; under CI it is required.
+pub fn promtool_check(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "promtool is required under CI: {e}");
+            eprintln!("promtool not installed ({e}); checked with the built-in parser only");
+            return;
+        }
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool rejected the metrics:\n{report}\n---\n{text}");
+    // promtool's lint warnings (e.g. naming) also fail the test: the output must be clean.
+    assert!(report.trim().is_empty(), "promtool complained:\n{report}");
+}
