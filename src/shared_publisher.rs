@@ -417,7 +417,8 @@ impl<E> SharedPublisher<E> {
     /// use [`Bus::close`](crate::Bus::close).
     pub fn close(self) {}
 
-    /// Whether the bus is closed for publishing (by [`Bus::close`](crate::Bus::close)).
+    /// Whether the bus is closed for publishing: by [`Bus::close`](crate::Bus::close), or by a
+    /// dispatcher's panic (while a clone lives, nothing else closes it).
     pub fn is_closed(&self) -> bool {
         self.inner.shared.ring.is_closed()
     }

@@ -272,7 +272,8 @@ impl<E> Subscriber<E> {
     /// your choice: `futures_util::StreamExt` (below) or `tokio_stream::StreamExt`; this
     /// crate implements only the trait. A loss is an item,
     /// `Err(RecvError::Lagged(n))`, never swallowed and never the end; the stream ends
-    /// (`None`) when the subscription is closed and drained. Each item is an
+    /// (`None`) when the subscription is closed and drained, and never yields
+    /// `Err(RecvError::Closed)`. Each item is an
     /// [`OwnedDelivery`](crate::OwnedDelivery): one reference-count increment per event (use
     /// [`recv`](Self::recv) to read in place). Cancel-safe like `recv`, and it keeps tokio's
     /// cooperative budget as `recv` does.
