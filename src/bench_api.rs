@@ -1,7 +1,7 @@
 //! Internals exposed for the criterion benches only (`benches/routing.rs`). Not API.
 
 use crate::queue::SubQueue;
-use crate::registry::{Entry, List};
+use crate::registry::{Entry, List, Slots};
 use crate::routing::RouteCache;
 use crate::segment::Pool;
 use crate::stats::counters::Tally;
@@ -34,14 +34,14 @@ impl RouteCacheProbe {
                     Arc::clone(&pool),
                     None,
                 )),
-                matcher: Matcher::Any(Box::new([p.clone()])),
+                matcher: Matcher::Any(std::sync::Arc::new([p.clone()])),
                 route: None,
                 filter: None,
             })
             .collect();
         RouteCacheProbe {
             cache: RouteCache::new(capacity),
-            list: List { generation: 1, entries },
+            list: List { generation: 1, entries: Slots::from_vec(entries) },
             tally: Tally::default(),
         }
     }

@@ -303,13 +303,6 @@ impl<E> SubQueue<E> {
         self.gone.load(Ordering::Relaxed) || self.rx.load(Ordering::Relaxed) & RX_CLOSED != 0
     }
 
-    /// Whether the receiver was dropped (its `Subscriber` is gone for good).
-    pub(crate) fn receiver_gone(&self) -> bool {
-        // Relaxed: read under the registry's writer lock only to sweep; a stale `false`
-        // keeps the entry until the dropping `Subscriber`'s own `remove`, which follows.
-        self.gone.load(Ordering::Relaxed)
-    }
-
     // ---- shard side -------------------------------------------------------------------
 
     /// Runs `f` on the shard's bookkeeping.

@@ -103,7 +103,7 @@ impl RouteCache {
         }
     }
 
-    /// Indices into `list.entries` of the subscribers whose patterns match `topic`.
+    /// Slots in `list.entries` of the subscribers whose patterns match `topic`.
     pub(crate) fn matches<E>(
         &mut self,
         topic: &Topic,
@@ -135,8 +135,7 @@ impl RouteCache {
         matching.clear();
         matching.extend(
             list.entries
-                .iter()
-                .enumerate()
+                .iter_slots()
                 .filter(|(_, e)| e.matcher.matches(topic))
                 .map(|(i, _)| i as u32),
         );

@@ -368,9 +368,9 @@ impl<E> Drop for Subscriber<E> {
             queue.latency.merge_into(&mut samples);
             samples
         });
-        // Folded first, while its entry is surely listed (after the disconnect below, any
-        // edit of the shard's list may sweep it); what the shard pushes later is added when
-        // the queue is dropped. See `stats::retired`.
+        // Folded first, while its entry is surely listed (it leaves the shard's list with
+        // `remove` below); what the shard pushes later is added when the queue is dropped.
+        // See `stats::retired`.
         let name = self.subscription.name.as_deref().unwrap_or(retired::UNNAMED);
         reporting.retired.fold(queue.meta.id, (name.to_owned(), queue.meta.shard), || {
             if let Some(samples) = &samples {

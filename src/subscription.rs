@@ -17,7 +17,8 @@ pub(crate) type Filter<E> = std::sync::Arc<dyn Fn(&Event<E>) -> bool + Send + Sy
 #[derive(Clone, Debug)]
 pub(crate) enum Matcher {
     All,
-    Any(Box<[Pattern]>),
+    /// Shared, so that copying a chunk of the subscriber list allocates nothing.
+    Any(std::sync::Arc<[Pattern]>),
 }
 
 impl Matcher {
@@ -98,7 +99,7 @@ impl<E> Subscription<E> {
     /// # Errors
     /// An invalid pattern, saying what and where.
     pub fn to(pattern: &str) -> Result<Self, PatternError> {
-        Ok(Self::with_matcher(Matcher::Any(Box::new([Pattern::new(pattern)?]))))
+        Ok(Self::with_matcher(Matcher::Any(std::sync::Arc::new([Pattern::new(pattern)?]))))
     }
 
     /// Events whose topic matches any of `patterns`.
@@ -107,7 +108,7 @@ impl<E> Subscription<E> {
     /// The first invalid pattern.
     pub fn to_any<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, PatternError> {
         let patterns = patterns.into_iter().map(Pattern::new).collect::<Result<Box<[_]>, _>>()?;
-        Ok(Self::with_matcher(Matcher::Any(patterns)))
+        Ok(Self::with_matcher(Matcher::Any(patterns.into())))
     }
 
     /// Events whose topic matches any of these parsed patterns.

@@ -6,9 +6,9 @@
 //! under the table's lock, before its receiver disconnects; `Shared::stats` reads the rows
 //! and the live subscribers' counters under the same lock and skips the folded ones. So a
 //! snapshot counts each subscriber exactly once: live (then a later fold reads at least as
-//! much), or folded. Folding before the disconnect matters: from `disconnect_receiver` on,
-//! any edit of the shard's list may sweep the entry (`Registry::live_entries`), and a
-//! subscriber swept but not yet folded would be in neither place.
+//! much), or folded. Folding before the entry leaves the list (`Registry::remove`, which
+//! follows the disconnect) matters: a subscriber removed but not yet folded would be in
+//! neither place.
 //!
 //! # What the fold cannot see
 //! The shard may push into the queue after the fold: it stops only when it sees the
