@@ -7,8 +7,9 @@
 Per row (scenario, phase, subscribers, implementation): the median deliveries/s, the median
 of each run's ratio to tokio broadcast and to the floor row *of the same run* (ratios are
 only meaningful within one run on a shared machine), the median p50 in µs, the median of each
-run's p50 and p99 ratios to tokio broadcast, and lost (max over runs, so one lossy run
-shows).
+run's p50 and p99 ratios to tokio broadcast, lost (max over runs, so one lossy run
+shows), and the median CPU time of the row in ms (`cpu_ns`; "—" for JSON written before
+the bench measured it).
 
 `bridge` rows (`shardcast bench --scenario bridge`) get a table of their own: per phase and
 implementation, the median msgs/s, p50 and p99, lost (max), and the median of each run's
@@ -77,7 +78,7 @@ def main(paths):
             for name, row in impls.items():
                 cell = table.setdefault(k + (name,), {"dps": [], "tok": [], "floor": [],
                                                       "p50": [], "p50x": [], "p99": [],
-                                                      "lost": []})
+                                                      "lost": [], "cpu": []})
                 cell["dps"].append(row["deliveries_per_s"])
                 if tok:
                     cell["tok"].append(row["deliveries_per_s"] / tok["deliveries_per_s"])
@@ -88,16 +89,19 @@ def main(paths):
                     cell["p50x"].append(row["latency_ns"]["p50"] / max(tok["latency_ns"]["p50"], 1))
                     cell["p99"].append(row["latency_ns"]["p99"] / max(tok["latency_ns"]["p99"], 1))
                 cell["lost"].append(row["lost"])
+                if row.get("cpu_ns") is not None:
+                    cell["cpu"].append(row["cpu_ns"] / 1e6)
     med = lambda xs: statistics.median(xs) if xs else float("nan")
     print(f"median of {len(paths)} runs")
-    print("| scenario | phase | subs | implementation | deliveries/s | ×tokio | ×floor | p50 µs | p50/tok | p99/tok | lost (max) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| scenario | phase | subs | implementation | deliveries/s | ×tokio | ×floor | p50 µs | p50/tok | p99/tok | lost (max) | cpu ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for k in sorted(table, key=lambda k: (k[0], k[1], int(k[2].split("+")[0]), k[3])):
         c = table[k]
         floor = f"{med(c['floor']):.2f}" if c["floor"] else "—"
+        cpu = f"{med(c['cpu']):.1f}" if c["cpu"] else "—"
         print(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {med(c['dps'])/1e6:.1f}M | "
               f"{med(c['tok']):.2f} | {floor} | {med(c['p50']):.1f} | {med(c['p50x']):.2f} | "
-              f"{med(c['p99']):.2f} | {max(c['lost'])} |")
+              f"{med(c['p99']):.2f} | {max(c['lost'])} | {cpu} |")
 
 
 if __name__ == "__main__":

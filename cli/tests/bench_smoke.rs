@@ -64,6 +64,8 @@ fn bench_runs_every_scenario_and_writes_versioned_json() {
             assert!(row["latency_ns"][field].is_u64(), "latency_ns.{field} in {row}");
         }
         assert!(row["deliveries_per_s"].is_f64(), "{row}");
+        // Every row did some work: its publisher alone spends CPU.
+        assert!(row["cpu_ns"].as_u64().is_some_and(|ns| ns > 0), "cpu_ns in {row}");
         assert!(row["slow_subscriber"].is_boolean(), "{row}");
         assert!(row["mode"] == "async", "{row}");
         let lat = &row["latency_ns"];

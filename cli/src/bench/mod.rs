@@ -14,6 +14,11 @@
 //! Ratios compare each row with `tokio::sync::broadcast` on the same row set (scenario,
 //! phase, subscribers), measured in the same process minutes apart: on a shared machine
 //! only such ratios mean anything.
+//!
+//! Every row also reports the process CPU time it used (`cpu ms`, JSON `cpu_ns`): user plus
+//! system time of every thread from just before the first publish until the last receiver
+//! finished (`shardcast_bench::cpu`). Paced rows include the publisher's pacing loop,
+//! which yields rather than sleeps and so keeps about one core busy whatever the library.
 
 mod bridge;
 mod nats_server;

@@ -51,6 +51,11 @@ fn us(ns: u64) -> String {
     }
 }
 
+/// CPU time in milliseconds, `-` where not measured.
+fn ms(ns: Option<u64>) -> String {
+    ns.map_or("-".to_owned(), |ns| format!("{:.1}", ns as f64 / 1e6))
+}
+
 fn x(r: Option<f64>) -> String {
     r.map_or("-".to_owned(), |r| format!("{r:.2}x"))
 }
@@ -59,7 +64,7 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<9} {:<10} {:<22} {:>5} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8}",
+        "{:<9} {:<10} {:<22} {:>5} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8}",
         "scenario",
         "phase",
         "implementation",
@@ -72,7 +77,8 @@ pub fn table(rows: &[Row]) -> String {
         "max us",
         "lost",
         "thr/tok",
-        "p99/tok"
+        "p99/tok",
+        "cpu ms"
     );
     for row in rows {
         let s = &row.summary;
@@ -84,7 +90,7 @@ pub fn table(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<9} {:<10} {:<22} {:>5} {:>7} {:>12.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8}",
+            "{:<9} {:<10} {:<22} {:>5} {:>7} {:>12.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8}",
             row.scenario.name(),
             row.phase,
             row.imp.name(),
@@ -98,6 +104,7 @@ pub fn table(rows: &[Row]) -> String {
             s.lost,
             x(thr),
             x(p99),
+            ms(s.cpu_ns),
         );
     }
     let slow: Vec<&Row> = rows.iter().filter(|r| r.spec.slow).collect();
@@ -327,6 +334,7 @@ pub fn json(rows: &[Row], bridge_rows: &[BridgeRow], quick: bool) -> Value {
                 "lost": s.lost,
                 "slow_lost": s.slow_lost,
                 "reported_lost": s.reported_lost,
+                "cpu_ns": s.cpu_ns,
                 "throughput_vs_tokio": thr,
                 "p99_vs_tokio": p99,
                 "others_p99_change": others_p99_change,
