@@ -9,7 +9,8 @@ of each run's ratio to tokio broadcast and to the floor row *of the same run* (r
 only meaningful within one run on a shared machine), the median p50 in µs, the median of each
 run's p50 and p99 ratios to tokio broadcast, lost (max over runs, so one lossy run
 shows), and the median CPU time of the row in ms (`cpu_ns`; "—" for JSON written before
-the bench measured it).
+the bench measured it). With several paced rates (`shardcast bench --rates`) the phase
+reads e.g. `paced @25000/s`: one row set per rate.
 
 `bridge` rows (`shardcast bench --scenario bridge`) get a table of their own: per phase and
 implementation, the median msgs/s, p50 and p99, lost (max), and the median of each run's
@@ -21,18 +22,24 @@ import statistics
 import sys
 
 
-def key(row):
+def key(row, sweep):
+    """Row set: scenario, phase (with its rate when the runs swept `--rates`), subscribers."""
     subs = str(row["subscribers"]) + ("+1" if row["slow_subscriber"] else "")
-    return (row["scenario"], row["phase"], subs)
+    phase = row["phase"]
+    if sweep and row.get("rate") is not None:
+        phase = f"{phase} @{row['rate']}/s"
+    return (row["scenario"], phase, subs)
 
 
 def bridge_table(runs):
     table = {}
+    bridge_rows = [row for rows in runs for row in rows if row["scenario"] == "bridge"]
+    sweep = len({row.get("rate") for row in bridge_rows} - {None}) > 1
     for rows in runs:
         for row in rows:
             if row["scenario"] != "bridge":
                 continue
-            cell = table.setdefault((row["phase"], row["implementation"]),
+            cell = table.setdefault((key(row, sweep)[1], row["implementation"]),
                                     {"mps": [], "p50": [], "p99": [], "lost": [], "thr": [],
                                      "p99x": [], "not_run": 0})
             if row.get("error"):
@@ -67,11 +74,13 @@ def main(paths):
     runs = [[row for row in rows if row["scenario"] != "bridge"] for rows in runs]
     if not any(runs):
         return
+    # More than one paced rate (`--rates`): rows at different rates are different row sets.
+    sweep = len({row.get("rate") for rows in runs for row in rows} - {None}) > 1
     table = {}
     for rows in runs:
         by_set = {}
         for row in rows:
-            by_set.setdefault(key(row), {})[row["implementation"]] = row
+            by_set.setdefault(key(row, sweep), {})[row["implementation"]] = row
         for k, impls in by_set.items():
             tok = impls.get("tokio-broadcast")
             floor = impls.get("floor (no library)")

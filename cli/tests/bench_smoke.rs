@@ -83,3 +83,77 @@ fn bench_runs_every_scenario_and_writes_versioned_json() {
     assert!(std::fs::read_to_string(&svg_path).unwrap().contains("<svg"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `shardcast bench ARGS --json <tmp>` and returns its stdout and JSON rows.
+fn bench_json(name: &str, args: &[&str]) -> (String, Vec<serde_json::Value>) {
+    let dir = std::env::temp_dir().join(format!("shardcast-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json_path = dir.join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_shardcast"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .expect("runs the binary");
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let rows = json["rows"].as_array().expect("rows").clone();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), rows)
+}
+
+#[test]
+fn rates_run_each_paced_phase_once_per_rate() {
+    let rates = [25_000u64, 50_000];
+    let (stdout, rows) = bench_json(
+        "rates",
+        &[
+            "--scenario",
+            "fanout,slow",
+            "--subscribers",
+            "1,2",
+            "--events",
+            "300",
+            "--rates",
+            "25000,50000",
+            "--only",
+            "shardcast,tokio-broadcast",
+        ],
+    );
+    let imps = ["shardcast", "tokio-broadcast"];
+    for imp in imps {
+        let count = |scenario: &str, phase: &str, rate: Option<u64>| {
+            rows.iter()
+                .filter(|r| {
+                    r["scenario"] == scenario
+                        && r["phase"] == phase
+                        && r["implementation"] == imp
+                        && r["rate"].as_u64() == rate
+                })
+                .count()
+        };
+        // Saturation does not depend on the rate: it runs once per subscriber count.
+        assert_eq!(count("fanout", "saturation", None), 2, "{imp}");
+        for rate in rates {
+            assert_eq!(count("fanout", "paced", Some(rate)), 2, "{imp} at {rate}");
+            assert_eq!(count("slow", "paced", Some(rate)), 1, "{imp} at {rate}");
+            assert_eq!(count("slow", "paced+slow", Some(rate)), 1, "{imp} at {rate}");
+        }
+    }
+    assert_eq!(rows.len(), 2 * (2 + 2 * (2 + 1 + 1)));
+    for row in rows.iter().filter(|r| r["implementation"] == "tokio-broadcast") {
+        // Each rate's rows are compared with tokio broadcast at that same rate.
+        assert_eq!(row["throughput_vs_tokio"], 1.0, "{row}");
+        if row["latency_ns"]["p50"].as_u64() > Some(0) {
+            assert_eq!(row["p50_vs_tokio"], 1.0, "{row}");
+        }
+    }
+    assert!(stdout.contains("rate sweep"), "{stdout}");
+    for rate in rates {
+        let labelled = stdout.lines().filter(|l| l.trim_start().starts_with(&rate.to_string()));
+        // The sweep section: fanout at 2 subscriber counts, slow twice, per implementation.
+        assert_eq!(labelled.count(), 2 * (2 + 2), "rate {rate} in {stdout}");
+    }
+}

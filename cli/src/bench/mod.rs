@@ -84,6 +84,16 @@ pub struct BenchArgs {
     /// Events/s for the paced latency runs, 1..=1000000000 [default: 100000; bridge: 20000]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_RATE))]
     rate: Option<u64>,
+    /// Sweep paced rates (comma-separated events/s, each 1..=1000000000): every paced phase,
+    /// bridge's included, runs once per rate, and the table adds a section grouped by rate.
+    /// `--rate R` is the same as `--rates R`; give one or the other
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "rate",
+        value_parser = clap::value_parser!(u64).range(1..=MAX_RATE)
+    )]
+    rates: Vec<u64>,
     /// How receivers run: tokio tasks or OS threads
     #[arg(long, value_enum, default_value_t = ModeArg::Async)]
     mode: ModeArg,
@@ -129,6 +139,17 @@ pub struct BenchArgs {
     /// a stalled or hung library (a lost wake-up), and the run would otherwise just stop
     #[arg(long, value_name = "DURATION", value_parser = crate::soak::parse_duration)]
     row_timeout: Option<Duration>,
+}
+
+impl BenchArgs {
+    /// The paced rates: `--rates`, else `--rate`, else `default`.
+    fn rates(&self, default: u64) -> Vec<u64> {
+        if self.rates.is_empty() {
+            vec![self.rate.unwrap_or(default)]
+        } else {
+            self.rates.clone()
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -213,15 +234,16 @@ fn plan(args: &BenchArgs) -> Vec<Plan> {
         dispatchers: args.dispatchers,
     };
     let sat = |subscribers, topics| Spec { subscribers, topics, ..base.clone() };
-    let paced = |subscribers, topics, slow, events| Spec {
+    let paced = |subscribers, topics, slow, events, rate| Spec {
         subscribers,
         topics,
         slow,
         events,
-        rate: Some(args.rate.unwrap_or(DEFAULT_RATE)),
+        rate: Some(rate),
         lossless: false,
         ..base.clone()
     };
+    let rates = args.rates(DEFAULT_RATE);
     let scenarios = if args.scenario.is_empty() {
         vec![Scenario::Fanout, Scenario::Filtered, Scenario::Slow]
     } else {
@@ -238,18 +260,24 @@ fn plan(args: &BenchArgs) -> Vec<Plan> {
             Scenario::Fanout => {
                 for &n in &args.subscribers {
                     add(scenario, "saturation", sat(n, 1));
-                    add(scenario, "paced", paced(n, 1, false, paced_events));
+                    for &rate in &rates {
+                        add(scenario, "paced", paced(n, 1, false, paced_events, rate));
+                    }
                 }
             }
             Scenario::Filtered => {
                 add(scenario, "saturation", sat(FILTERED_SUBSCRIBERS, FILTERED_TOPICS));
-                let spec = paced(FILTERED_SUBSCRIBERS, FILTERED_TOPICS, false, paced_events);
-                add(scenario, "paced", spec);
+                for &rate in &rates {
+                    let (n, topics) = (FILTERED_SUBSCRIBERS, FILTERED_TOPICS);
+                    add(scenario, "paced", paced(n, topics, false, paced_events, rate));
+                }
             }
             Scenario::Slow => {
                 let events = slow_events;
-                add(scenario, "paced", paced(SLOW_SUBSCRIBERS, 1, false, events));
-                add(scenario, "paced+slow", paced(SLOW_SUBSCRIBERS, 1, true, events));
+                for &rate in &rates {
+                    add(scenario, "paced", paced(SLOW_SUBSCRIBERS, 1, false, events, rate));
+                    add(scenario, "paced+slow", paced(SLOW_SUBSCRIBERS, 1, true, events, rate));
+                }
             }
             // Not an `Impl` row set: see `bridge_plan`.
             Scenario::Bridge => {}
@@ -282,9 +310,9 @@ fn bridge_plan(args: &BenchArgs) -> Vec<(&'static str, Spec)> {
         queue: QUEUE,
         dispatchers: args.dispatchers,
     };
-    let rate = args.rate.unwrap_or(bridge::DEFAULT_RATE);
-    [("saturation", spec(sat_events, None, true)), ("paced", spec(paced_events, Some(rate), false))]
-        .into_iter()
+    let paced = args.rates(bridge::DEFAULT_RATE).into_iter();
+    std::iter::once(("saturation", spec(sat_events, None, true)))
+        .chain(paced.map(|rate| ("paced", spec(paced_events, Some(rate), false))))
         .filter(|(phase, _)| args.phase.is_empty() || args.phase.iter().any(|p| p == phase))
         .collect()
 }
