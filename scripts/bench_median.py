@@ -16,6 +16,9 @@ reads e.g. `paced @25000/s`: one row set per rate.
 implementation, the median msgs/s, p50 and p99, lost (max), and the median of each run's
 ratios to plain async-nats (`throughput_vs_plain`, `p99_vs_plain`). A row that did not run
 (`error`) is left out of its medians and counted.
+
+`idle` rows (`shardcast bench --scenario idle`) get a table of their own too: per
+implementation, the median and the largest `idle_cpu_percent`.
 """
 import json
 import statistics
@@ -68,10 +71,26 @@ def bridge_table(runs):
               f"{c['not_run']} |")
 
 
+def idle_table(runs):
+    table = {}
+    for rows in runs:
+        for row in rows:
+            if row["scenario"] == "idle":
+                table.setdefault(row["implementation"], []).append(row["idle_cpu_percent"])
+    if not table:
+        return
+    print(f"idle: median of {len(runs)} runs, CPU as % of one core (target: under 1 %)")
+    print("| implementation | % of a core | max |")
+    print("|---|---|---|")
+    for name, xs in sorted(table.items()):
+        print(f"| {name} | {statistics.median(xs):.3f} | {max(xs):.3f} |")
+
+
 def main(paths):
     runs = [json.load(open(p))["rows"] for p in paths]
     bridge_table(runs)
-    runs = [[row for row in rows if row["scenario"] != "bridge"] for rows in runs]
+    idle_table(runs)
+    runs = [[row for row in rows if row["scenario"] not in ("bridge", "idle")] for rows in runs]
     if not any(runs):
         return
     # More than one paced rate (`--rates`): rows at different rates are different row sets.

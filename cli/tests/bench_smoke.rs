@@ -56,6 +56,8 @@ fn bench_runs_every_scenario_and_writes_versioned_json() {
             assert_eq!(n, expected, "{scenario} {phase} {imp}");
         }
     }
+    // `idle` runs only when named.
+    assert!(rows.iter().all(|r| r["scenario"] != "idle"), "idle ran by default");
     for row in rows {
         for field in ["subscribers", "events", "deliveries", "expected_deliveries", "lost"] {
             assert!(row[field].is_u64(), "{field} in {row}");
@@ -156,4 +158,27 @@ fn rates_run_each_paced_phase_once_per_rate() {
         // The sweep section: fanout at 2 subscriber counts, slow twice, per implementation.
         assert_eq!(labelled.count(), 2 * (2 + 2), "rate {rate} in {stdout}");
     }
+}
+
+#[test]
+fn idle_measures_cpu_of_64_quiet_subscribers() {
+    let (stdout, rows) = bench_json("idle", &["--scenario", "idle"]);
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["implementation"].as_str()).collect();
+    assert_eq!(names, ["tokio-broadcast", "shardcast"], "{rows:?}");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    for row in &rows {
+        assert_eq!(row["scenario"], "idle", "{row}");
+        assert_eq!(row["subscribers"], 64, "{row}");
+        assert_eq!(row["mode"], "async", "{row}");
+        // A parked library may really spend nothing measurable: only the types and the
+        // bounds are checked, never a timing.
+        let cpu_ns = row["cpu_ns"].as_u64().expect("cpu_ns");
+        let window_ns = row["window_ns"].as_u64().expect("window_ns");
+        assert!(window_ns >= 1_000_000_000, "a 1 s window: {row}");
+        let percent = row["idle_cpu_percent"].as_f64().expect("idle_cpu_percent");
+        assert!((0.0..=100.0 * cores).contains(&percent), "{row}");
+        let expected = cpu_ns as f64 * 100.0 / window_ns as f64;
+        assert!((percent - expected).abs() < 1e-9, "{row}");
+    }
+    assert!(stdout.contains("% of a core") && stdout.contains("target: under 1 %"), "{stdout}");
 }

@@ -807,3 +807,81 @@ fn floor(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Published {
         board.published.store(m.seq + 1, Ordering::Release);
     })
 }
+
+/// An idle run's result: the process CPU time spent over a quiet window.
+#[derive(Clone, Copy, Debug)]
+pub struct Idle {
+    pub cpu_ns: u64,
+    /// The window's wall time, measured (at least the one asked for).
+    pub window_ns: u64,
+}
+
+impl Idle {
+    /// CPU time as a percentage of one core over the window.
+    pub fn percent_of_a_core(&self) -> f64 {
+        if self.window_ns == 0 {
+            0.0
+        } else {
+            self.cpu_ns as f64 * 100.0 / self.window_ns as f64
+        }
+    }
+}
+
+/// The implementations [`idle`] runs: shardcast and its baseline.
+pub fn supports_idle(imp: Impl) -> bool {
+    matches!(imp, Impl::TokioBroadcast | Impl::Shardcast)
+}
+
+/// What an implementation costs with nothing to do: `spec.receivers()` receivers set up and
+/// waiting (the usual receive loop, in `spec.mode`) and no publish at all. After `warmup`
+/// (threads started, first parks done), reads the process CPU over `window`, then closes
+/// the channel and joins the receivers. A library whose threads spin or poll on a timer
+/// shows here; one that parks costs nothing. `None` for an implementation without an
+/// idle row ([`supports_idle`]).
+pub fn idle(imp: Impl, spec: &Spec, warmup: Duration, window: Duration) -> Option<Idle> {
+    if !supports_idle(imp) {
+        return None;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_time().build().expect("runtime");
+    let origin = Origin::now();
+    let mut rxs = Receivers::new(spec.mode, &rt);
+    // The window runs while the sender side is still held, so nothing closes early.
+    let quiet = || {
+        thread::sleep(warmup);
+        let (cpu, wall) = (process_cpu_ns(), Origin::now());
+        thread::sleep(window);
+        Idle { cpu_ns: process_cpu_ns().saturating_sub(cpu), window_ns: wall.elapsed_ns() }
+    };
+    let result = match imp {
+        Impl::TokioBroadcast => {
+            let (tx, _) = tokio::sync::broadcast::channel::<Msg>(spec.queue);
+            for sub in 0..spec.receivers() {
+                rxs.spawn_loop(spec, Rec::new(spec, sub, origin), tx.subscribe(), true);
+            }
+            let result = quiet();
+            drop(tx); // Receivers see Closed.
+            result
+        }
+        Impl::Shardcast => {
+            use shardcast::{Bus, Overflow, Subscription};
+            let bus: Bus<Msg> =
+                Bus::builder().dispatchers(spec.dispatchers).build().expect("valid bus config");
+            for sub in 0..spec.receivers() {
+                let subscription =
+                    Subscription::all().capacity(spec.queue).overflow(Overflow::DropNewest);
+                let s = bus.subscribe(subscription).expect("subscribe");
+                rxs.spawn_loop(spec, Rec::new(spec, sub, origin), s, false);
+            }
+            let result = quiet();
+            // Not in async context (this is the calling thread), so the blocking close is
+            // allowed; receivers see Closed.
+            bus.close();
+            rxs.hold.push(Box::new(bus));
+            result
+        }
+        // Ruled out by `supports_idle` above.
+        _ => return None,
+    };
+    rxs.join();
+    Some(result)
+}

@@ -10,6 +10,9 @@
 //! - `bridge` (only when named: it starts a `nats-server`): 1 KiB payloads from bus A to
 //!   bus B through `shardcast-nats`, against plain `async-nats` (see `bridge.rs`); a table
 //!   of its own, with ratios to plain async-nats.
+//! - `idle` (only when named): 64 subscribers and no traffic, shardcast against tokio
+//!   broadcast; after a second of warm-up, the process CPU over the next second, as a
+//!   percentage of one core (issue 27's target: under 1 %). A table of its own.
 //!
 //! Ratios compare each row with `tokio::sync::broadcast` on the same row set (scenario,
 //! phase, subscribers), measured in the same process minutes apart: on a shared machine
@@ -66,7 +69,8 @@ pub struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Scenarios to run (repeatable or comma-separated); default fanout, filtered and slow
-    /// (bridge starts a nats-server, from PATH or $SHARDCAST_NATS_SERVER: only when named)
+    /// (bridge starts a nats-server, from PATH or $SHARDCAST_NATS_SERVER: only when named;
+    /// idle, 64 subscribers and no traffic for 2 s, measures CPU: only when named)
     #[arg(long, value_enum, value_delimiter = ',')]
     scenario: Vec<Scenario>,
     /// Subscriber counts for `fanout` (each 1..=10000)
@@ -158,6 +162,7 @@ pub enum Scenario {
     Filtered,
     Slow,
     Bridge,
+    Idle,
 }
 
 impl Scenario {
@@ -167,6 +172,7 @@ impl Scenario {
             Scenario::Filtered => "filtered",
             Scenario::Slow => "slow",
             Scenario::Bridge => "bridge",
+            Scenario::Idle => "idle",
         }
     }
 }
@@ -279,8 +285,8 @@ fn plan(args: &BenchArgs) -> Vec<Plan> {
                     add(scenario, "paced+slow", paced(SLOW_SUBSCRIBERS, 1, true, events, rate));
                 }
             }
-            // Not an `Impl` row set: see `bridge_plan`.
-            Scenario::Bridge => {}
+            // Not `Impl` row sets: see `bridge_plan` and `idle_plan`.
+            Scenario::Bridge | Scenario::Idle => {}
         }
     }
     plans
@@ -317,6 +323,40 @@ fn bridge_plan(args: &BenchArgs) -> Vec<(&'static str, Spec)> {
         .collect()
 }
 
+/// `idle`: subscribers per row.
+const IDLE_SUBSCRIBERS: usize = 64;
+/// `idle`: quiet time before the measured window (threads started, first parks done).
+const IDLE_WARMUP: Duration = Duration::from_secs(1);
+/// `idle`: the measured window.
+const IDLE_WINDOW: Duration = Duration::from_secs(1);
+
+/// One row of the `idle` scenario.
+#[derive(Debug)]
+pub struct IdleRow {
+    pub imp: Impl,
+    pub spec: Spec,
+    pub idle: impls::Idle,
+}
+
+/// The `idle` scenario's spec, if it was asked for: [`IDLE_SUBSCRIBERS`] receivers in
+/// `--mode` with the paced runs' queues, and no events.
+fn idle_plan(args: &BenchArgs) -> Option<Spec> {
+    args.scenario.contains(&Scenario::Idle).then(|| Spec {
+        subscribers: IDLE_SUBSCRIBERS,
+        slow: false,
+        topics: 1,
+        events: 0,
+        rate: None,
+        mode: match args.mode {
+            ModeArg::Async => Mode::Async,
+            ModeArg::Threads => Mode::Threads,
+        },
+        lossless: false,
+        queue: QUEUE,
+        dispatchers: args.dispatchers,
+    })
+}
+
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
     let impls: Vec<Impl> = Impl::ALL
         .into_iter()
@@ -324,13 +364,21 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         .collect();
     let plans = plan(args);
     let bridge_plans = bridge_plan(args);
+    let idle_spec = idle_plan(args);
+    let idle_impls: Vec<Impl> = match &idle_spec {
+        Some(_) => impls.iter().copied().filter(|&i| impls::supports_idle(i)).collect(),
+        None => Vec::new(),
+    };
+    let idle_secs = (IDLE_WARMUP + IDLE_WINDOW).as_secs() * idle_impls.len() as u64;
     let runs: Vec<&Spec> = plans
         .iter()
         .flat_map(|p| impls.iter().filter(|i| i.supports(&p.spec)).map(|_| &p.spec))
         .collect();
     if !args.force {
         let bridge_runs: Vec<&Spec> = bridge_plans.iter().map(|(_, spec)| spec).collect();
-        let estimate = Estimate::of(&runs).and(Estimate::of_bridge(&bridge_runs));
+        let estimate = Estimate::of(&runs)
+            .and(Estimate::of_bridge(&bridge_runs))
+            .and(Estimate { secs: idle_secs, bytes: 0 });
         estimate.check(mem_available())?;
     }
     // Open (and so create or truncate) the outputs now: a bad path fails in a second, not
@@ -340,7 +388,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         open_output("--plot", path)?;
     }
     // Each bridge plan is a plain async-nats row and a shardcast-nats row.
-    let total = (runs.len() + 2 * bridge_plans.len()) as u64;
+    let total = (runs.len() + 2 * bridge_plans.len() + idle_impls.len()) as u64;
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
@@ -370,18 +418,33 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         }
     }
     let bridge_rows: Vec<BridgeRow> = bridge::run(&bridge_plans, &bar);
+    let mut idle_rows = Vec::new();
+    if let Some(spec) = idle_spec {
+        for imp in idle_impls {
+            let row = format!("idle {} n={}", imp.name(), spec.receivers());
+            bar.set_message(row.clone());
+            let limit = args.row_timeout.unwrap_or(Duration::from_secs(60) + IDLE_WARMUP);
+            let idle =
+                within(limit, &bar, &row, || impls::idle(imp, &spec, IDLE_WARMUP, IDLE_WINDOW))
+                    .expect("supports_idle filtered the implementations");
+            idle_rows.push(IdleRow { imp, spec: spec.clone(), idle });
+            bar.inc(1);
+        }
+    }
     bar.finish_and_clear();
-    if !rows.is_empty() || bridge_rows.is_empty() {
-        print!("{}", report::table(&rows));
+    let mut tables = Vec::new();
+    if !rows.is_empty() || (bridge_rows.is_empty() && idle_rows.is_empty()) {
+        tables.push(report::table(&rows));
     }
     if !bridge_rows.is_empty() {
-        if !rows.is_empty() {
-            println!();
-        }
-        print!("{}", report::bridge_table(&bridge_rows));
+        tables.push(report::bridge_table(&bridge_rows));
     }
+    if !idle_rows.is_empty() {
+        tables.push(report::idle_table(&idle_rows, IDLE_WARMUP, IDLE_WINDOW));
+    }
+    print!("{}", tables.join("\n"));
     if let (Some(path), Some(mut file)) = (&args.json, json_file) {
-        let json = report::json(&rows, &bridge_rows, args.quick);
+        let json = report::json(&rows, &bridge_rows, &idle_rows, args.quick);
         file.write_all(serde_json::to_string_pretty(&json)?.as_bytes())
             .map_err(|e| format!("--json: cannot write {}: {e}", path.display()))?;
     }

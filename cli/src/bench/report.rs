@@ -1,13 +1,14 @@
 //! The results as a text table (stdout) and as JSON (`--json`).
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::bridge::{self, BridgeRow, Side};
 use super::impls::Impl;
 use super::stats::Summary;
-use super::Row;
+use super::{IdleRow, Row};
 
 /// Bumped whenever a field changes meaning or disappears.
 pub const JSON_VERSION: u32 = 1;
@@ -372,9 +373,70 @@ fn bridge_json(rows: &[BridgeRow], row: &BridgeRow) -> Value {
     value
 }
 
+/// The issue's target for the `idle` scenario: percent of one core.
+const IDLE_TARGET_PERCENT: f64 = 1.0;
+
+/// The `idle` scenario: one line per implementation, and the target.
+pub fn idle_table(rows: &[IdleRow], warmup: Duration, window: Duration) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<9} {:<22} {:>5} {:>10} {:>8} {:>11}",
+        "scenario", "implementation", "subs", "window ms", "cpu ms", "% of a core"
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "{:<9} {:<22} {:>5} {:>10.0} {:>8.3} {:>11.3}",
+            "idle",
+            row.imp.name(),
+            row.spec.receivers(),
+            row.idle.window_ns as f64 / 1e6,
+            row.idle.cpu_ns as f64 / 1e6,
+            row.idle.percent_of_a_core(),
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "idle: {} {} subscribers, no traffic; process CPU over {} s after {} s of warm-up; \
+         target: under {IDLE_TARGET_PERCENT} % of a core",
+        rows.first().map_or(0, |r| r.spec.receivers()),
+        rows.first().map_or("async", |r| r.spec.mode.name()),
+        window.as_secs_f64(),
+        warmup.as_secs_f64(),
+    );
+    if let Some(row) = rows.iter().find(|r| r.imp == Impl::Shardcast) {
+        let percent = row.idle.percent_of_a_core();
+        let met = if percent < IDLE_TARGET_PERCENT { "met" } else { "missed" };
+        let _ = writeln!(out, "  shardcast: {percent:.3} %, {met}");
+    }
+    out
+}
+
+/// One `idle` row in the JSON: the fields of the other rows that apply (no events, so no
+/// latency or throughput), `cpu_ns` over `window_ns`, and `idle_cpu_percent` (of one core).
+fn idle_json(row: &IdleRow) -> Value {
+    json!({
+        "scenario": "idle",
+        "phase": "idle",
+        "implementation": row.imp.name(),
+        "subscribers": row.spec.subscribers,
+        "slow_subscriber": false,
+        "topics": row.spec.topics,
+        "events": 0,
+        "rate": null,
+        "mode": row.spec.mode.name(),
+        "dispatchers": row.spec.dispatchers,
+        "cpu_ns": row.idle.cpu_ns,
+        "window_ns": row.idle.window_ns,
+        "idle_cpu_percent": row.idle.percent_of_a_core(),
+    })
+}
+
 /// `{"version", "cores", "quick", "rows": [...]}`; latencies in nanoseconds. `bridge` rows
-/// come last (see [`bridge_json`]).
-pub fn json(rows: &[Row], bridge_rows: &[BridgeRow], quick: bool) -> Value {
+/// come after the others (see [`bridge_json`]), `idle` rows last (see [`idle_json`]).
+pub fn json(rows: &[Row], bridge_rows: &[BridgeRow], idle_rows: &[IdleRow], quick: bool) -> Value {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rows: Vec<Value> = rows
         .iter()
@@ -422,6 +484,7 @@ pub fn json(rows: &[Row], bridge_rows: &[BridgeRow], quick: bool) -> Value {
             })
         })
         .chain(bridge_rows.iter().map(|row| bridge_json(bridge_rows, row)))
+        .chain(idle_rows.iter().map(idle_json))
         .collect();
     json!({ "version": JSON_VERSION, "cores": cores, "quick": quick, "rows": rows })
 }
