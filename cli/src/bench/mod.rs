@@ -341,7 +341,7 @@ pub struct IdleRow {
 /// The `idle` scenario's spec, if it was asked for: [`IDLE_SUBSCRIBERS`] receivers in
 /// `--mode` with the paced runs' queues, and no events.
 fn idle_plan(args: &BenchArgs) -> Option<Spec> {
-    args.scenario.contains(&Scenario::Idle).then(|| Spec {
+    args.scenario.contains(&Scenario::Idle).then_some(Spec {
         subscribers: IDLE_SUBSCRIBERS,
         slow: false,
         topics: 1,
