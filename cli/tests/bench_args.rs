@@ -57,6 +57,14 @@ fn rate_out_of_range_exits_2() {
 }
 
 #[test]
+fn rates_out_of_range_or_beside_rate_exit_2() {
+    assert_refused(&bench(&["--rates", "25000,0"]), 2, &["--rates", "1..=1000000000"]);
+    assert_refused(&bench(&["--rates", "25000,x"]), 2, &["--rates"]);
+    // `--rate` is the one-rate form of `--rates`: both at once is ambiguous.
+    assert_refused(&bench(&["--rate", "1000", "--rates", "2000,3000"]), 2, &["--rate", "--rates"]);
+}
+
+#[test]
 fn row_timeout_that_is_not_a_duration_exits_2() {
     for value in ["0s", "10", "1d", "-5s", "5 s"] {
         let arg = format!("--row-timeout={value}");

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use crate::cpu::process_cpu_ns;
 use crate::recv::{receive_async, receive_blocking, AsyncSource, BlockingSource, Source};
 
 /// The payload: small and `Copy`, so every library moves the same 16 bytes. Competitors
@@ -285,6 +286,26 @@ pub struct Outcome {
     pub published: Vec<u64>,
     /// One per receiver, indexed by subscriber.
     pub recs: Vec<Rec>,
+    /// Process CPU time (user + system, every thread) from just before the first publish
+    /// until the last receiver finished: the publisher, the receivers and whatever threads
+    /// the library runs, but not the setup (runtime, subscriptions, prefaulted records)
+    /// nor the teardown. `None` where the harness does not measure it (`bridge`, whose
+    /// nats-server is another process).
+    pub cpu_ns: Option<u64>,
+}
+
+/// A run's publishing side: the publish stamps, and the process CPU clock read just before
+/// the publisher started (see [`Outcome::cpu_ns`]).
+struct Published {
+    stamps: Vec<u64>,
+    cpu_start: u64,
+}
+
+/// [`publish_loop`], reading the CPU clock first: receivers are all set up and waiting by
+/// the time every implementation calls it, so the row's CPU starts here.
+fn publish_counted<P: FnMut(Msg) + Send>(spec: &Spec, origin: Origin, publish: P) -> Published {
+    let cpu_start = process_cpu_ns();
+    Published { stamps: publish_loop(spec, origin, publish), cpu_start }
 }
 
 /// Runs `spec` against `imp`.
@@ -292,7 +313,7 @@ pub fn run(imp: Impl, spec: &Spec) -> Outcome {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_time().build().expect("runtime");
     let origin = Origin::now();
     let mut rxs = Receivers::new(spec.mode, &rt);
-    let published = match imp {
+    let Published { stamps, cpu_start } = match imp {
         Impl::TokioBroadcast => tokio_broadcast(spec, origin, &mut rxs),
         Impl::WorkerMpsc => worker_mpsc(spec, origin, &mut rxs, &rt),
         Impl::Crossbeam => crossbeam(spec, origin, &mut rxs),
@@ -303,8 +324,11 @@ pub fn run(imp: Impl, spec: &Spec) -> Outcome {
         Impl::Floor => floor(spec, origin, &mut rxs),
     };
     let mut recs = rxs.join();
+    // The last receiver is done: the row's work is over (what follows is sorting and
+    // dropping).
+    let cpu_ns = process_cpu_ns().saturating_sub(cpu_start);
     recs.sort_by_key(|r| r.sub);
-    Outcome { published, recs }
+    Outcome { published: stamps, recs, cpu_ns: Some(cpu_ns) }
 }
 
 /// Receiver tasks or threads, joined at the end of the run.
@@ -404,7 +428,7 @@ pub fn publish_loop<P: FnMut(Msg) + Send>(spec: &Spec, origin: Origin, mut publi
 }
 
 /// Competitor 1: `tokio::sync::broadcast`: every receiver sees every event and filters for itself.
-fn tokio_broadcast(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
+fn tokio_broadcast(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Published {
     // Capacity is shared by all receivers; in saturation it holds the whole run so no
     // receiver lags. Paced runs use the same bounded size as every other library's queue.
     let cap = if spec.lossless { spec.lossless_capacity() } else { spec.queue };
@@ -413,7 +437,7 @@ fn tokio_broadcast(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<
         rxs.spawn_loop(spec, Rec::new(spec, sub, origin), tx.subscribe(), true);
     }
     // `send` only fails with no receivers, and there always are some here.
-    publish_loop(spec, origin, move |m| {
+    publish_counted(spec, origin, move |m| {
         let _ = tx.send(m);
     })
 }
@@ -434,7 +458,7 @@ fn worker_mpsc(
     origin: Origin,
     rxs: &mut Receivers<'_>,
     rt: &tokio::runtime::Runtime,
-) -> Vec<u64> {
+) -> Published {
     use tokio::sync::broadcast::error::RecvError;
     use tokio::sync::mpsc::error::TrySendError;
     // Saturation: both the broadcast and the mpsc queues hold the whole run (try_send never
@@ -512,17 +536,17 @@ fn worker_mpsc(
             Box::new(move || h.join().expect("worker panicked")) as Box<dyn FnOnce()>
         }
     };
-    let stamps = publish_loop(spec, origin, move |m| {
+    let published = publish_counted(spec, origin, move |m| {
         let _ = tx.send(m);
     });
     worker_done();
-    stamps
+    published
 }
 
 /// Competitor 3: crossbeam-channel fan-out: the publisher filters and sends into one bounded channel
 /// per subscriber. crossbeam has no async API, so in async mode its receivers run on
 /// tokio's blocking pool.
-fn crossbeam(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
+fn crossbeam(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Published {
     use crossbeam_channel::TrySendError;
     let mut txs = Vec::new();
     let dropped: Arc<Vec<AtomicU64>> =
@@ -543,7 +567,7 @@ fn crossbeam(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
         });
     }
     let spec2 = spec.clone();
-    publish_loop(spec, origin, move |m| {
+    publish_counted(spec, origin, move |m| {
         for (sub, tx) in &txs {
             if !spec2.wants(*sub, m.seq) {
                 continue;
@@ -560,7 +584,7 @@ fn crossbeam(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
 
 /// Competitor 4: async-broadcast with overflow on: a full channel evicts its oldest message, and a
 /// receiver that missed it sees `Overflowed(n)`. Receivers filter for themselves.
-fn async_bcast(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
+fn async_bcast(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Published {
     let cap = if spec.lossless { spec.lossless_capacity() } else { spec.queue };
     let (mut tx, rx0) = async_broadcast::broadcast::<Msg>(cap);
     tx.set_overflow(true);
@@ -573,7 +597,7 @@ fn async_bcast(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64>
     }
     // With overflow on, `try_broadcast` never reports Full: it evicts and returns the
     // evicted message.
-    publish_loop(spec, origin, move |m| {
+    publish_counted(spec, origin, move |m| {
         let _ = tx.try_broadcast(m);
     })
 }
@@ -601,7 +625,7 @@ fn disruptor_run(spec: &Spec, origin: Origin) -> Outcome {
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     // The ring: same size as shardcast's default ring.
     const RING: usize = 4096;
-    let stamps = if spec.receivers() < cores {
+    let Published { stamps, cpu_start } = if spec.receivers() < cores {
         // Its documented low-latency setup: a spinning handler per core.
         disruptor_publish(spec, origin, RING, BusySpinWithSpinLoopHint, &handler)
     } else {
@@ -609,6 +633,9 @@ fn disruptor_run(spec: &Spec, origin: Origin) -> Outcome {
         // other, so use the library's sleeping strategy (1 us asked, ~50 us slept).
         disruptor_publish(spec, origin, RING, Sleep::new(Duration::from_micros(1)), &handler)
     };
+    // `disruptor_publish` joined the handlers: the row's work is over. Collecting the
+    // slots below is the harness's, not the library's.
+    let cpu_ns = process_cpu_ns().saturating_sub(cpu_start);
     let recs = slots
         .iter()
         .enumerate()
@@ -623,7 +650,7 @@ fn disruptor_run(spec: &Spec, origin: Origin) -> Outcome {
             rec
         })
         .collect();
-    Outcome { published: stamps, recs }
+    Outcome { published: stamps, recs, cpu_ns: Some(cpu_ns) }
 }
 
 fn disruptor_publish<W, H>(
@@ -632,7 +659,7 @@ fn disruptor_publish<W, H>(
     ring: usize,
     wait: W,
     handler: &dyn Fn(usize) -> H,
-) -> Vec<u64>
+) -> Published
 where
     W: disruptor::wait_strategies::WaitStrategy + 'static,
     H: FnMut(&Msg, disruptor::Sequence, bool) + Send + 'static,
@@ -643,18 +670,18 @@ where
     // The builder's type changes from one consumer to many, so N = 1 is its own branch.
     if spec.receivers() == 1 {
         let mut p = builder.build();
-        let stamps = publish_loop(spec, origin, |m| p.publish(|e| *e = m));
+        let published = publish_counted(spec, origin, |m| p.publish(|e| *e = m));
         drop(p); // Joins the handler threads: every event is handled after this.
-        stamps
+        published
     } else {
         let mut b = builder.handle_events_with(handler(1));
         for sub in 2..spec.receivers() {
             b = b.handle_events_with(handler(sub));
         }
         let mut p = b.build();
-        let stamps = publish_loop(spec, origin, |m| p.publish(|e| *e = m));
+        let published = publish_counted(spec, origin, |m| p.publish(|e| *e = m));
         drop(p);
-        stamps
+        published
     }
 }
 
@@ -663,7 +690,7 @@ where
 /// Saturation runs subscribe with `Overflow::Block` (its lossless mode: backpressure
 /// through the ring, like crossbeam's `send`) and the default 1024-event queue; paced runs
 /// use the default `DropNewest` and `spec.queue`.
-fn shardcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>, big: bool) -> Vec<u64> {
+fn shardcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>, big: bool) -> Published {
     use shardcast::{Bus, Event, Overflow, Subscription, Topic};
     let bus: Bus<Msg> =
         Bus::builder().dispatchers(spec.dispatchers).build().expect("valid bus config");
@@ -690,7 +717,7 @@ fn shardcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>, big: bool
         rxs.spawn_loop(spec, Rec::new(spec, sub, origin), s, false);
     }
     let mut publisher = bus.publisher().expect("publisher");
-    let stamps = publish_loop(spec, origin, |m| {
+    let published = publish_counted(spec, origin, |m| {
         let topic = topics[m.topic as usize].clone();
         publisher.publish_blocking(Event::new(topic, m)).expect("bus open");
     });
@@ -698,7 +725,7 @@ fn shardcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>, big: bool
     // Closed. (`bus.close()` now would drop a `Block` push still waiting.)
     publisher.close();
     rxs.hold.push(Box::new(bus));
-    stamps
+    published
 }
 
 /// Not a competitor: the harness floor. The publisher stores each `seq` into a
@@ -707,7 +734,7 @@ fn shardcast_run(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>, big: bool
 /// up. No bound, no reclamation, no wake-ups: no real channel does less per delivery, so
 /// this row's deliveries/s is the most any library can show in this harness on this
 /// machine, and its ratio to tokio the largest ratio any library can reach here.
-fn floor(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
+fn floor(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Published {
     /// The published events, and how many there are.
     struct Board {
         seqs: Vec<AtomicU64>,
@@ -774,9 +801,87 @@ fn floor(spec: &Spec, origin: Origin, rxs: &mut Receivers<'_>) -> Vec<u64> {
             }),
         }
     }
-    publish_loop(spec, origin, move |m| {
+    publish_counted(spec, origin, move |m| {
         // Relaxed: published by the Release store of `published` right after.
         board.seqs[m.seq as usize].store(m.seq, Ordering::Relaxed);
         board.published.store(m.seq + 1, Ordering::Release);
     })
+}
+
+/// An idle run's result: the process CPU time spent over a quiet window.
+#[derive(Clone, Copy, Debug)]
+pub struct Idle {
+    pub cpu_ns: u64,
+    /// The window's wall time, measured (at least the one asked for).
+    pub window_ns: u64,
+}
+
+impl Idle {
+    /// CPU time as a percentage of one core over the window.
+    pub fn percent_of_a_core(&self) -> f64 {
+        if self.window_ns == 0 {
+            0.0
+        } else {
+            self.cpu_ns as f64 * 100.0 / self.window_ns as f64
+        }
+    }
+}
+
+/// The implementations [`idle`] runs: shardcast and its baseline.
+pub fn supports_idle(imp: Impl) -> bool {
+    matches!(imp, Impl::TokioBroadcast | Impl::Shardcast)
+}
+
+/// What an implementation costs with nothing to do: `spec.receivers()` receivers set up and
+/// waiting (the usual receive loop, in `spec.mode`) and no publish at all. After `warmup`
+/// (threads started, first parks done), reads the process CPU over `window`, then closes
+/// the channel and joins the receivers. A library whose threads spin or poll on a timer
+/// shows here; one that parks costs nothing. `None` for an implementation without an
+/// idle row ([`supports_idle`]).
+pub fn idle(imp: Impl, spec: &Spec, warmup: Duration, window: Duration) -> Option<Idle> {
+    if !supports_idle(imp) {
+        return None;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_time().build().expect("runtime");
+    let origin = Origin::now();
+    let mut rxs = Receivers::new(spec.mode, &rt);
+    // The window runs while the sender side is still held, so nothing closes early.
+    let quiet = || {
+        thread::sleep(warmup);
+        let (cpu, wall) = (process_cpu_ns(), Origin::now());
+        thread::sleep(window);
+        Idle { cpu_ns: process_cpu_ns().saturating_sub(cpu), window_ns: wall.elapsed_ns() }
+    };
+    let result = match imp {
+        Impl::TokioBroadcast => {
+            let (tx, _) = tokio::sync::broadcast::channel::<Msg>(spec.queue);
+            for sub in 0..spec.receivers() {
+                rxs.spawn_loop(spec, Rec::new(spec, sub, origin), tx.subscribe(), true);
+            }
+            let result = quiet();
+            drop(tx); // Receivers see Closed.
+            result
+        }
+        Impl::Shardcast => {
+            use shardcast::{Bus, Overflow, Subscription};
+            let bus: Bus<Msg> =
+                Bus::builder().dispatchers(spec.dispatchers).build().expect("valid bus config");
+            for sub in 0..spec.receivers() {
+                let subscription =
+                    Subscription::all().capacity(spec.queue).overflow(Overflow::DropNewest);
+                let s = bus.subscribe(subscription).expect("subscribe");
+                rxs.spawn_loop(spec, Rec::new(spec, sub, origin), s, false);
+            }
+            let result = quiet();
+            // Not in async context (this is the calling thread), so the blocking close is
+            // allowed; receivers see Closed.
+            bus.close();
+            rxs.hold.push(Box::new(bus));
+            result
+        }
+        // Ruled out by `supports_idle` above.
+        _ => return None,
+    };
+    rxs.join();
+    Some(result)
 }

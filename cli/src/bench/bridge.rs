@@ -175,7 +175,7 @@ fn plain(rt: &Runtime, url: &str, spec: &Spec) -> Result<Outcome, String> {
     rec.reported_lost += slow_consumer.load(Relaxed);
     match failed {
         Some(e) => Err(e),
-        None => Ok(Outcome { published, recs: vec![rec] }),
+        None => Ok(Outcome { published, recs: vec![rec], cpu_ns: None }),
     }
 }
 
@@ -246,7 +246,7 @@ fn bridged(rt: &Runtime, url: &str, spec: &Spec) -> Result<Outcome, String> {
     }
     match failed {
         Some(e) => Err(e),
-        None => Ok(Outcome { published, recs: vec![rec] }),
+        None => Ok(Outcome { published, recs: vec![rec], cpu_ns: None }),
     }
 }
 

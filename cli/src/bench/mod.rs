@@ -10,10 +10,18 @@
 //! - `bridge` (only when named: it starts a `nats-server`): 1 KiB payloads from bus A to
 //!   bus B through `shardcast-nats`, against plain `async-nats` (see `bridge.rs`); a table
 //!   of its own, with ratios to plain async-nats.
+//! - `idle` (only when named): 64 subscribers and no traffic, shardcast against tokio
+//!   broadcast; after a second of warm-up, the process CPU over the next second, as a
+//!   percentage of one core (issue 27's target: under 1 %). A table of its own.
 //!
 //! Ratios compare each row with `tokio::sync::broadcast` on the same row set (scenario,
 //! phase, subscribers), measured in the same process minutes apart: on a shared machine
 //! only such ratios mean anything.
+//!
+//! Every row also reports the process CPU time it used (`cpu ms`, JSON `cpu_ns`): user plus
+//! system time of every thread from just before the first publish until the last receiver
+//! finished (`shardcast_bench::cpu`). Paced rows include the publisher's pacing loop,
+//! which yields rather than sleeps and so keeps about one core busy whatever the library.
 
 mod bridge;
 mod nats_server;
@@ -61,7 +69,8 @@ pub struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Scenarios to run (repeatable or comma-separated); default fanout, filtered and slow
-    /// (bridge starts a nats-server, from PATH or $SHARDCAST_NATS_SERVER: only when named)
+    /// (bridge starts a nats-server, from PATH or $SHARDCAST_NATS_SERVER: only when named;
+    /// idle, 64 subscribers and no traffic for 2 s, measures CPU: only when named)
     #[arg(long, value_enum, value_delimiter = ',')]
     scenario: Vec<Scenario>,
     /// Subscriber counts for `fanout` (each 1..=10000)
@@ -79,6 +88,16 @@ pub struct BenchArgs {
     /// Events/s for the paced latency runs, 1..=1000000000 [default: 100000; bridge: 20000]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_RATE))]
     rate: Option<u64>,
+    /// Sweep paced rates (comma-separated events/s, each 1..=1000000000): every paced phase,
+    /// bridge's included, runs once per rate, and the table adds a section grouped by rate.
+    /// `--rate R` is the same as `--rates R`; give one or the other
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "rate",
+        value_parser = clap::value_parser!(u64).range(1..=MAX_RATE)
+    )]
+    rates: Vec<u64>,
     /// How receivers run: tokio tasks or OS threads
     #[arg(long, value_enum, default_value_t = ModeArg::Async)]
     mode: ModeArg,
@@ -126,12 +145,24 @@ pub struct BenchArgs {
     row_timeout: Option<Duration>,
 }
 
+impl BenchArgs {
+    /// The paced rates: `--rates`, else `--rate`, else `default`.
+    fn rates(&self, default: u64) -> Vec<u64> {
+        if self.rates.is_empty() {
+            vec![self.rate.unwrap_or(default)]
+        } else {
+            self.rates.clone()
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
     Fanout,
     Filtered,
     Slow,
     Bridge,
+    Idle,
 }
 
 impl Scenario {
@@ -141,6 +172,7 @@ impl Scenario {
             Scenario::Filtered => "filtered",
             Scenario::Slow => "slow",
             Scenario::Bridge => "bridge",
+            Scenario::Idle => "idle",
         }
     }
 }
@@ -208,15 +240,16 @@ fn plan(args: &BenchArgs) -> Vec<Plan> {
         dispatchers: args.dispatchers,
     };
     let sat = |subscribers, topics| Spec { subscribers, topics, ..base.clone() };
-    let paced = |subscribers, topics, slow, events| Spec {
+    let paced = |subscribers, topics, slow, events, rate| Spec {
         subscribers,
         topics,
         slow,
         events,
-        rate: Some(args.rate.unwrap_or(DEFAULT_RATE)),
+        rate: Some(rate),
         lossless: false,
         ..base.clone()
     };
+    let rates = args.rates(DEFAULT_RATE);
     let scenarios = if args.scenario.is_empty() {
         vec![Scenario::Fanout, Scenario::Filtered, Scenario::Slow]
     } else {
@@ -233,21 +266,27 @@ fn plan(args: &BenchArgs) -> Vec<Plan> {
             Scenario::Fanout => {
                 for &n in &args.subscribers {
                     add(scenario, "saturation", sat(n, 1));
-                    add(scenario, "paced", paced(n, 1, false, paced_events));
+                    for &rate in &rates {
+                        add(scenario, "paced", paced(n, 1, false, paced_events, rate));
+                    }
                 }
             }
             Scenario::Filtered => {
                 add(scenario, "saturation", sat(FILTERED_SUBSCRIBERS, FILTERED_TOPICS));
-                let spec = paced(FILTERED_SUBSCRIBERS, FILTERED_TOPICS, false, paced_events);
-                add(scenario, "paced", spec);
+                for &rate in &rates {
+                    let (n, topics) = (FILTERED_SUBSCRIBERS, FILTERED_TOPICS);
+                    add(scenario, "paced", paced(n, topics, false, paced_events, rate));
+                }
             }
             Scenario::Slow => {
                 let events = slow_events;
-                add(scenario, "paced", paced(SLOW_SUBSCRIBERS, 1, false, events));
-                add(scenario, "paced+slow", paced(SLOW_SUBSCRIBERS, 1, true, events));
+                for &rate in &rates {
+                    add(scenario, "paced", paced(SLOW_SUBSCRIBERS, 1, false, events, rate));
+                    add(scenario, "paced+slow", paced(SLOW_SUBSCRIBERS, 1, true, events, rate));
+                }
             }
-            // Not an `Impl` row set: see `bridge_plan`.
-            Scenario::Bridge => {}
+            // Not `Impl` row sets: see `bridge_plan` and `idle_plan`.
+            Scenario::Bridge | Scenario::Idle => {}
         }
     }
     plans
@@ -277,11 +316,45 @@ fn bridge_plan(args: &BenchArgs) -> Vec<(&'static str, Spec)> {
         queue: QUEUE,
         dispatchers: args.dispatchers,
     };
-    let rate = args.rate.unwrap_or(bridge::DEFAULT_RATE);
-    [("saturation", spec(sat_events, None, true)), ("paced", spec(paced_events, Some(rate), false))]
-        .into_iter()
+    let paced = args.rates(bridge::DEFAULT_RATE).into_iter();
+    std::iter::once(("saturation", spec(sat_events, None, true)))
+        .chain(paced.map(|rate| ("paced", spec(paced_events, Some(rate), false))))
         .filter(|(phase, _)| args.phase.is_empty() || args.phase.iter().any(|p| p == phase))
         .collect()
+}
+
+/// `idle`: subscribers per row.
+const IDLE_SUBSCRIBERS: usize = 64;
+/// `idle`: quiet time before the measured window (threads started, first parks done).
+const IDLE_WARMUP: Duration = Duration::from_secs(1);
+/// `idle`: the measured window.
+const IDLE_WINDOW: Duration = Duration::from_secs(1);
+
+/// One row of the `idle` scenario.
+#[derive(Debug)]
+pub struct IdleRow {
+    pub imp: Impl,
+    pub spec: Spec,
+    pub idle: impls::Idle,
+}
+
+/// The `idle` scenario's spec, if it was asked for: [`IDLE_SUBSCRIBERS`] receivers in
+/// `--mode` with the paced runs' queues, and no events.
+fn idle_plan(args: &BenchArgs) -> Option<Spec> {
+    args.scenario.contains(&Scenario::Idle).then_some(Spec {
+        subscribers: IDLE_SUBSCRIBERS,
+        slow: false,
+        topics: 1,
+        events: 0,
+        rate: None,
+        mode: match args.mode {
+            ModeArg::Async => Mode::Async,
+            ModeArg::Threads => Mode::Threads,
+        },
+        lossless: false,
+        queue: QUEUE,
+        dispatchers: args.dispatchers,
+    })
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
@@ -291,13 +364,21 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         .collect();
     let plans = plan(args);
     let bridge_plans = bridge_plan(args);
+    let idle_spec = idle_plan(args);
+    let idle_impls: Vec<Impl> = match &idle_spec {
+        Some(_) => impls.iter().copied().filter(|&i| impls::supports_idle(i)).collect(),
+        None => Vec::new(),
+    };
+    let idle_secs = (IDLE_WARMUP + IDLE_WINDOW).as_secs() * idle_impls.len() as u64;
     let runs: Vec<&Spec> = plans
         .iter()
         .flat_map(|p| impls.iter().filter(|i| i.supports(&p.spec)).map(|_| &p.spec))
         .collect();
     if !args.force {
         let bridge_runs: Vec<&Spec> = bridge_plans.iter().map(|(_, spec)| spec).collect();
-        let estimate = Estimate::of(&runs).and(Estimate::of_bridge(&bridge_runs));
+        let estimate = Estimate::of(&runs)
+            .and(Estimate::of_bridge(&bridge_runs))
+            .and(Estimate { secs: idle_secs, bytes: 0 });
         estimate.check(mem_available())?;
     }
     // Open (and so create or truncate) the outputs now: a bad path fails in a second, not
@@ -307,7 +388,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         open_output("--plot", path)?;
     }
     // Each bridge plan is a plain async-nats row and a shardcast-nats row.
-    let total = (runs.len() + 2 * bridge_plans.len()) as u64;
+    let total = (runs.len() + 2 * bridge_plans.len() + idle_impls.len()) as u64;
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
@@ -337,18 +418,33 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn Error>> {
         }
     }
     let bridge_rows: Vec<BridgeRow> = bridge::run(&bridge_plans, &bar);
+    let mut idle_rows = Vec::new();
+    if let Some(spec) = idle_spec {
+        for imp in idle_impls {
+            let row = format!("idle {} n={}", imp.name(), spec.receivers());
+            bar.set_message(row.clone());
+            let limit = args.row_timeout.unwrap_or(Duration::from_secs(60) + IDLE_WARMUP);
+            let idle =
+                within(limit, &bar, &row, || impls::idle(imp, &spec, IDLE_WARMUP, IDLE_WINDOW))
+                    .expect("supports_idle filtered the implementations");
+            idle_rows.push(IdleRow { imp, spec: spec.clone(), idle });
+            bar.inc(1);
+        }
+    }
     bar.finish_and_clear();
-    if !rows.is_empty() || bridge_rows.is_empty() {
-        print!("{}", report::table(&rows));
+    let mut tables = Vec::new();
+    if !rows.is_empty() || (bridge_rows.is_empty() && idle_rows.is_empty()) {
+        tables.push(report::table(&rows));
     }
     if !bridge_rows.is_empty() {
-        if !rows.is_empty() {
-            println!();
-        }
-        print!("{}", report::bridge_table(&bridge_rows));
+        tables.push(report::bridge_table(&bridge_rows));
     }
+    if !idle_rows.is_empty() {
+        tables.push(report::idle_table(&idle_rows, IDLE_WARMUP, IDLE_WINDOW));
+    }
+    print!("{}", tables.join("\n"));
     if let (Some(path), Some(mut file)) = (&args.json, json_file) {
-        let json = report::json(&rows, &bridge_rows, args.quick);
+        let json = report::json(&rows, &bridge_rows, &idle_rows, args.quick);
         file.write_all(serde_json::to_string_pretty(&json)?.as_bytes())
             .map_err(|e| format!("--json: cannot write {}: {e}", path.display()))?;
     }

@@ -1,5 +1,6 @@
 //! `--plot`: fan-out latency CDFs, one line per implementation, one panel per scenario
-//! (its paced run with the most subscribers; for `slow`, the run with the slow one).
+//! (its paced run with the most subscribers; for `slow`, the run with the slow one; with
+//! `--rates`, at the first rate).
 
 use std::error::Error;
 use std::path::Path;
@@ -29,8 +30,11 @@ pub fn cdfs(rows: &[Row], out: &Path) -> Result<(), Box<dyn Error>> {
     let panels = root.split_evenly((scenarios.len().max(1), 1));
     for (scenario, area) in scenarios.iter().zip(&panels) {
         let phase = if *scenario == Scenario::Slow { "paced+slow" } else { "paced" };
-        let paced: Vec<&Row> =
+        let mut paced: Vec<&Row> =
             rows.iter().filter(|r| r.scenario == *scenario && r.phase == phase).collect();
+        // With `--rates`, the first rate only: one line per implementation.
+        let first_rate = paced.first().and_then(|r| r.spec.rate);
+        paced.retain(|r| r.spec.rate == first_rate);
         let Some(n) = paced.iter().map(|r| r.spec.subscribers).max() else { continue };
         let lines: Vec<&Row> = paced
             .into_iter()

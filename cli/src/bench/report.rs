@@ -1,29 +1,37 @@
 //! The results as a text table (stdout) and as JSON (`--json`).
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::bridge::{self, BridgeRow, Side};
 use super::impls::Impl;
 use super::stats::Summary;
-use super::Row;
+use super::{IdleRow, Row};
 
 /// Bumped whenever a field changes meaning or disappears.
 pub const JSON_VERSION: u32 = 1;
 
-/// The tokio broadcast row of `row`'s row set (same scenario, phase and subscribers).
+/// The tokio broadcast row of `row`'s row set (same scenario, phase, subscribers and rate).
 fn baseline<'a>(rows: &'a [Row], row: &Row) -> Option<&'a Row> {
     rows.iter().find(|b| {
         b.imp == Impl::TokioBroadcast
             && b.scenario == row.scenario
             && b.phase == row.phase
             && b.spec.subscribers == row.spec.subscribers
+            && b.spec.rate == row.spec.rate
     })
 }
 
 fn ratio(a: f64, b: f64) -> Option<f64> {
     (b > 0.0).then(|| a / b)
+}
+
+/// p50 relative to tokio broadcast.
+fn p50_ratio(rows: &[Row], row: &Row) -> Option<f64> {
+    let b = baseline(rows, row)?;
+    ratio(row.summary.latency.p50 as f64, b.summary.latency.p50 as f64)
 }
 
 /// Throughput and p99 relative to tokio broadcast.
@@ -37,9 +45,20 @@ fn ratios(rows: &[Row], row: &Row) -> (Option<f64>, Option<f64>) {
     }
 }
 
-/// The same implementation's `paced` row in the `slow` scenario (no slow subscriber).
+/// The same implementation's `paced` row in the `slow` scenario (no slow subscriber), at
+/// the same rate.
 fn without_slow<'a>(rows: &'a [Row], row: &Row) -> Option<&'a Row> {
-    rows.iter().find(|b| b.imp == row.imp && b.scenario == row.scenario && b.phase == "paced")
+    rows.iter().find(|b| {
+        b.imp == row.imp
+            && b.scenario == row.scenario
+            && b.phase == "paced"
+            && b.spec.rate == row.spec.rate
+    })
+}
+
+/// A row's rate in the table: events/s, or `max` at saturation.
+fn rate(spec_rate: Option<u64>) -> String {
+    spec_rate.map_or("max".to_owned(), |r| r.to_string())
 }
 
 fn us(ns: u64) -> String {
@@ -51,20 +70,84 @@ fn us(ns: u64) -> String {
     }
 }
 
+/// CPU time in milliseconds, `-` where not measured.
+fn ms(ns: Option<u64>) -> String {
+    ns.map_or("-".to_owned(), |ns| format!("{:.1}", ns as f64 / 1e6))
+}
+
 fn x(r: Option<f64>) -> String {
     r.map_or("-".to_owned(), |r| format!("{r:.2}x"))
+}
+
+/// With `--rates` (more than one paced rate): the paced rows again, grouped by rate, with
+/// p50 and p99 and their ratios to tokio broadcast at that rate. Empty otherwise.
+fn sweep(rows: &[Row]) -> String {
+    let mut rates: Vec<u64> = rows.iter().filter_map(|r| r.spec.rate).collect();
+    rates.sort_unstable();
+    rates.dedup();
+    let mut out = String::new();
+    if rates.len() < 2 {
+        return out;
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "rate sweep: paced rows by rate, latency ratios to tokio broadcast at the same rate"
+    );
+    let _ = writeln!(
+        out,
+        "{:>9} {:<9} {:<10} {:<22} {:>5} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}",
+        "rate",
+        "scenario",
+        "phase",
+        "implementation",
+        "subs",
+        "p50 us",
+        "p99 us",
+        "p50/tok",
+        "p99/tok",
+        "lost",
+        "cpu ms"
+    );
+    for r in rates {
+        for row in rows.iter().filter(|row| row.spec.rate == Some(r)) {
+            let s = &row.summary;
+            let subs = if row.spec.slow {
+                format!("{}+1", row.spec.subscribers)
+            } else {
+                row.spec.subscribers.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "{:>9} {:<9} {:<10} {:<22} {:>5} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}",
+                r,
+                row.scenario.name(),
+                row.phase,
+                row.imp.name(),
+                subs,
+                us(s.latency.p50),
+                us(s.latency.p99),
+                x(p50_ratio(rows, row)),
+                x(ratios(rows, row).1),
+                s.lost,
+                ms(s.cpu_ns),
+            );
+        }
+    }
+    out
 }
 
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<9} {:<10} {:<22} {:>5} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8}",
+        "{:<9} {:<10} {:<22} {:>5} {:>7} {:>9} {:>12} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8}",
         "scenario",
         "phase",
         "implementation",
         "subs",
         "events",
+        "rate",
         "deliv/s",
         "p50 us",
         "p99 us",
@@ -72,7 +155,8 @@ pub fn table(rows: &[Row]) -> String {
         "max us",
         "lost",
         "thr/tok",
-        "p99/tok"
+        "p99/tok",
+        "cpu ms"
     );
     for row in rows {
         let s = &row.summary;
@@ -84,12 +168,13 @@ pub fn table(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<9} {:<10} {:<22} {:>5} {:>7} {:>12.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8}",
+            "{:<9} {:<10} {:<22} {:>5} {:>7} {:>9} {:>12.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8}",
             row.scenario.name(),
             row.phase,
             row.imp.name(),
             subs,
             row.spec.events,
+            rate(row.spec.rate),
             s.deliveries_per_s(),
             us(s.latency.p50),
             us(s.latency.p99),
@@ -98,8 +183,10 @@ pub fn table(rows: &[Row]) -> String {
             s.lost,
             x(thr),
             x(p99),
+            ms(s.cpu_ns),
         );
     }
+    out.push_str(&sweep(rows));
     let slow: Vec<&Row> = rows.iter().filter(|r| r.spec.slow).collect();
     if !slow.is_empty() {
         let _ = writeln!(out);
@@ -110,8 +197,8 @@ pub fn table(rows: &[Row]) -> String {
         );
         let _ = writeln!(
             out,
-            "{:<22} {:>10} {:>10} {:>8} {:>10} {:>9}  policy",
-            "implementation", "p99 w/o us", "p99 w/ us", "change", "slow lost", "pub/s"
+            "{:<22} {:>9} {:>10} {:>10} {:>8} {:>10} {:>9}  policy",
+            "implementation", "rate", "p99 w/o us", "p99 w/ us", "change", "slow lost", "pub/s"
         );
         for row in slow {
             let before = without_slow(rows, row).map(|b| b.summary.latency.p99);
@@ -120,8 +207,9 @@ pub fn table(rows: &[Row]) -> String {
                 .map_or("-".to_owned(), |r| format!("{:+.0}%", (r - 1.0) * 100.0));
             let _ = writeln!(
                 out,
-                "{:<22} {:>10} {:>10} {:>8} {:>10} {:>9.0}  {}",
+                "{:<22} {:>9} {:>10} {:>10} {:>8} {:>10} {:>9.0}  {}",
                 row.imp.name(),
+                rate(row.spec.rate),
                 before.map_or("-".to_owned(), us),
                 us(row.summary.latency.p99),
                 change,
@@ -134,10 +222,10 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-/// The plain async-nats summary of `row`'s phase.
+/// The plain async-nats summary of `row`'s phase and rate.
 fn plain_of<'a>(rows: &'a [BridgeRow], row: &BridgeRow) -> Option<&'a Summary> {
     rows.iter()
-        .find(|p| p.side == Side::Plain && p.phase == row.phase)
+        .find(|p| p.side == Side::Plain && p.phase == row.phase && p.spec.rate == row.spec.rate)
         .and_then(|p| p.result.as_ref().ok())
 }
 
@@ -285,9 +373,70 @@ fn bridge_json(rows: &[BridgeRow], row: &BridgeRow) -> Value {
     value
 }
 
+/// The issue's target for the `idle` scenario: percent of one core.
+const IDLE_TARGET_PERCENT: f64 = 1.0;
+
+/// The `idle` scenario: one line per implementation, and the target.
+pub fn idle_table(rows: &[IdleRow], warmup: Duration, window: Duration) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<9} {:<22} {:>5} {:>10} {:>8} {:>11}",
+        "scenario", "implementation", "subs", "window ms", "cpu ms", "% of a core"
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "{:<9} {:<22} {:>5} {:>10.0} {:>8.3} {:>11.3}",
+            "idle",
+            row.imp.name(),
+            row.spec.receivers(),
+            row.idle.window_ns as f64 / 1e6,
+            row.idle.cpu_ns as f64 / 1e6,
+            row.idle.percent_of_a_core(),
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "idle: {} {} subscribers, no traffic; process CPU over {} s after {} s of warm-up; \
+         target: under {IDLE_TARGET_PERCENT} % of a core",
+        rows.first().map_or(0, |r| r.spec.receivers()),
+        rows.first().map_or("async", |r| r.spec.mode.name()),
+        window.as_secs_f64(),
+        warmup.as_secs_f64(),
+    );
+    if let Some(row) = rows.iter().find(|r| r.imp == Impl::Shardcast) {
+        let percent = row.idle.percent_of_a_core();
+        let met = if percent < IDLE_TARGET_PERCENT { "met" } else { "missed" };
+        let _ = writeln!(out, "  shardcast: {percent:.3} %, {met}");
+    }
+    out
+}
+
+/// One `idle` row in the JSON: the fields of the other rows that apply (no events, so no
+/// latency or throughput), `cpu_ns` over `window_ns`, and `idle_cpu_percent` (of one core).
+fn idle_json(row: &IdleRow) -> Value {
+    json!({
+        "scenario": "idle",
+        "phase": "idle",
+        "implementation": row.imp.name(),
+        "subscribers": row.spec.subscribers,
+        "slow_subscriber": false,
+        "topics": row.spec.topics,
+        "events": 0,
+        "rate": null,
+        "mode": row.spec.mode.name(),
+        "dispatchers": row.spec.dispatchers,
+        "cpu_ns": row.idle.cpu_ns,
+        "window_ns": row.idle.window_ns,
+        "idle_cpu_percent": row.idle.percent_of_a_core(),
+    })
+}
+
 /// `{"version", "cores", "quick", "rows": [...]}`; latencies in nanoseconds. `bridge` rows
-/// come last (see [`bridge_json`]).
-pub fn json(rows: &[Row], bridge_rows: &[BridgeRow], quick: bool) -> Value {
+/// come after the others (see [`bridge_json`]), `idle` rows last (see [`idle_json`]).
+pub fn json(rows: &[Row], bridge_rows: &[BridgeRow], idle_rows: &[IdleRow], quick: bool) -> Value {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rows: Vec<Value> = rows
         .iter()
@@ -327,12 +476,15 @@ pub fn json(rows: &[Row], bridge_rows: &[BridgeRow], quick: bool) -> Value {
                 "lost": s.lost,
                 "slow_lost": s.slow_lost,
                 "reported_lost": s.reported_lost,
+                "cpu_ns": s.cpu_ns,
                 "throughput_vs_tokio": thr,
+                "p50_vs_tokio": p50_ratio(rows, row),
                 "p99_vs_tokio": p99,
                 "others_p99_change": others_p99_change,
             })
         })
         .chain(bridge_rows.iter().map(|row| bridge_json(bridge_rows, row)))
+        .chain(idle_rows.iter().map(idle_json))
         .collect();
     json!({ "version": JSON_VERSION, "cores": cores, "quick": quick, "rows": rows })
 }

@@ -36,6 +36,8 @@ pub struct Summary {
     pub slow_lost: Option<u64>,
     /// Losses the libraries reported (Lagged/Overflowed/drop counters), all subscribers.
     pub reported_lost: u64,
+    /// Process CPU time over the run ([`Outcome::cpu_ns`]), if measured.
+    pub cpu_ns: Option<u64>,
 }
 
 impl Summary {
@@ -146,6 +148,7 @@ pub fn summarize(spec: &Spec, out: &Outcome) -> Summary {
         lost: out.recs.iter().filter(|r| r.sub < spec.subscribers).map(lost_of).sum(),
         slow_lost: out.recs.iter().find(|r| r.sub >= spec.subscribers).map(lost_of),
         reported_lost: out.recs.iter().map(|r| r.reported_lost).sum(),
+        cpu_ns: out.cpu_ns,
     }
 }
 
@@ -226,6 +229,7 @@ mod tests {
                 rec(1, vec![(0, 2), (1, 12), (3, 40)]),
                 rec(2, vec![(0, 500)]),
             ],
+            cpu_ns: Some(7),
         };
         let s = summarize(&spec, &out);
         assert_eq!(s.lost, 1);
@@ -234,6 +238,7 @@ mod tests {
         assert_eq!(s.expected, 8);
         assert_eq!(s.elapsed_ns, 40);
         assert_eq!(s.publish_ns, 30);
+        assert_eq!(s.cpu_ns, Some(7));
         // The slow subscriber's 500 ns does not count; seq 2 is incomplete.
         assert_eq!(s.latency.count, 3);
         assert_eq!(s.latency.max, 10);
