@@ -75,8 +75,11 @@ impl<E> Clone for Entry<E> {
 /// (`examples/subscribe_churn.rs`; docs/perf/journal.md, attempt 31).
 const CHUNK: usize = 256;
 
-/// A chunk of slots, shared between the lists that did not change it.
-type Chunk<E> = Arc<Vec<Option<Entry<E>>>>;
+/// A chunk of slots, shared between the lists that did not change it. A `std` `Arc`, also
+/// under loom: a chunk is immutable once made and reaches the shard only inside a list,
+/// which `Swap` publishes; counting it is not a protocol between threads, and loom would
+/// only multiply the interleavings it explores.
+type Chunk<E> = std::sync::Arc<Vec<Option<Entry<E>>>>;
 
 /// A shard's subscribers by slot: `slots[i]` is the subscriber in slot `i`, or a hole. The
 /// route cache and the dispatcher address subscribers by slot (`list.entries[i]`), so a
@@ -96,7 +99,7 @@ impl<E> Slots<E> {
         let mut chunks = Vec::new();
         let mut entries = entries.into_iter().map(Some).peekable();
         while entries.peek().is_some() {
-            chunks.push(Arc::new(entries.by_ref().take(CHUNK).collect()));
+            chunks.push(std::sync::Arc::new(entries.by_ref().take(CHUNK).collect()));
         }
         Slots { chunks, slots, live }
     }
@@ -129,7 +132,7 @@ impl<E> Slots<E> {
         debug_assert!(i <= self.slots);
         let mut chunks = self.chunks.clone();
         if i / CHUNK == chunks.len() {
-            chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
+            chunks.push(std::sync::Arc::new(Vec::with_capacity(CHUNK)));
         }
         let mut chunk: Vec<Option<Entry<E>>> = Vec::with_capacity(CHUNK);
         chunk.extend(chunks[i / CHUNK].iter().cloned());
@@ -139,7 +142,7 @@ impl<E> Slots<E> {
         let live =
             self.live + usize::from(entry.is_some()) - usize::from(chunk[i % CHUNK].is_some());
         chunk[i % CHUNK] = entry;
-        chunks[i / CHUNK] = Arc::new(chunk);
+        chunks[i / CHUNK] = std::sync::Arc::new(chunk);
         Slots { chunks, slots: self.slots.max(i + 1), live }
     }
 }
