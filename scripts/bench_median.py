@@ -87,7 +87,9 @@ def idle_table(runs):
 
 
 def main(paths):
-    runs = [json.load(open(p))["rows"] for p in paths]
+    # A row that timed out (`"timed_out": true`) has no figures: skipped.
+    runs = [[row for row in json.load(open(p))["rows"] if not row.get("timed_out")]
+            for p in paths]
     bridge_table(runs)
     idle_table(runs)
     runs = [[row for row in rows if row["scenario"] not in ("bridge", "idle")] for rows in runs]

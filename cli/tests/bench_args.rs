@@ -121,7 +121,7 @@ fn unwritable_plot_path_fails_before_the_run() {
 }
 
 #[test]
-fn a_row_past_its_row_timeout_stops_the_run_with_exit_3_naming_it() {
+fn a_row_past_its_row_timeout_is_given_up_with_exit_3_naming_it() {
     // 20 million events into one subscriber take seconds (and filling the receiver's
     // record buffer alone takes longer than 100 ms), so the row cannot finish in time.
     let started = std::time::Instant::now();
@@ -139,11 +139,16 @@ fn a_row_past_its_row_timeout_stops_the_run_with_exit_3_naming_it() {
         "--row-timeout",
         "100ms",
     ]);
-    assert_refused(
-        &out,
-        3,
-        &["`fanout saturation shardcast n=1`", "did not finish within 100ms", "--row-timeout"],
-    );
-    // It stopped at the limit, not after the row ran to its end.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "stderr: {stderr}");
+    // The table is still printed, with the row marked (see also tests/bench_timeout.rs).
+    assert!(stdout.contains("timed out after 100ms"), "stdout: {stdout}");
+    for needle in
+        ["`fanout saturation shardcast n=1`", "did not finish within 100ms", "--row-timeout"]
+    {
+        assert!(stderr.contains(needle), "{needle:?} not in stderr: {stderr}");
+    }
+    // It gave up at the limit, not after the row ran to its end.
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
 }

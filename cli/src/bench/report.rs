@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::bridge::{self, BridgeRow, Side};
 use super::impls::Impl;
 use super::stats::Summary;
-use super::{IdleRow, Row};
+use super::{IdleRow, Row, TimedOutRow};
 
 /// Bumped whenever a field changes meaning or disappears.
 pub const JSON_VERSION: u32 = 1;
@@ -137,7 +137,17 @@ fn sweep(rows: &[Row]) -> String {
     out
 }
 
-pub fn table(rows: &[Row]) -> String {
+fn subs(spec: &super::Spec) -> String {
+    if spec.slow {
+        format!("{}+1", spec.subscribers)
+    } else {
+        spec.subscribers.to_string()
+    }
+}
+
+/// The main table: every finished row, then the rows that timed out (`timed out after
+/// ...` in place of their figures), and a note when rows ran after a timed-out one.
+pub fn table(rows: &[Row], timed_out: &[TimedOutRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -161,11 +171,7 @@ pub fn table(rows: &[Row]) -> String {
     for row in rows {
         let s = &row.summary;
         let (thr, p99) = ratios(rows, row);
-        let subs = if row.spec.slow {
-            format!("{}+1", row.spec.subscribers)
-        } else {
-            row.spec.subscribers.to_string()
-        };
+        let subs = subs(&row.spec);
         let _ = writeln!(
             out,
             "{:<9} {:<10} {:<22} {:>5} {:>7} {:>9} {:>12.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8}",
@@ -185,6 +191,35 @@ pub fn table(rows: &[Row]) -> String {
             x(p99),
             ms(s.cpu_ns),
         );
+    }
+    for t in timed_out {
+        let _ = writeln!(
+            out,
+            "{:<9} {:<10} {:<22} {:>5} {:>7} {:>9} timed out after {}",
+            t.scenario.name(),
+            t.phase,
+            t.imp.name(),
+            subs(&t.spec),
+            t.spec.events,
+            rate(t.spec.rate),
+            crate::soak::format_duration(t.limit),
+        );
+    }
+    if !timed_out.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "timed out: {} row(s) did not finish within --row-timeout and were given up on; \
+             their threads were left running.",
+            timed_out.len()
+        );
+        if rows.iter().any(|r| r.after_timeout) {
+            let _ = writeln!(
+                out,
+                "  the rows that ran after a timed-out one shared the machine with its \
+                 abandoned threads (JSON `after_timeout`): their figures may be unreliable."
+            );
+        }
     }
     out.push_str(&sweep(rows));
     let slow: Vec<&Row> = rows.iter().filter(|r| r.spec.slow).collect();
@@ -436,7 +471,34 @@ fn idle_json(row: &IdleRow) -> Value {
 
 /// `{"version", "cores", "quick", "rows": [...]}`; latencies in nanoseconds. `bridge` rows
 /// come after the others (see [`bridge_json`]), `idle` rows last (see [`idle_json`]).
-pub fn json(rows: &[Row], bridge_rows: &[BridgeRow], idle_rows: &[IdleRow], quick: bool) -> Value {
+/// A row that timed out: what it was, `timed_out: true`, `timeout_ns`, and no figures.
+fn timed_out_json(row: &TimedOutRow) -> Value {
+    let idle = row.phase == "idle";
+    json!({
+        "scenario": row.scenario.name(),
+        "phase": row.phase,
+        "implementation": row.imp.name(),
+        "subscribers": row.spec.subscribers,
+        "slow_subscriber": row.spec.slow,
+        "topics": row.spec.topics,
+        "events": if idle { 0 } else { row.spec.events },
+        "rate": row.spec.rate,
+        "mode": row.spec.mode.name(),
+        "dispatchers": row.spec.dispatchers,
+        "timed_out": true,
+        "timeout_ns": u64::try_from(row.limit.as_nanos()).unwrap_or(u64::MAX),
+    })
+}
+
+/// `timed_out` rows come after the other rows of the table (see [`timed_out_json`]); every
+/// measured row of the table has `timed_out: false` and `after_timeout`.
+pub fn json(
+    rows: &[Row],
+    bridge_rows: &[BridgeRow],
+    idle_rows: &[IdleRow],
+    timed_out: &[TimedOutRow],
+    quick: bool,
+) -> Value {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rows: Vec<Value> = rows
         .iter()
@@ -481,8 +543,11 @@ pub fn json(rows: &[Row], bridge_rows: &[BridgeRow], idle_rows: &[IdleRow], quic
                 "p50_vs_tokio": p50_ratio(rows, row),
                 "p99_vs_tokio": p99,
                 "others_p99_change": others_p99_change,
+                "timed_out": false,
+                "after_timeout": row.after_timeout,
             })
         })
+        .chain(timed_out.iter().map(timed_out_json))
         .chain(bridge_rows.iter().map(|row| bridge_json(bridge_rows, row)))
         .chain(idle_rows.iter().map(idle_json))
         .collect();
