@@ -100,8 +100,17 @@ impl<E> Publisher<E> {
     /// # Errors
     /// The bus is closed; the event is handed back.
     pub fn publish_blocking(&mut self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
+        self.publish_blocking_as(event, "publish_blocking")
+    }
+
+    /// `publish_blocking`, named `call` in the panic of a call made where it must not wait.
+    pub(crate) fn publish_blocking_as(
+        &mut self,
+        event: Event<E>,
+        call: &str,
+    ) -> Result<u64, PublishError<Event<E>>> {
         if !self.producer.has_space() {
-            crate::blocking::forbid_in_async("publish_blocking", "publish(..).await");
+            crate::blocking::forbid_in_async(call, "publish(..).await");
             self.count_wait();
             let started = Instant::now();
             let waited = self.producer.wait_for_space(self.shared.config.wait_strategy, None);
@@ -251,7 +260,7 @@ impl<E> Publisher<E> {
             Ok(t) => t,
             Err(e) => return Err(PublishToError::Topic(e, payload)),
         };
-        self.publish_blocking(Event::new(topic, payload))
+        self.publish_blocking_as(Event::new(topic, payload), "publish_to_blocking")
             .map_err(|e| PublishToError::Closed(e.into_inner().into_payload()))
     }
 

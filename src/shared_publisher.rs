@@ -135,17 +135,22 @@ impl<E> SharedPublisher<E> {
     /// # Errors
     /// The bus is closed; the event is handed back.
     pub fn publish_blocking(&self, event: Event<E>) -> Result<u64, PublishError<Event<E>>> {
-        self.forbid_if_full("publish_blocking");
-        self.inner.publisher.lock().publish_blocking(event)
+        self.lock_to_block("publish_blocking").publish_blocking_as(event, "publish_blocking")
     }
 
-    /// A blocking publish may wait for ring space, and for the lock behind a clone that
-    /// waits for it: not on a thread that runs async tasks (`blocking` module).
-    fn forbid_if_full(&self, call: &str) {
+    /// The lock, for a blocking publish. Free at once: nothing to check (the publisher
+    /// checks before it waits for ring space). Busy with the ring full: the holder may be
+    /// waiting for space, and so would we, which is not allowed on a thread that runs
+    /// async tasks (`blocking` module). The uncontended path reads no ring state.
+    fn lock_to_block(&self, call: &str) -> crate::sync::MutexGuard<'_, Publisher<E>> {
+        if let Some(publisher) = self.inner.publisher.try_lock() {
+            return publisher;
+        }
         let ring = &self.inner.shared.ring;
         if ring.occupancy() >= ring.capacity() {
             crate::blocking::forbid_in_async(call, "publish(..).await");
         }
+        self.inner.publisher.lock()
     }
 
     /// Publishes every event of `events` in order, as [`Publisher::publish_batch_blocking`] does,
@@ -158,8 +163,7 @@ impl<E> SharedPublisher<E> {
         &self,
         events: &mut Vec<Event<E>>,
     ) -> Result<std::ops::Range<u64>, PublishError<std::ops::Range<u64>>> {
-        self.forbid_if_full("publish_batch_blocking");
-        self.inner.publisher.lock().publish_batch_blocking(events)
+        self.lock_to_block("publish_batch_blocking").publish_batch_blocking(events)
     }
 
     /// Publishes `payload` on the topic given as text, as
@@ -172,8 +176,7 @@ impl<E> SharedPublisher<E> {
     /// # Errors
     /// `Topic` (the text is not a valid topic) or `Closed`, with the payload.
     pub fn publish_to_blocking(&self, topic: &str, payload: E) -> Result<u64, PublishToError<E>> {
-        self.forbid_if_full("publish_to_blocking");
-        self.inner.publisher.lock().publish_to_blocking(topic, payload)
+        self.lock_to_block("publish_to_blocking").publish_to_blocking(topic, payload)
     }
 
     /// Publishes `event` without blocking the thread, as [`Publisher::publish`] does, from
@@ -322,7 +325,6 @@ impl<E> SharedPublisher<E> {
         timeout: Duration,
     ) -> Result<u64, PublishTimeoutError<Event<E>>> {
         let start = Instant::now();
-        self.forbid_if_full("publish_timeout");
         let Some(mut publisher) = self.inner.publisher.try_lock_for(timeout) else {
             if self.is_closed() {
                 return Err(PublishTimeoutError::Closed(event));

@@ -112,11 +112,7 @@ fn sweep(rows: &[Row]) -> String {
     for r in rates {
         for row in rows.iter().filter(|row| row.spec.rate == Some(r)) {
             let s = &row.summary;
-            let subs = if row.spec.slow {
-                format!("{}+1", row.spec.subscribers)
-            } else {
-                row.spec.subscribers.to_string()
-            };
+            let subs = subs(&row.spec);
             let _ = writeln!(
                 out,
                 "{:>9} {:<9} {:<10} {:<22} {:>5} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}",
